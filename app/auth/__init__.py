@@ -1,0 +1,1 @@
+"""Callers: Mini Program members (WeChat login → JWT) and API keys with scopes."""

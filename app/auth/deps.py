@@ -1,0 +1,65 @@
+"""The Annotated dependencies endpoints use to say who may call them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.auth import service as auth_service
+from app.auth import tokens
+from app.auth.scopes import Scope
+from app.errors import Forbidden, Unauthorized
+from app.kit.db import SessionDep
+from app.kit.deps import SettingsDep
+from app.models import User
+
+_bearer = HTTPBearer(auto_error=False, description="A member JWT from /v1/auth/wechat/login, or an API key")
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def _token(creds: HTTPAuthorizationCredentials | None) -> str:
+    if creds is None or not creds.credentials:
+        raise Unauthorized("Missing bearer credentials", code="missing_credentials")
+    return creds.credentials
+
+
+async def current_user(session: SessionDep, settings: SettingsDep, creds: BearerDep) -> User:
+    """A Mini Program member; an API key is refused here (keys never act as a member)."""
+    token = _token(creds)
+    user_id = tokens.decode_user_token(settings, token)
+    if user_id is None:
+        if await auth_service.verify_api_key(session, settings, token) is not None:
+            raise Forbidden("API keys cannot act as a member; use a member token", code="member_token_required")
+        raise Unauthorized("Invalid or expired token", code="invalid_token")
+    user = await session.get(User, user_id)
+    if user is None:
+        raise Unauthorized("Token refers to an unknown member", code="invalid_token")
+    return user
+
+
+def require_scope(scope: Scope) -> Callable[..., Awaitable[auth_service.KeyPrincipal]]:
+    async def dependency(session: SessionDep, settings: SettingsDep, creds: BearerDep) -> auth_service.KeyPrincipal:
+        token = _token(creds)
+        principal = await auth_service.verify_api_key(session, settings, token)
+        if principal is None:
+            if tokens.decode_user_token(settings, token) is not None:
+                raise Forbidden("Member tokens cannot call this endpoint", code="api_key_required")
+            raise Unauthorized("Invalid or revoked API key", code="invalid_api_key")
+        if not principal.allows(scope.value):
+            raise Forbidden(
+                f"API key lacks the '{scope.value}' scope", code="insufficient_scope", details={"required": scope.value}
+            )
+        return principal
+
+    dependency.__name__ = f"require_{scope.name}"
+    return dependency
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+AdminKey = Annotated[auth_service.KeyPrincipal, Depends(require_scope(Scope.admin))]
+EventsKey = Annotated[auth_service.KeyPrincipal, Depends(require_scope(Scope.events_write))]
+UsersKey = Annotated[auth_service.KeyPrincipal, Depends(require_scope(Scope.users_write))]
+AnalyticsKey = Annotated[auth_service.KeyPrincipal, Depends(require_scope(Scope.analytics_read))]

@@ -1,0 +1,120 @@
+"""`laurel` command line: API keys, migrations, serving, the worker, OpenAPI export."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.config import get_settings
+
+cli = typer.Typer(no_args_is_help=True, help="Laurel gamification service")
+keys_cli = typer.Typer(no_args_is_help=True, help="Manage API keys")
+db_cli = typer.Typer(no_args_is_help=True, help="Database migrations")
+cli.add_typer(keys_cli, name="api-keys")
+cli.add_typer(db_cli, name="db")
+
+
+async def _with_session(fn):  # type: ignore[no-untyped-def]
+    from app.kit.db import Database
+
+    db = Database(get_settings())
+    try:
+        async with db.sessionmaker() as session, session.begin():
+            return await fn(session)
+    finally:
+        await db.dispose()
+
+
+@keys_cli.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who the key is for")],
+    scopes: Annotated[str, typer.Option(help="Comma-separated: admin,events:write,users:write,analytics:read")],
+) -> None:
+    """Create a key and print it (shown once)."""
+    from app.auth import service as auth_service
+    from app.errors import LaurelError
+
+    wanted = [s.strip() for s in scopes.split(",") if s.strip()]
+    try:
+        key, full = asyncio.run(_with_session(lambda s: auth_service.create_api_key(s, name, wanted, created_by="cli")))
+    except LaurelError as exc:
+        typer.echo(f"error: {exc.message} {exc.details or ''}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(full)
+    typer.echo(f"id={key.id} prefix={key.prefix} scopes={','.join(key.scopes)}", err=True)
+
+
+@keys_cli.command("list")
+def keys_list() -> None:
+    """List keys (never secrets)."""
+    from app.auth import service as auth_service
+
+    for k in asyncio.run(_with_session(auth_service.list_api_keys)):
+        state = "revoked" if k.revoked_at else "active"
+        typer.echo(f"{k.id}\t{k.prefix}\t{k.name}\t{','.join(k.scopes)}\t{state}")
+
+
+@keys_cli.command("revoke")
+def keys_revoke(key_id: int) -> None:
+    """Revoke a key by id."""
+    from app.auth import service as auth_service
+
+    asyncio.run(_with_session(lambda s: auth_service.revoke_api_key(s, key_id)))
+    typer.echo(f"revoked {key_id}")
+
+
+@db_cli.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations (the only way the schema is created)."""
+    from app.kit import migrate
+
+    migrate.upgrade(get_settings().database_url, revision)
+
+
+@db_cli.command("downgrade")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION (use 'base' for an empty database)."""
+    from app.kit import migrate
+
+    migrate.downgrade(get_settings().database_url, revision)
+
+
+@cli.command()
+def serve(host: str = "127.0.0.1", port: int = 8000, migrate_first: bool = True, workers: int = 1) -> None:
+    """Apply migrations, then serve the API with uvicorn."""
+    import uvicorn
+
+    from app.kit import migrate
+
+    if migrate_first:
+        migrate.upgrade(get_settings().database_url)
+    uvicorn.run("app.main:app", host=host, port=port, workers=workers, log_config=None, proxy_headers=True)
+
+
+@cli.command()
+def worker() -> None:
+    """Run the outbox dispatcher and scheduler without serving HTTP."""
+    from app.worker import standalone
+
+    asyncio.run(standalone.run_forever())
+
+
+@cli.command()
+def openapi(out: Path = Path("openapi/openapi.json")) -> None:
+    """Write the OpenAPI document generated from the app."""
+    from app.openapi_export import render
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render())
+    typer.echo(f"wrote {out}")
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Settings, read from the environment with the LAUREL_ prefix (documented in README.md)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_JWT_SECRET = "dev-insecure-jwt-secret-change-me"
+
+
+class Settings(BaseSettings):
+    """One settings object for the process; every field is a LAUREL_* variable."""
+
+    model_config = SettingsConfigDict(env_prefix="LAUREL_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./laurel.db"
+    timezone: str = "Asia/Shanghai"
+    jwt_secret: str = DEFAULT_JWT_SECRET
+    jwt_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    admin_api_key: str | None = None
+    wechat_app_id: str = "wx-dev-appid"
+    wechat_app_secret: str = "wx-dev-secret"
+    wechat_api_base_url: str = "https://api.weixin.qq.com/"
+    wechat_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    icon_upload_dir: str = "./var/icons"
+    icon_max_bytes: int = Field(default=512 * 1024, ge=1024)
+    public_base_url: str = ""
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    log_level: str = "INFO"
+    db_pool_size: int = Field(default=20, ge=1)
+    worker_enabled: bool = True
+    quiet_hours: str = "22:00-08:00"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises for an unknown zone, so a typo fails at start-up
+        return value
+
+    @field_validator("wechat_api_base_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.env == "production":
+            if self.jwt_secret == DEFAULT_JWT_SECRET or len(self.jwt_secret) < 32:
+                raise ValueError(
+                    "LAUREL_JWT_SECRET must be set to a random value of at least 32 characters in production"
+                )
+            if self.admin_api_key is not None and len(self.admin_api_key) < 24:
+                raise ValueError("LAUREL_ADMIN_API_KEY must be at least 24 characters in production")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

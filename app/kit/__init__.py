@@ -1,0 +1,1 @@
+"""Domain-agnostic infrastructure: database, dialect helpers, pagination, time."""

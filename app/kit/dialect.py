@@ -1,0 +1,54 @@
+"""The few statements that differ between PostgreSQL and SQLite, each behind one function."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Table, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Insert
+
+
+def dialect_name(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+def insert_for(session: AsyncSession, table: Table) -> Any:
+    """An INSERT that supports ON CONFLICT on either backend."""
+    if dialect_name(session) == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def insert_ignore(session: AsyncSession, table: Table, conflict_cols: Sequence[str]) -> Insert:
+    """INSERT … ON CONFLICT DO NOTHING, the building block of every "exactly once"."""
+    return insert_for(session, table).on_conflict_do_nothing(index_elements=list(conflict_cols))
+
+
+async def lock_key(session: AsyncSession, namespace: str, key: str | int) -> None:
+    """Serialise work on one key until the transaction ends (SQLite already serialises writers)."""
+    if dialect_name(session) != "postgresql":
+        return
+    digest = hashlib.blake2b(f"{namespace}:{key}".encode(), digest_size=8).digest()
+    lock_id = int.from_bytes(digest, "big", signed=True)
+    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id})
+
+
+async def try_lock_key(session: AsyncSession, namespace: str) -> bool:
+    """A non-blocking transaction-scoped lock; used so one replica runs each scheduled job."""
+    if dialect_name(session) != "postgresql":
+        return True
+    digest = hashlib.blake2b(f"job:{namespace}".encode(), digest_size=8).digest()
+    lock_id = int.from_bytes(digest, "big", signed=True)
+    res = await session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock_id})
+    return bool(res.scalar())
+
+
+def skip_locked(session: AsyncSession) -> dict[str, Any]:
+    """Arguments for `with_for_update` that claim rows without waiting, where the backend supports it."""
+    if dialect_name(session) == "postgresql":
+        return {"skip_locked": True}
+    return {}

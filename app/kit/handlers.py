@@ -1,0 +1,60 @@
+"""Exception handlers: every error leaves as {"error": {"code", "message", "details"}}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.errors import LaurelError, error_body
+
+log = logging.getLogger("laurel.errors")
+
+
+def _validation_details(errors: list[Any]) -> list[dict[str, Any]]:
+    out = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ())]
+        out.append({"field": ".".join(loc), "loc": loc, "message": err.get("msg"), "type": err.get("type")})
+    return out
+
+
+async def _laurel_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, LaurelError)
+    return JSONResponse(
+        jsonable_encoder(error_body(exc.code, exc.message, exc.details)), status_code=exc.status, headers=exc.headers
+    )
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = _validation_details(list(exc.errors()))
+    first = details[0]["field"] if details else ""
+    msg = f"Invalid request: {first}: {details[0]['message']}" if details else "Invalid request"
+    return JSONResponse(jsonable_encoder(error_body("validation_error", msg, details)), status_code=422)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+    code = codes.get(exc.status_code, f"http_{exc.status_code}")
+    return JSONResponse(
+        error_body(code, str(exc.detail), None), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+    )
+
+
+async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return JSONResponse(error_body("internal_error", "Internal server error", None), status_code=500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(LaurelError, _laurel_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unhandled)

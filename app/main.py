@@ -1,0 +1,58 @@
+"""Application factory: settings, database, middleware, error handlers, routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.config import Settings, get_settings
+from app.integrations.wechat.gateway import WeChatGateway
+from app.kit import handlers
+from app.kit import logging as laurel_logging
+from app.kit.db import Database
+from app.kit.middleware import RequestContextMiddleware
+from app.routers import include_all
+
+API_DESCRIPTION = """Laurel turns what members do (purchases, visits, check-ins, posts) into badges, points,
+levels, challenges and leaderboards for a WeChat Mini Program loyalty program.
+
+Callers: Mini Program members (WeChat login → bearer JWT), the admin web app and integrators (bearer API
+keys with scopes `admin`, `events:write`, `users:write`, `analytics:read`). Every error is
+`{"error": {"code", "message", "details"}}`."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    laurel_logging.configure(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from app.worker import runner
+
+        worker = runner.start_in_app(app) if settings.worker_enabled else None
+        try:
+            yield
+        finally:
+            if worker is not None:
+                await worker.stop()
+            app.state.wechat.close()
+            await app.state.db.dispose()
+
+    app = FastAPI(title="Laurel", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.db = Database(settings)
+    app.state.wechat = WeChatGateway(
+        app_id=settings.wechat_app_id,
+        app_secret=settings.wechat_app_secret,
+        base_url=settings.wechat_api_base_url,
+        timeout=settings.wechat_timeout_seconds,
+    )
+    handlers.install(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    include_all(app)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,8 @@
+"""All ORM models, imported here so Alembic and the drift test see the whole schema."""
+
+from app.models.api_key import ApiKey
+from app.models.base import Base
+from app.models.level import BadgeLevel
+from app.models.user import Friendship, User
+
+__all__ = ["ApiKey", "BadgeLevel", "Base", "Friendship", "User"]

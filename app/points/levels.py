@@ -1,0 +1,69 @@
+"""The level ladder: which level a points total reaches, and what is next."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import BadgeLevel
+
+MAX_LEVELS = 9
+
+# The product's default 9-level ladder; the first migration installs the same rows.
+DEFAULT_LADDER: list[tuple[str, int]] = [
+    ("Community Starter", 5),
+    ("Community Contributor", 15),
+    ("Active Member", 25),
+    ("Engaged Member", 50),
+    ("Community Champion", 100),
+    ("Community Leader", 250),
+    ("Community Hero", 500),
+    ("Community Legend", 1000),
+    ("Community Icon", 2500),
+]
+
+
+@dataclass(frozen=True)
+class LevelStatus:
+    level: BadgeLevel | None
+    next_level: BadgeLevel | None
+    points_to_next: int | None
+
+
+async def ladder(session: AsyncSession) -> Sequence[BadgeLevel]:
+    return (await session.execute(select(BadgeLevel).order_by(BadgeLevel.rank))).scalars().all()
+
+
+def status_in(levels: Sequence[BadgeLevel], points: int) -> LevelStatus:
+    current: BadgeLevel | None = None
+    nxt: BadgeLevel | None = None
+    for lvl in levels:
+        if points >= lvl.points_required:
+            current = lvl
+        elif nxt is None:
+            nxt = lvl
+    return LevelStatus(current, nxt, (nxt.points_required - points) if nxt else None)
+
+
+async def status_for(session: AsyncSession, points: int) -> LevelStatus:
+    return status_in(await ladder(session), points)
+
+
+def crossed(levels: Sequence[BadgeLevel], before: int, after: int) -> list[BadgeLevel]:
+    """Levels reached by moving from `before` to `after` points, lowest first."""
+    return [lvl for lvl in levels if before < lvl.points_required <= after]
+
+
+async def replace_ladder(session: AsyncSession, items: Sequence[tuple[str, str | None, int]]) -> None:
+    await session.execute(delete(BadgeLevel))
+    session.add_all(
+        BadgeLevel(rank=i + 1, name=name, icon=icon, points_required=pts) for i, (name, icon, pts) in enumerate(items)
+    )
+    await session.flush()
+
+
+async def install_default(session: AsyncSession) -> None:
+    await replace_ladder(session, [(name, f"level-{i + 1}", pts) for i, (name, pts) in enumerate(DEFAULT_LADDER)])

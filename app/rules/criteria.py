@@ -1,0 +1,215 @@
+"""The criterion language: what must happen, how it is measured, over which window.
+
+A criterion is admin-authored JSON stored with a badge (or challenge), e.g.::
+
+    {"event": "visit",
+     "where": [{"field": "store_id", "op": "exists"}],
+     "aggregate": "count_distinct", "field": "store_id",
+     "threshold": 3,
+     "window": {"type": "calendar", "unit": "month"}}
+
+Field names are a public contract. Validation happens here, once, so the evaluator can
+trust its input; cross-field rules are written as field validators (not model validators)
+so that an error's ``loc`` points at the offending part (e.g. ``("window",)`` or
+``("where", 0, "value")``) and the admin UI can highlight it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+#: Attribute path: snake_case segments, dots walk into nested objects ("items.sku").
+FIELD_PATTERN = r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$"
+#: Event type: lowercase dotted name ("visit", "badge.awarded").
+EVENT_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
+MAX_IN_ITEMS = 100
+MAX_CONDITIONS = 20
+
+Aggregate = Literal["count", "sum", "count_distinct", "streak"]
+WHOLE_AGGREGATES: frozenset[str] = frozenset({"count", "count_distinct", "streak"})
+
+
+class Op(StrEnum):
+    """Comparison operators usable in ``where`` conditions."""
+
+    eq = "eq"
+    ne = "ne"
+    gt = "gt"
+    gte = "gte"
+    lt = "lt"
+    lte = "lte"
+    in_ = "in"
+    not_in = "not_in"
+    exists = "exists"
+    contains = "contains"
+
+
+NUMERIC_OPS: frozenset[Op] = frozenset({Op.gt, Op.gte, Op.lt, Op.lte})
+LIST_OPS: frozenset[Op] = frozenset({Op.in_, Op.not_in})
+
+
+def is_number(v: object) -> bool:
+    """A real, finite-or-not number; bools are excluded because True == 1 would surprise admins."""
+    return isinstance(v, int | float | Decimal) and not isinstance(v, bool)
+
+
+def is_scalar(v: object) -> bool:
+    """String, number or bool: the values a condition may compare against."""
+    return isinstance(v, str | bool) or is_number(v)
+
+
+class Condition(BaseModel):
+    """One ``where`` filter on an event attribute."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(min_length=1, max_length=64, pattern=FIELD_PATTERN)
+    op: Op
+    value: Any = Field(default=None, validate_default=True)
+
+    @field_validator("value")
+    @classmethod
+    def _value_fits_op(cls, v: Any, info: ValidationInfo) -> Any:
+        op = info.data.get("op")
+        if op is None:  # op itself was invalid; that error is reported on its own
+            return v
+        if op == Op.exists:
+            if v is not None and not isinstance(v, bool):
+                raise ValueError("'exists' takes no value, or true/false")
+        elif op in LIST_OPS:
+            if not isinstance(v, list) or not v:
+                raise ValueError(f"'{op.value}' needs a non-empty list of values")
+            if len(v) > MAX_IN_ITEMS:
+                raise ValueError(f"'{op.value}' accepts at most {MAX_IN_ITEMS} values")
+            if not all(is_scalar(x) for x in v):
+                raise ValueError(f"'{op.value}' values must be strings, numbers or booleans")
+        elif op in NUMERIC_OPS:
+            if not is_number(v) or (isinstance(v, float) and math.isnan(v)):
+                raise ValueError(f"'{op.value}' needs a number")
+        elif not is_scalar(v):  # eq, ne, contains
+            raise ValueError(f"'{op.value}' needs a string, number or boolean")
+        return v
+
+
+class LifetimeWindow(BaseModel):
+    """Everything ever recorded."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["lifetime"] = "lifetime"
+
+
+class CalendarWindow(BaseModel):
+    """The current calendar period in the program time zone (resets at each period start)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["calendar"] = "calendar"
+    unit: Literal["day", "week", "month", "year"]
+
+
+class RollingWindow(BaseModel):
+    """The last ``days`` calendar days, today included (built from daily buckets)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["rolling"] = "rolling"
+    days: int = Field(ge=1, le=366)
+
+
+class FixedWindow(BaseModel):
+    """A campaign's fixed interval [start, end); events outside are ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["fixed"] = "fixed"
+    start: AwareDatetime
+    end: AwareDatetime
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> FixedWindow:
+        if self.start >= self.end:
+            raise ValueError("window start must be before end")
+        return self
+
+
+Window = Annotated[
+    LifetimeWindow | CalendarWindow | RollingWindow | FixedWindow,
+    Field(discriminator="type"),
+]
+
+
+class Criterion(BaseModel):
+    """A measurable goal: events of one type, filtered, aggregated over a window, vs. a threshold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: str = Field(min_length=1, max_length=64, pattern=EVENT_PATTERN)
+    where: list[Condition] = Field(default_factory=list, max_length=MAX_CONDITIONS)
+    aggregate: Aggregate = "count"
+    field: str | None = Field(default=None, max_length=64, pattern=FIELD_PATTERN, validate_default=True)
+    threshold: float = Field(gt=0, allow_inf_nan=False)
+    window: Window = Field(default_factory=LifetimeWindow, validate_default=True)
+    grace: int = Field(default=0, ge=0, le=30, validate_default=True)
+
+    @field_validator("field")
+    @classmethod
+    def _field_fits_aggregate(cls, v: str | None, info: ValidationInfo) -> str | None:
+        agg = info.data.get("aggregate")
+        if agg in ("sum", "count_distinct") and v is None:
+            raise ValueError(f"aggregate '{agg}' requires 'field'")
+        if agg in ("count", "streak") and v is not None:
+            raise ValueError(f"aggregate '{agg}' does not take a 'field'")
+        return v
+
+    @field_validator("threshold")
+    @classmethod
+    def _whole_threshold(cls, v: float, info: ValidationInfo) -> float:
+        agg = info.data.get("aggregate")
+        if agg in WHOLE_AGGREGATES and not float(v).is_integer():
+            raise ValueError(f"threshold for aggregate '{agg}' must be a whole number")
+        return v
+
+    @field_validator("window")
+    @classmethod
+    def _streak_window(cls, v: Any, info: ValidationInfo) -> Any:
+        if info.data.get("aggregate") == "streak" and not (isinstance(v, CalendarWindow) and v.unit in ("day", "week")):
+            raise ValueError("aggregate 'streak' requires a calendar window with unit 'day' or 'week'")
+        return v
+
+    @field_validator("grace")
+    @classmethod
+    def _grace_only_for_streak(cls, v: int, info: ValidationInfo) -> int:
+        agg = info.data.get("aggregate")
+        if v > 0 and agg is not None and agg != "streak":
+            raise ValueError("'grace' is only allowed with aggregate 'streak'")
+        return v
+
+
+def criterion_key(c: Criterion) -> str:
+    """Stable identity of a criterion's counter state: equal criteria (any badge) share state."""
+    canonical = json.dumps(c.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+def threshold_decimal(c: Criterion) -> Decimal:
+    """The threshold as an exact Decimal ("3", not "3.0", for whole numbers)."""
+    t = c.threshold
+    return Decimal(int(t)) if float(t).is_integer() else Decimal(repr(t))
+
+
+def criterion_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """JSON-safe list of validation problems ({loc, msg, type}) for API error bodies."""
+    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]

@@ -1,0 +1,450 @@
+"""Pure, incremental evaluation of criteria.
+
+The storage layer keeps one :class:`CounterState` per (user, criterion_key, bucket) and
+drives these functions; nothing here does I/O, so every rule is unit-testable. The flow
+for an incoming event is::
+
+    if matches(c, event.type, event.attributes):
+        bucket = bucket_for(c, event.occurred_at, tz)
+        if bucket is not None:
+            new = apply(c, load(bucket), event.occurred_at, event.attributes, tz)
+            save(bucket, new)
+            states = {b: load(b) for b in buckets_needed(c, event.occurred_at, tz)}
+            if is_met_at(c, states, event.occurred_at, tz): award()
+
+Buckets are named by calendar period keys in the program zone ("2026-11" for a monthly
+window, "2026-11-23" days for rolling windows) or "lifetime"/"fixed". Streaks keep the set
+of active period ordinals in the lifetime bucket, so late events can fill holes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, tzinfo
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from app.kit.periods import (
+    local_date,
+    ordinal_bounds,
+    ordinal_key,
+    period_bounds,
+    period_key,
+    period_ordinal,
+)
+from app.rules.criteria import (
+    CalendarWindow,
+    Condition,
+    Criterion,
+    FixedWindow,
+    LifetimeWindow,
+    Op,
+    RollingWindow,
+    is_number,
+    threshold_decimal,
+)
+
+LIFETIME = "lifetime"
+FIXED = "fixed"
+
+
+class _Missing:
+    """Sentinel for an attribute path that does not resolve (distinct from a JSON null)."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+# --------------------------------------------------------------------------- matching
+
+
+def lookup(attributes: Mapping[str, Any], path: str) -> Any:
+    """Resolve a dotted path ("items.sku") through nested mappings; MISSING if any step fails."""
+    cur: Any = attributes
+    for part in path.split("."):
+        if not isinstance(cur, Mapping) or part not in cur:
+            return MISSING
+        cur = cur[part]
+    return cur
+
+
+def _scalar_eq(a: Any, b: Any) -> bool:
+    """Type-strict equality: numbers compare numerically, but never with bools or strings."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if is_number(a) and is_number(b):
+        return bool(a == b)
+    if isinstance(a, str) and isinstance(b, str):
+        return a == b
+    return False
+
+
+def _compare(op: Op, actual: Any, expected: Any) -> bool:
+    if not (is_number(actual) and is_number(expected)):
+        return False
+    try:
+        if op == Op.gt:
+            return bool(actual > expected)
+        if op == Op.gte:
+            return bool(actual >= expected)
+        if op == Op.lt:
+            return bool(actual < expected)
+        return bool(actual <= expected)
+    except (TypeError, InvalidOperation):  # e.g. Decimal NaN signalling comparisons
+        return False
+
+
+def condition_holds(cond: Condition, attributes: Mapping[str, Any]) -> bool:
+    """Whether one ``where`` condition holds; never raises on odd data (it is just False)."""
+    actual = lookup(attributes, cond.field)
+    op, expected = cond.op, cond.value
+    present = actual is not MISSING and actual is not None
+    if op == Op.exists:
+        return present if expected is None or expected is True else not present
+    if actual is MISSING:
+        return op in (Op.ne, Op.not_in)
+    if op == Op.eq:
+        return _scalar_eq(actual, expected)
+    if op == Op.ne:
+        return not _scalar_eq(actual, expected)
+    if op == Op.in_:
+        return any(_scalar_eq(actual, v) for v in expected)
+    if op == Op.not_in:
+        return not any(_scalar_eq(actual, v) for v in expected)
+    if op == Op.contains:
+        if isinstance(actual, str):
+            return isinstance(expected, str) and expected in actual
+        if isinstance(actual, list | tuple):
+            return any(_scalar_eq(item, expected) for item in actual)
+        return False
+    return _compare(op, actual, expected)
+
+
+def matches(c: Criterion, event_type: str, attributes: Mapping[str, Any]) -> bool:
+    """Whether an event counts toward ``c`` at all (type equal and every condition holds)."""
+    return event_type == c.event and all(condition_holds(w, attributes) for w in c.where)
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """What one matching event adds: ``amount`` for sum, ``distinct`` for count_distinct."""
+
+    amount: Decimal | None = None
+    distinct: str | None = None
+
+
+def to_decimal(v: Any) -> Decimal | None:
+    """Exact Decimal of a finite number or numeric string; None if it is not one (bools excluded)."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, Decimal):
+        d = v
+    elif isinstance(v, int):
+        d = Decimal(v)
+    elif isinstance(v, float):
+        if not math.isfinite(v):
+            return None
+        d = Decimal(repr(v))  # repr, not the binary expansion: 0.1 -> Decimal("0.1")
+    elif isinstance(v, str):
+        try:
+            d = Decimal(v.strip())
+        except InvalidOperation:
+            return None
+    else:
+        return None
+    return d if d.is_finite() else None
+
+
+def canonical_value(v: Any) -> str:
+    """Stable string identity of a distinct value: strings as-is, anything else as sorted JSON."""
+    if isinstance(v, str):
+        return v
+    return json.dumps(v, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
+def measure(c: Criterion, attributes: Mapping[str, Any]) -> Contribution | None:
+    """The event's contribution, or None when it cannot contribute (missing/non-numeric field)."""
+    if c.aggregate == "sum":
+        amount = to_decimal(lookup(attributes, c.field or ""))
+        return None if amount is None else Contribution(amount=amount)
+    if c.aggregate == "count_distinct":
+        v = lookup(attributes, c.field or "")
+        if v is MISSING or v is None:
+            return None
+        return Contribution(distinct=canonical_value(v))
+    return Contribution()
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass(frozen=True)
+class CounterState:
+    """Aggregated state of one (user, criterion, bucket); immutable so ``apply`` stays pure."""
+
+    count: int = 0
+    total: Decimal = Decimal(0)
+    distinct: frozenset[str] = field(default_factory=frozenset)
+    periods: tuple[int, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-safe dict for storage (Decimal as string to stay exact)."""
+        return {
+            "count": self.count,
+            "total": str(self.total),
+            "distinct": sorted(self.distinct),
+            "periods": list(self.periods),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> CounterState:
+        """Inverse of :meth:`to_json`; tolerant of missing keys (and None) for empty state."""
+        if not data:
+            return cls()
+        return cls(
+            count=int(data.get("count", 0)),
+            total=Decimal(str(data.get("total", "0"))),
+            distinct=frozenset(str(x) for x in data.get("distinct", ())),
+            periods=tuple(sorted({int(p) for p in data.get("periods", ())})),
+        )
+
+
+EMPTY = CounterState()
+
+
+def _streak_unit(c: Criterion) -> str:
+    assert isinstance(c.window, CalendarWindow), "streak criteria have calendar windows"
+    return c.window.unit
+
+
+def bucket_for(c: Criterion, occurred_at: datetime, tz: tzinfo) -> str | None:
+    """The bucket an event at ``occurred_at`` updates, or None if its window ignores it."""
+    local_date(occurred_at, tz)  # rejects naive datetimes uniformly, whatever the window
+    w = c.window
+    if c.aggregate == "streak" or isinstance(w, LifetimeWindow):
+        return LIFETIME
+    if isinstance(w, CalendarWindow):
+        return period_key(w.unit, occurred_at, tz)
+    if isinstance(w, RollingWindow):
+        return period_key("day", occurred_at, tz)
+    if isinstance(w, FixedWindow):
+        return FIXED if w.start <= occurred_at < w.end else None
+    raise TypeError(f"unsupported window {w!r}")
+
+
+def apply(
+    c: Criterion,
+    state: CounterState,
+    occurred_at: datetime,
+    attributes: Mapping[str, Any],
+    tz: tzinfo,
+) -> CounterState:
+    """A new state with one matching event folded in (unchanged if the event cannot contribute).
+
+    The caller has already checked :func:`matches` and :func:`bucket_for`.
+    """
+    contrib = measure(c, attributes)
+    if contrib is None:
+        return state
+    new = replace(state, count=state.count + 1)
+    if contrib.amount is not None:
+        new = replace(new, total=state.total + contrib.amount)
+    if contrib.distinct is not None and contrib.distinct not in state.distinct:
+        new = replace(new, distinct=state.distinct | {contrib.distinct})
+    if c.aggregate == "streak":
+        p = period_ordinal(_streak_unit(c), occurred_at, tz)
+        if p not in state.periods:
+            new = replace(new, periods=tuple(sorted((*state.periods, p))))
+    return new
+
+
+# --------------------------------------------------------------------------- streaks
+
+
+def _runs(periods: tuple[int, ...], grace: int) -> list[tuple[int, int, int]]:
+    """Maximal streak runs as (first, last, active_count); gaps of <= grace missed periods bridge."""
+    runs: list[tuple[int, int, int]] = []
+    for p in sorted(set(periods)):
+        if runs and p - runs[-1][1] - 1 <= grace:
+            first, _, n = runs[-1]
+            runs[-1] = (first, p, n + 1)
+        else:
+            runs.append((p, p, 1))
+    return runs
+
+
+def streak_through(c: Criterion, state: CounterState, ordinal: int) -> int:
+    """Active periods in the streak run containing active period ``ordinal`` (0 if inactive)."""
+    if ordinal not in state.periods:
+        return 0
+    for first, last, n in _runs(state.periods, c.grace):
+        if first <= ordinal <= last:
+            return n
+    return 0
+
+
+def current_streak(c: Criterion, state: CounterState, ordinal: int) -> int:
+    """The streak still alive at period ``ordinal``, ignoring later periods.
+
+    Alive means its last active period is ``ordinal`` or can still be bridged to it: at most
+    ``grace`` missed periods lie between them (so yesterday's streak still shows today).
+    """
+    past = tuple(p for p in state.periods if p <= ordinal)
+    runs = _runs(past, c.grace)
+    if not runs:
+        return 0
+    _, last, n = runs[-1]
+    return n if ordinal - last - 1 <= c.grace else 0
+
+
+def best_streak(c: Criterion, state: CounterState) -> int:
+    """The longest streak (active periods, grace-bridged) anywhere in history."""
+    return max((n for _, _, n in _runs(state.periods, c.grace)), default=0)
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _metric(c: Criterion, state: CounterState) -> Decimal:
+    if c.aggregate == "sum":
+        return state.total
+    if c.aggregate == "count_distinct":
+        return Decimal(len(state.distinct))
+    return Decimal(state.count)
+
+
+def _rolling_day_keys(days: int, at: datetime, tz: tzinfo) -> list[str]:
+    today = local_date(at, tz).toordinal()
+    return [ordinal_key("day", today - i) for i in range(days)]
+
+
+def buckets_needed(c: Criterion, at: datetime, tz: tzinfo) -> list[str]:
+    """Bucket keys :func:`value_of` reads to evaluate ``c`` as of ``at`` (newest first for rolling)."""
+    w = c.window
+    if c.aggregate == "streak" or isinstance(w, LifetimeWindow):
+        return [LIFETIME]
+    if isinstance(w, CalendarWindow):
+        return [period_key(w.unit, at, tz)]
+    if isinstance(w, RollingWindow):
+        return _rolling_day_keys(w.days, at, tz)
+    if isinstance(w, FixedWindow):
+        return [FIXED]
+    raise TypeError(f"unsupported window {w!r}")
+
+
+def value_of(c: Criterion, states: Mapping[str, CounterState], at: datetime, tz: tzinfo) -> Decimal:
+    """The criterion's current measure as of instant ``at``; absent buckets count as empty.
+
+    For streaks this is the *current* streak (see :func:`current_streak`); use
+    :func:`is_met_at` to decide awards, which also credits late events that complete a run.
+    """
+    keys = buckets_needed(c, at, tz)
+    if c.aggregate == "streak":
+        state = states.get(LIFETIME, EMPTY)
+        return Decimal(current_streak(c, state, period_ordinal(_streak_unit(c), at, tz)))
+    if isinstance(c.window, RollingWindow):
+        parts = [states.get(k, EMPTY) for k in keys]
+        if c.aggregate == "count_distinct":
+            return Decimal(len(frozenset().union(*(s.distinct for s in parts))))
+        if c.aggregate == "sum":
+            return sum((s.total for s in parts), Decimal(0))
+        return Decimal(sum(s.count for s in parts))
+    return _metric(c, states.get(keys[0], EMPTY))
+
+
+def is_met(c: Criterion, value: Decimal) -> bool:
+    """Whether a measured value reaches the threshold."""
+    return value >= threshold_decimal(c)
+
+
+def is_met_at(c: Criterion, states: Mapping[str, CounterState], at: datetime, tz: tzinfo) -> bool:
+    """Award decision on ingesting an event at ``at`` (after its state was applied).
+
+    Streaks use the run containing the event's period, so a late event that fills a hole
+    and completes a long-enough run awards even if that run is no longer current.
+    """
+    if c.aggregate == "streak":
+        state = states.get(LIFETIME, EMPTY)
+        n = streak_through(c, state, period_ordinal(_streak_unit(c), at, tz))
+        return is_met(c, Decimal(n))
+    return is_met(c, value_of(c, states, at, tz))
+
+
+# --------------------------------------------------------------------------- progress
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Live progress of a user toward a criterion, for display."""
+
+    current: Decimal
+    target: Decimal
+    met: bool
+    window_start: datetime | None
+    window_end: datetime | None
+
+
+def window_bounds(c: Criterion, at: datetime, tz: tzinfo) -> tuple[datetime | None, datetime | None]:
+    """The [start, end) window that ``value_of(c, ..., at)`` measures; (None, None) for lifetime.
+
+    Rolling windows are whole days (they are built from daily buckets): from the start of
+    the oldest included day to the end of ``at``'s day. Streaks report the current period.
+    """
+    w = c.window
+    if isinstance(w, LifetimeWindow):
+        return None, None
+    if isinstance(w, CalendarWindow):
+        return period_bounds(w.unit, period_key(w.unit, at, tz), tz)
+    if isinstance(w, RollingWindow):
+        today = local_date(at, tz).toordinal()
+        start, _ = ordinal_bounds("day", today - (w.days - 1), tz)
+        _, end = ordinal_bounds("day", today, tz)
+        return start, end
+    if isinstance(w, FixedWindow):
+        return w.start, w.end
+    raise TypeError(f"unsupported window {w!r}")
+
+
+def progress(c: Criterion, states: Mapping[str, CounterState], now: datetime, tz: tzinfo) -> Progress:
+    """Progress toward ``c`` as of ``now`` (raw current value, not capped at the target)."""
+    current = value_of(c, states, now, tz)
+    target = threshold_decimal(c)
+    start, end = window_bounds(c, now, tz)
+    return Progress(current=current, target=target, met=current >= target, window_start=start, window_end=end)
+
+
+__all__ = [
+    "EMPTY",
+    "FIXED",
+    "LIFETIME",
+    "MISSING",
+    "Contribution",
+    "CounterState",
+    "Progress",
+    "apply",
+    "best_streak",
+    "bucket_for",
+    "buckets_needed",
+    "canonical_value",
+    "condition_holds",
+    "current_streak",
+    "is_met",
+    "is_met_at",
+    "lookup",
+    "matches",
+    "measure",
+    "progress",
+    "streak_through",
+    "to_decimal",
+    "value_of",
+    "window_bounds",
+]

@@ -1,0 +1,1 @@
+"""Member profiles, friends, and sync from integrators."""

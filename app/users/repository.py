@@ -1,0 +1,77 @@
+"""Member queries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.kit.dialect import insert_ignore
+from app.models import Friendship, User
+
+
+async def by_external_id(session: AsyncSession, external_id: str) -> User | None:
+    return (await session.execute(select(User).where(User.external_id == external_id))).scalar_one_or_none()
+
+
+async def by_openid(session: AsyncSession, openid: str) -> User | None:
+    return (await session.execute(select(User).where(User.openid == openid))).scalar_one_or_none()
+
+
+async def by_unionid(session: AsyncSession, unionid: str) -> User | None:
+    return (await session.execute(select(User).where(User.unionid == unionid))).scalar_one_or_none()
+
+
+async def by_external_ids(session: AsyncSession, external_ids: Sequence[str]) -> list[User]:
+    if not external_ids:
+        return []
+    rows = await session.execute(select(User).where(User.external_id.in_(list(external_ids))))
+    return list(rows.scalars())
+
+
+async def ensure_external(session: AsyncSession, external_id: str) -> User:
+    """Get or create a member by integrator id without a read-then-insert race."""
+    await session.execute(
+        insert_ignore(session, User.__table__, ["external_id"]).values(  # type: ignore[arg-type]
+            external_id=external_id, segments=[], preferences={}, points=0
+        )
+    )
+    user = await by_external_id(session, external_id)
+    assert user is not None
+    return user
+
+
+async def ensure_openid(session: AsyncSession, openid: str, unionid: str | None) -> User:
+    await session.execute(
+        insert_ignore(session, User.__table__, ["openid"]).values(  # type: ignore[arg-type]
+            openid=openid, segments=[], preferences={}, points=0
+        )
+    )
+    user = await by_openid(session, openid)
+    assert user is not None
+    return user
+
+
+async def friend_external_ids(session: AsyncSession, user_id: int) -> list[str]:
+    rows = await session.execute(
+        select(User.external_id)
+        .join(Friendship, Friendship.friend_id == User.id)
+        .where(Friendship.user_id == user_id)
+        .order_by(User.external_id)
+    )
+    return [r for r in rows.scalars() if r is not None]
+
+
+async def friend_ids(session: AsyncSession, user_id: int) -> list[int]:
+    rows = await session.execute(select(Friendship.friend_id).where(Friendship.user_id == user_id))
+    return list(rows.scalars())
+
+
+async def replace_friends(session: AsyncSession, user_id: int, friend_ids: Sequence[int]) -> None:
+    await session.execute(delete(Friendship).where(Friendship.user_id == user_id))
+    if friend_ids:
+        await session.execute(
+            insert_ignore(session, Friendship.__table__, ["user_id", "friend_id"]),  # type: ignore[arg-type]
+            [{"user_id": user_id, "friend_id": f} for f in sorted(set(friend_ids))],
+        )

@@ -1,0 +1,68 @@
+"""Member bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from app.kit.schemas import ReadModel, WriteModel
+
+
+class UserUpsert(WriteModel):
+    """Fields an integrator syncs; omitted fields are left as they are, null clears."""
+
+    openid: str | None = Field(default=None, min_length=1, max_length=128)
+    unionid: str | None = Field(default=None, min_length=1, max_length=128)
+    nickname: str | None = Field(default=None, max_length=64)
+    avatar_url: str | None = Field(default=None, max_length=1024)
+    city: str | None = Field(default=None, max_length=64)
+    tier: str | None = Field(default=None, max_length=64)
+    segments: list[str] | None = Field(default=None, max_length=100)
+
+
+class FriendsIn(WriteModel):
+    friends: list[str] = Field(max_length=5000)
+
+
+class FriendsOut(ReadModel):
+    external_id: str
+    friends: list[str]
+
+
+class UserOut(ReadModel):
+    id: int
+    external_id: str | None
+    openid: str | None
+    unionid: str | None
+    nickname: str | None
+    avatar_url: str | None
+    city: str | None
+    tier: str | None
+    segments: list[str]
+    points: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class LevelOut(ReadModel):
+    rank: int
+    name: str
+    icon: str | None
+    points_required: int
+
+
+class MeOut(ReadModel):
+    id: int
+    external_id: str | None
+    nickname: str | None
+    avatar_url: str | None
+    city: str | None
+    tier: str | None
+    segments: list[str]
+    points: int
+    level: LevelOut | None
+    next_level: LevelOut | None
+    points_to_next: int | None
+    created_at: datetime
+    updated_at: datetime

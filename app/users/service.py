@@ -1,0 +1,89 @@
+"""Member sync (integrators), WeChat identity linking, and the member's own profile."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import Conflict
+from app.models import User
+from app.points import levels as levels_service
+from app.users import repository as users_repo
+from app.users.schemas import FriendsOut, LevelOut, MeOut, UserUpsert
+
+
+async def upsert(session: AsyncSession, external_id: str, body: UserUpsert) -> tuple[User, bool]:
+    """Create or update a member; a member who logged in through WeChat first is linked by openid."""
+    user = await users_repo.by_external_id(session, external_id)
+    created = False
+    fields = body.model_dump(exclude_unset=True)
+    openid = fields.get("openid")
+    if openid:
+        holder = await users_repo.by_openid(session, openid)
+        if holder is not None and (user is None or holder.id != user.id):
+            if holder.external_id is None and user is None:
+                user = holder  # the WeChat-first member becomes this integrator member
+                user.external_id = external_id
+            else:
+                raise Conflict(
+                    "openid already belongs to another member",
+                    code="openid_conflict",
+                    details={"external_id": holder.external_id},
+                )
+    unionid = fields.get("unionid")
+    if unionid:
+        holder = await users_repo.by_unionid(session, unionid)
+        if holder is not None and (user is None or holder.id != user.id):
+            raise Conflict(
+                "unionid already belongs to another member",
+                code="unionid_conflict",
+                details={"external_id": holder.external_id},
+            )
+    if user is None:
+        user = await users_repo.ensure_external(session, external_id)
+        created = True
+    for name, value in fields.items():
+        setattr(user, name, [] if name == "segments" and value is None else value)
+    await session.flush()
+    return user, created
+
+
+async def set_friends(session: AsyncSession, external_id: str, friends: list[str]) -> FriendsOut:
+    """Replace a member's friend list; unknown friends are created as bare members, like events do."""
+    user = await users_repo.ensure_external(session, external_id)
+    wanted = sorted({f for f in friends if f and f != external_id})
+    ids = [(await users_repo.ensure_external(session, f)).id for f in wanted]
+    await users_repo.replace_friends(session, user.id, ids)
+    return FriendsOut(external_id=external_id, friends=wanted)
+
+
+async def find_or_create_by_openid(session: AsyncSession, openid: str, unionid: str | None) -> User:
+    user = await users_repo.by_openid(session, openid)
+    if user is None and unionid:
+        user = await users_repo.by_unionid(session, unionid)
+        if user is not None and user.openid is None:
+            user.openid = openid  # an integrator knew this member by unionid only
+    if user is None:
+        user = await users_repo.ensure_openid(session, openid, unionid)
+    if unionid and user.unionid is None and await users_repo.by_unionid(session, unionid) is None:
+        user.unionid = unionid
+    await session.flush()
+    return user
+
+
+async def me(session: AsyncSession, user: User) -> MeOut:
+    status = await levels_service.status_for(session, user.points)
+    return MeOut(
+        id=user.id,
+        external_id=user.external_id,
+        nickname=user.nickname,
+        avatar_url=user.avatar_url,
+        city=user.city,
+        tier=user.tier,
+        segments=list(user.segments or []),
+        points=user.points,
+        level=LevelOut.model_validate(status.level) if status.level else None,
+        next_level=LevelOut.model_validate(status.next_level) if status.next_level else None,
+        points_to_next=status.points_to_next,
+        created_at=user.created_at,
+        updated_at=user.updated_at,
+    )

@@ -1,0 +1,78 @@
+"""Runs registered periodic jobs; with several replicas an advisory lock lets one run each job."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.kit.dialect import try_lock_key
+
+log = logging.getLogger("laurel.worker")
+
+JobFn = Callable[[AsyncSession, Settings], Awaitable[int]]
+
+
+@dataclass
+class Job:
+    name: str
+    every_seconds: float
+    fn: JobFn
+
+
+JOBS: list[Job] = []
+
+
+def register(name: str, every_seconds: float) -> Callable[[JobFn], JobFn]:
+    def deco(fn: JobFn) -> JobFn:
+        JOBS.append(Job(name, every_seconds, fn))
+        return fn
+
+    return deco
+
+
+async def run_job_once(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, job: Job) -> int | None:
+    """One transaction per run; None when another replica holds the job's lock."""
+    async with sessionmaker() as session, session.begin():
+        if not await try_lock_key(session, job.name):
+            return None
+        return await job.fn(session, settings)
+
+
+@dataclass
+class Worker:
+    sessionmaker: async_sessionmaker[AsyncSession]
+    settings: Settings
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start(self) -> None:
+        for job in JOBS:
+            self.tasks.append(asyncio.create_task(self._loop(job), name=f"job:{job.name}"))
+
+    async def _loop(self, job: Job) -> None:
+        while True:
+            try:
+                await run_job_once(self.sessionmaker, self.settings, job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("job failed", extra={"fields": {"job": job.name}})
+            await asyncio.sleep(job.every_seconds)
+
+    async def stop(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def start_in_app(app: FastAPI) -> Worker:
+    from app import jobs  # noqa: F401  (registers the jobs)
+
+    worker = Worker(app.state.db.sessionmaker, app.state.settings)
+    worker.start()
+    return worker

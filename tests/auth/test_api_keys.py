@@ -1,0 +1,85 @@
+"""API keys: scopes, revocation, the CLI, and the wall between member tokens and keys."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+
+async def test_missing_and_bad_credentials_are_401(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/v1/admin/api-keys")).status_code == 401
+    r = await client.get("/v1/admin/api-keys", headers={"Authorization": "Bearer lk_deadbeef_nope"})
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "invalid_api_key"
+    assert (await client.get("/v1/me", headers={"Authorization": "Bearer garbage"})).status_code == 401
+
+
+async def test_key_without_scope_is_403(client: httpx.AsyncClient, make_key: Any) -> None:
+    headers = await make_key("events:write")
+    r = await client.get("/v1/admin/api-keys", headers=headers)
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "insufficient_scope"
+    r = await client.put("/v1/users/u1", json={}, headers=headers)
+    assert r.status_code == 403
+
+
+async def test_member_token_never_opens_admin_and_key_never_acts_as_member(
+    client: httpx.AsyncClient, login: Any, make_key: Any
+) -> None:
+    member = await login()
+    r = await client.get("/v1/admin/api-keys", headers=member)
+    assert r.status_code in (401, 403)
+    assert (await client.put("/v1/users/x", json={}, headers=member)).status_code in (401, 403)
+    key = await make_key("admin")
+    r = await client.get("/v1/me", headers=key)
+    assert r.status_code in (401, 403)
+
+
+async def test_created_key_is_shown_once_stored_hashed_and_revocable(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    r = await client.post("/v1/admin/api-keys", json={"name": "crm", "scopes": ["admin"]}, headers=admin_headers)
+    assert r.status_code == 201
+    created = r.json()
+    key = created["key"]
+    headers = {"Authorization": f"Bearer {key}"}
+    assert (await client.get("/v1/admin/api-keys", headers=headers)).status_code == 200
+    listing = (await client.get("/v1/admin/api-keys", headers=admin_headers)).json()
+    assert all("key" not in item for item in listing)
+    assert key not in str(listing)
+    assert (await client.delete(f"/v1/admin/api-keys/{created['id']}", headers=admin_headers)).status_code == 200
+    r = await client.get("/v1/admin/api-keys", headers=headers)
+    assert r.status_code == 401
+
+
+async def test_unknown_scope_is_422(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
+    r = await client.post("/v1/admin/api-keys", json={"name": "x", "scopes": ["root"]}, headers=admin_headers)
+    assert r.status_code == 422
+
+
+async def test_cli_key_calls_admin_endpoint(client: httpx.AsyncClient, app: FastAPI) -> None:
+    env = {**os.environ, "LAUREL_DATABASE_URL": app.state.settings.database_url}
+    cmd = [sys.executable, "-m", "app.cli", "api-keys", "create", "--name", "ops", "--scopes", "admin,events:write"]
+    out = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, env=env, check=True, timeout=60)
+    key = out.stdout.strip().splitlines()[-1]
+    assert key.startswith("lk_")
+    r = await client.get("/v1/admin/api-keys", headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 200
+    assert [k["name"] for k in r.json()] == ["ops"]
+
+
+def test_production_refuses_default_jwt_secret() -> None:
+    from pydantic import ValidationError
+
+    from app.config import Settings
+
+    with pytest.raises(ValidationError, match="LAUREL_JWT_SECRET"):
+        Settings(env="production")
+    Settings(env="production", jwt_secret="x" * 40)

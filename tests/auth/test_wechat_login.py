@@ -1,0 +1,93 @@
+"""WeChat login end to end: the app, wechatpy and a fake WeChat server over real HTTP."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.fakes.wechat_server import FakeWeChat
+
+
+@pytest.mark.sqlite_too
+async def test_login_creates_member_and_token_opens_me(client: httpx.AsyncClient, wechat: FakeWeChat) -> None:
+    wechat.add_code("c1", "openid-1", "union-1")
+    r = await client.post("/v1/auth/wechat/login", json={"code": "c1"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["token_type"] == "bearer" and body["expires_in"] > 0
+    assert body["user"]["id"] > 0 and body["user"]["level"] is None
+    assert "session_key" not in r.text
+    assert "/cgi-bin/token" not in wechat.paths()  # login needs no access token
+    me = await client.get("/v1/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert me.status_code == 200
+    assert me.json()["id"] == body["user"]["id"]
+    assert me.json()["next_level"]["name"] == "Community Starter"
+    assert me.json()["points_to_next"] == 5
+
+
+async def test_login_again_finds_same_member(client: httpx.AsyncClient, wechat: FakeWeChat) -> None:
+    wechat.add_code("a", "same-openid")
+    wechat.add_code("b", "same-openid")
+    first = (await client.post("/v1/auth/wechat/login", json={"code": "a"})).json()
+    second = (await client.post("/v1/auth/wechat/login", json={"code": "b"})).json()
+    assert first["user"]["id"] == second["user"]["id"]
+
+
+async def test_login_links_member_created_by_integrator(
+    client: httpx.AsyncClient, wechat: FakeWeChat, make_key: object
+) -> None:
+    headers = await make_key("users:write")  # type: ignore[operator]
+    r = await client.put("/v1/users/M-1", json={"openid": "linked-openid", "nickname": "Mei"}, headers=headers)
+    assert r.status_code == 201
+    wechat.add_code("c", "linked-openid")
+    login = (await client.post("/v1/auth/wechat/login", json={"code": "c"})).json()
+    assert login["user"]["external_id"] == "M-1"
+    assert login["user"]["nickname"] == "Mei"
+
+
+@pytest.mark.parametrize(
+    ("errcode", "status", "code"),
+    [
+        (40029, 401, "wechat_invalid_code"),
+        (45011, 429, "wechat_rate_limited"),
+        (40226, 403, "wechat_user_restricted"),
+        (-1, 503, "wechat_unavailable"),
+    ],
+)
+async def test_wechat_errors_map_to_clear_statuses(
+    client: httpx.AsyncClient, wechat: FakeWeChat, errcode: int, status: int, code: str
+) -> None:
+    wechat.add_code("bad", "x")
+    wechat.fail_codes["bad"] = errcode
+    r = await client.post("/v1/auth/wechat/login", json={"code": "bad"})
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == code
+
+
+async def test_unknown_code_is_401(client: httpx.AsyncClient, wechat: FakeWeChat) -> None:
+    r = await client.post("/v1/auth/wechat/login", json={"code": "never-issued"})
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "wechat_invalid_code"
+
+
+async def test_wechat_down_is_503_not_500(client: httpx.AsyncClient, wechat: FakeWeChat) -> None:
+    wechat.add_code("c", "o")
+    wechat.down = True
+    r = await client.post("/v1/auth/wechat/login", json={"code": "c"})
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "wechat_unavailable"
+
+
+async def test_wechat_timeout_is_503(client: httpx.AsyncClient, wechat: FakeWeChat) -> None:
+    wechat.add_code("c", "o")
+    wechat.delay_seconds = 3.0  # beyond the 2 s timeout the tests configure
+    r = await client.post("/v1/auth/wechat/login", json={"code": "c"})
+    assert r.status_code == 503
+
+
+async def test_login_body_rejects_unknown_fields(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v1/auth/wechat/login", json={"code": "x", "extra": 1})
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert err["code"] == "validation_error"
+    assert any(d["field"].endswith("extra") for d in err["details"])

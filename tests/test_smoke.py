@@ -1,0 +1,21 @@
+"""The service starts, answers its probes, and renders errors in one shape."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+
+@pytest.mark.sqlite_too
+async def test_health_and_ready_on_both_backends(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    r = await client.get("/readyz")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "ready"
+    assert r.headers["x-request-id"]
+
+
+async def test_unknown_route_is_json_404(client: httpx.AsyncClient) -> None:
+    r = await client.get("/nope")
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "not_found"

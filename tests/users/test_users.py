@@ -1,0 +1,56 @@
+"""Integrator member sync and friends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+
+@pytest.mark.sqlite_too
+async def test_upsert_creates_then_updates_partially(client: httpx.AsyncClient, make_key: Any) -> None:
+    h = await make_key("users:write")
+    r = await client.put(
+        "/v1/users/M-9", json={"nickname": "Li", "city": "Shanghai", "tier": "premium", "segments": ["vip"]}, headers=h
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["segments"] == ["vip"]
+    r = await client.put("/v1/users/M-9", json={"city": "Beijing"}, headers=h)
+    assert r.status_code == 200
+    body = r.json()
+    assert (body["nickname"], body["city"], body["tier"]) == ("Li", "Beijing", "premium")
+
+
+async def test_openid_owned_by_other_member_is_409(client: httpx.AsyncClient, make_key: Any) -> None:
+    h = await make_key("users:write")
+    await client.put("/v1/users/A", json={"openid": "o-1"}, headers=h)
+    r = await client.put("/v1/users/B", json={"openid": "o-1"}, headers=h)
+    assert r.status_code == 409
+    assert r.json()["error"]["code"] == "openid_conflict"
+
+
+async def test_upsert_rejects_unknown_fields_and_oversized_values(client: httpx.AsyncClient, make_key: Any) -> None:
+    h = await make_key("users:write")
+    assert (await client.put("/v1/users/A", json={"nick": "x"}, headers=h)).status_code == 422
+    assert (await client.put("/v1/users/A", json={"nickname": "x" * 500}, headers=h)).status_code == 422
+
+
+async def test_set_friends_replaces_list(client: httpx.AsyncClient, make_key: Any) -> None:
+    h = await make_key("users:write")
+    r = await client.put("/v1/users/A/friends", json={"friends": ["B", "C", "A", "B"]}, headers=h)
+    assert r.status_code == 200
+    assert r.json()["friends"] == ["B", "C"]
+    r = await client.put("/v1/users/A/friends", json={"friends": ["D"]}, headers=h)
+    assert r.json()["friends"] == ["D"]
+
+
+async def test_body_too_large_is_413_json(client: httpx.AsyncClient, make_key: Any) -> None:
+    h = await make_key("users:write")
+    r = await client.put(
+        "/v1/users/A/friends",
+        content=b'{"friends": ["' + b"x" * 3_000_000 + b'"]}',
+        headers={**h, "content-type": "application/json"},
+    )
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "payload_too_large"
