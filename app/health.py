@@ -19,10 +19,10 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
 @lru_cache
-def head_revision() -> str | None:
+def head_revisions() -> frozenset[str]:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return ScriptDirectory.from_config(cfg).get_current_head()
+    return frozenset(ScriptDirectory.from_config(cfg).get_heads())
 
 
 @router.get("/healthz")
@@ -34,16 +34,17 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", responses={503: {"description": "Database unreachable or not migrated"}})
 async def readyz(request: Request) -> JSONResponse:
     """The database answers and its schema is at the latest migration."""
-    head = head_revision()
+    heads = head_revisions()
     try:
         async with request.app.state.db.engine.connect() as conn:
-            current = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one_or_none()
+            rows = await conn.execute(text("SELECT version_num FROM alembic_version"))
+            current = frozenset(rows.scalars())
     except Exception as exc:  # any driver error means "not ready", never a 500
         return JSONResponse(
             error_body("not_ready", "Database unreachable or not migrated", {"reason": type(exc).__name__}), 503
         )
-    if current != head:
+    if current != heads:
         return JSONResponse(
-            error_body("not_ready", "Database migrations are not at head", {"current": current, "head": head}), 503
+            error_body("not_ready", "Database migrations are not at head", {"current": sorted(current), "head": sorted(heads)}), 503
         )
-    return JSONResponse({"status": "ready", "database": "ok", "migration": current})
+    return JSONResponse({"status": "ready", "database": "ok", "migration": sorted(current)})

@@ -5,10 +5,25 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from app import health
+from app.audit import endpoints as audit_endpoints
 from app.auth import endpoints as auth_endpoints
+from app.badges import endpoints as badges_endpoints
+from app.events import endpoints as events_endpoints
+from app.icons import endpoints as icons_endpoints
+from app.points import endpoints as points_endpoints
 from app.users import endpoints as users_endpoints
 
 
 def include_all(app: FastAPI) -> None:
-    for router in (health.router, auth_endpoints.router, users_endpoints.router):
+    for router in (
+        health.router,
+        auth_endpoints.router,
+        users_endpoints.router,
+        events_endpoints.router,
+        badges_endpoints.router,
+        badges_endpoints.admin,
+        points_endpoints.router,
+        audit_endpoints.router,
+        icons_endpoints.router,
+    ):
         app.include_router(router)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+import app.models.base  # noqa: F401  (UTCDateTime)
 ${imports if imports else ""}
 
 revision: str = ${repr(up_revision)}

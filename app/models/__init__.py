@@ -2,7 +2,33 @@
 
 from app.models.api_key import ApiKey
 from app.models.base import Base
+from app.models.engine import (
+    AuditEntry,
+    Badge,
+    Event,
+    OutboxMessage,
+    PointsEntry,
+    RuleCounter,
+    UserBadge,
+    UserLevel,
+)
+from app.models.icon import Icon
 from app.models.level import BadgeLevel
 from app.models.user import Friendship, User
 
-__all__ = ["ApiKey", "BadgeLevel", "Base", "Friendship", "User"]
+__all__ = [
+    "ApiKey",
+    "AuditEntry",
+    "Badge",
+    "BadgeLevel",
+    "Base",
+    "Event",
+    "Friendship",
+    "Icon",
+    "OutboxMessage",
+    "PointsEntry",
+    "RuleCounter",
+    "User",
+    "UserBadge",
+    "UserLevel",
+]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_foundation
 Revises:
-Create Date: 2026-11-24 20:30:00
+Create Date: 2026-11-24 20:10:00
 """
 from collections.abc import Sequence
 

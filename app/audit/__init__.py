@@ -1,0 +1,1 @@
+"""Audit log of manual operator actions."""

@@ -1,0 +1,61 @@
+"""The audit log of manual grants, revokes and adjustments."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from app.audit import service as audit
+from app.auth.deps import AdminKey
+from app.errors import NotFound, responses
+from app.kit.db import SessionDep
+from app.kit.pagination import Page, PageDep
+from app.kit.schemas import ReadModel
+from app.users import repository as users_repo
+
+router = APIRouter(tags=["admin"])
+
+
+class AuditOut(ReadModel):
+    id: int
+    actor: str
+    action: str
+    user_id: str | None
+    target: str | None
+    reason: str
+    details: dict[str, Any]
+    created_at: datetime
+
+
+@router.get("/v1/admin/audit", response_model=Page[AuditOut], responses=responses(401, 403, 404))
+async def audit_log(
+    session: SessionDep,
+    page: PageDep,
+    _: AdminKey,
+    user_id: Annotated[str | None, Query(max_length=128, description="Member external_id")] = None,
+    action: Annotated[str | None, Query(max_length=48)] = None,
+) -> Page[AuditOut]:
+    """Who did what, to whom, when and why — newest first."""
+    internal: int | None = None
+    if user_id is not None:
+        user = await users_repo.by_external_id(session, user_id)
+        if user is None:
+            raise NotFound("Member not found", code="user_not_found")
+        internal = user.id
+    rows, total = await audit.page(session, limit=page.limit, offset=page.offset, user_id=internal, action=action)
+    items = [
+        AuditOut(
+            id=e.id,
+            actor=e.actor,
+            action=e.action,
+            user_id=ext,
+            target=e.target,
+            reason=e.reason,
+            details=e.details,
+            created_at=e.created_at,
+        )
+        for e, ext in rows
+    ]
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)

@@ -1,0 +1,42 @@
+"""Recording and reading operator actions (who, when, why)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import AuditEntry, User
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    actor: str,
+    action: str,
+    reason: str,
+    user_id: int | None = None,
+    target: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEntry:
+    entry = AuditEntry(actor=actor, action=action, reason=reason, user_id=user_id, target=target, details=details or {})
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+async def page(
+    session: AsyncSession, *, limit: int, offset: int, user_id: int | None = None, action: str | None = None
+) -> tuple[list[tuple[AuditEntry, str | None]], int]:
+    base = select(AuditEntry, User.external_id).outerjoin(User, User.id == AuditEntry.user_id)
+    count = select(func.count()).select_from(AuditEntry)
+    if user_id is not None:
+        base = base.where(AuditEntry.user_id == user_id)
+        count = count.where(AuditEntry.user_id == user_id)
+    if action is not None:
+        base = base.where(AuditEntry.action == action)
+        count = count.where(AuditEntry.action == action)
+    rows = await session.execute(base.order_by(AuditEntry.id.desc()).limit(limit).offset(offset))
+    total = (await session.execute(count)).scalar_one()
+    return [(r[0], r[1]) for r in rows.all()], total

@@ -1,0 +1,1 @@
+"""Badges: definitions, awards, the member's collection, statistics."""

@@ -1,0 +1,126 @@
+"""Badge and award queries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.kit.dialect import insert_ignore
+from app.models import Badge, User, UserBadge
+
+
+async def by_key(session: AsyncSession, key: str) -> Badge | None:
+    return (await session.execute(select(Badge).where(Badge.key == key))).scalar_one_or_none()
+
+
+async def by_id(session: AsyncSession, badge_id: int) -> Badge | None:
+    return await session.get(Badge, badge_id)
+
+
+async def auto_awardable(session: AsyncSession) -> Sequence[Badge]:
+    """Active badges the engine may award by itself (invite-only ones are granted by admins only)."""
+    rows = await session.execute(
+        select(Badge).where(Badge.status == "active", Badge.visibility != "invite_only").order_by(Badge.id)
+    )
+    return rows.scalars().all()
+
+
+async def list_all(session: AsyncSession, status: str | None = None) -> Sequence[Badge]:
+    stmt = select(Badge).order_by(Badge.id)
+    if status:
+        stmt = stmt.where(Badge.status == status)
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def visible_to_members(session: AsyncSession) -> Sequence[Badge]:
+    return (
+        (await session.execute(select(Badge).where(Badge.status.in_(["active", "archived"])).order_by(Badge.id)))
+        .scalars()
+        .all()
+    )
+
+
+async def held_badge_ids(session: AsyncSession, user_id: int) -> set[int]:
+    rows = await session.execute(select(UserBadge.badge_id).where(UserBadge.user_id == user_id).distinct())
+    return set(rows.scalars())
+
+
+async def insert_award(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    badge_id: int,
+    award_key: str,
+    source: str,
+    event_id: int | None,
+    evidence: dict[str, Any],
+    awarded_at: datetime,
+) -> int | None:
+    """The award id when this call made the award, None when it already existed."""
+    stmt = (
+        insert_ignore(session, UserBadge.__table__, ["user_id", "badge_id", "award_key"])  # type: ignore[arg-type]
+        .values(
+            user_id=user_id,
+            badge_id=badge_id,
+            award_key=award_key,
+            source=source,
+            event_id=event_id,
+            evidence=evidence,
+            awarded_at=awarded_at,
+        )
+        .returning(UserBadge.__table__.c.id)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def awards_of(session: AsyncSession, user_id: int) -> Sequence[UserBadge]:
+    rows = await session.execute(
+        select(UserBadge).where(UserBadge.user_id == user_id).order_by(UserBadge.awarded_at, UserBadge.id)
+    )
+    return rows.scalars().all()
+
+
+async def awards_for(session: AsyncSession, user_id: int, badge_id: int) -> Sequence[UserBadge]:
+    rows = await session.execute(
+        select(UserBadge).where(UserBadge.user_id == user_id, UserBadge.badge_id == badge_id).order_by(UserBadge.id)
+    )
+    return rows.scalars().all()
+
+
+async def delete_award(session: AsyncSession, award_id: int) -> None:
+    await session.execute(delete(UserBadge).where(UserBadge.id == award_id))
+
+
+async def holder_counts(session: AsyncSession) -> dict[int, int]:
+    rows = await session.execute(
+        select(UserBadge.badge_id, func.count(func.distinct(UserBadge.user_id))).group_by(UserBadge.badge_id)
+    )
+    return {r[0]: r[1] for r in rows.all()}
+
+
+async def member_count(session: AsyncSession) -> int:
+    return (await session.execute(select(func.count()).select_from(User))).scalar_one()
+
+
+async def award_count(session: AsyncSession, badge_id: int) -> int:
+    return (await session.execute(select(func.count()).where(UserBadge.badge_id == badge_id))).scalar_one()
+
+
+async def award_times(session: AsyncSession, badge_id: int) -> tuple[datetime | None, datetime | None]:
+    row = (
+        await session.execute(
+            select(func.min(UserBadge.awarded_at), func.max(UserBadge.awarded_at)).where(UserBadge.badge_id == badge_id)
+        )
+    ).one()
+    return row[0], row[1]
+
+
+async def award_instants(session: AsyncSession, badge_id: int, since: datetime) -> list[datetime]:
+    rows = await session.execute(
+        select(UserBadge.awarded_at).where(UserBadge.badge_id == badge_id, UserBadge.awarded_at >= since)
+    )
+    return list(rows.scalars())

@@ -1,0 +1,167 @@
+"""Badge bodies (admin web app contract) and the member's view."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from app.kit.schemas import ReadModel, WriteModel
+from app.rules.criteria import Criterion
+
+BADGE_KEY = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+Visibility = Literal["public", "invite_only", "seasonal"]
+Status = Literal["draft", "active", "archived"]
+
+
+class Translation(WriteModel):
+    name: str | None = Field(default=None, max_length=100)
+    description: str | None = Field(default=None, max_length=2000)
+    how_to_earn: str | None = Field(default=None, max_length=500)
+
+
+class BadgeFields(WriteModel):
+    name: str = Field(min_length=1, max_length=100)
+    description: str = Field(default="", max_length=2000)
+    how_to_earn: str = Field(default="", max_length=500)
+    icon: str | None = Field(default=None, max_length=256)
+    criteria: list[Criterion] = Field(default_factory=list, max_length=10)
+    points: int = Field(default=0, ge=0, le=1_000_000)
+    visibility: Visibility = "public"
+    available_from: AwareDatetime | None = None
+    available_until: AwareDatetime | None = None
+    repeatable: bool = False
+    status: Status = "draft"
+    translations: dict[Literal["zh-CN", "en"], Translation] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BadgeFields:
+        if self.visibility != "invite_only" and not self.criteria:
+            raise ValueError("criteria: at least one criterion is required unless visibility is invite_only")
+        if self.visibility == "seasonal":
+            if self.available_from is None or self.available_until is None:
+                raise ValueError("seasonal badges need available_from and available_until")
+            if self.available_from >= self.available_until:
+                raise ValueError("available_from must be before available_until")
+        return self
+
+
+class BadgeCreate(BadgeFields):
+    key: str = Field(pattern=BADGE_KEY)
+
+
+class BadgeUpdate(BadgeFields):
+    """Full replacement (PUT); `key` may be repeated but not changed."""
+
+    key: str | None = Field(default=None, pattern=BADGE_KEY)
+
+
+class BadgePatch(WriteModel):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=2000)
+    how_to_earn: str | None = Field(default=None, max_length=500)
+    icon: str | None = Field(default=None, max_length=256)
+    criteria: list[Criterion] | None = Field(default=None, max_length=10)
+    points: int | None = Field(default=None, ge=0, le=1_000_000)
+    visibility: Visibility | None = None
+    available_from: AwareDatetime | None = None
+    available_until: AwareDatetime | None = None
+    repeatable: bool | None = None
+    status: Status | None = None
+    translations: dict[Literal["zh-CN", "en"], Translation] | None = None
+
+
+class BadgeAdmin(ReadModel):
+    id: int
+    key: str
+    name: str
+    description: str
+    how_to_earn: str
+    icon: str | None
+    icon_url: str | None = None
+    criteria: list[dict[str, Any]]
+    points: int
+    visibility: str
+    available_from: datetime | None
+    available_until: datetime | None
+    repeatable: bool
+    status: str
+    translations: dict[str, Any]
+    activated_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProgressOut(ReadModel):
+    current: float
+    target: float
+    percent: float
+    window_start: datetime | None
+    window_end: datetime | None
+    text: str
+
+
+class MemberBadge(ReadModel):
+    key: str
+    name: str
+    description: str
+    how_to_earn: str
+    icon: str | None
+    icon_url: str | None
+    icon_alt: str
+    visibility: str
+    repeatable: bool
+    points: int
+    earned: bool
+    earned_at: datetime | None
+    times_earned: int
+    progress: ProgressOut | None
+    criteria_progress: list[ProgressOut] = []
+    rarity: float = Field(description="Share of members who hold it (0..1)")
+    rarity_percent: float
+    available_from: datetime | None = None
+    available_until: datetime | None = None
+    available_now: bool = True
+
+
+class ShareOut(ReadModel):
+    title: str
+    path: str
+    image_url: str | None
+    query: str
+    timeline: dict[str, Any]
+
+
+class GrantIn(WriteModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class AwardOut(ReadModel):
+    award_id: int
+    badge: str
+    user_id: str | None
+    awarded_at: datetime
+    source: str
+    points_credited: int
+    levels_reached: list[dict[str, Any]] = []
+
+
+class BadgeStats(ReadModel):
+    key: str
+    holders: int
+    awards: int
+    members: int
+    rarity: float
+    first_awarded_at: datetime | None
+    last_awarded_at: datetime | None
+    awards_per_day: list[dict[str, Any]]
+
+
+class AwardEvidence(ReadModel):
+    award_id: int
+    badge: str
+    awarded_at: datetime
+    source: str
+    event_id: int | None
+    evidence: dict[str, Any]

@@ -1,0 +1,364 @@
+"""Badge definitions, the member's collection with live progress, manual grants and statistics."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit import service as audit
+from app.badges import repository as badges_repo
+from app.badges.criteria_cache import parsed
+from app.badges.schemas import (
+    AwardEvidence,
+    AwardOut,
+    BadgeCreate,
+    BadgePatch,
+    BadgeStats,
+    BadgeUpdate,
+    MemberBadge,
+    ProgressOut,
+    ShareOut,
+)
+from app.config import Settings
+from app.errors import Conflict, InvalidInput, NotFound
+from app.events import repository as events_repo
+from app.events.engine import EngineRun, in_season, num
+from app.kit.clock import utcnow
+from app.models import Badge, User, UserBadge
+from app.outbox import service as outbox
+from app.rules import evaluator as ev
+from app.rules.criteria import CalendarWindow, Criterion, FixedWindow, RollingWindow
+from app.users import repository as users_repo
+
+WINDOW_TEXT = {
+    "en": {"day": "today", "week": "this week", "month": "this month", "year": "this year"},
+    "zh-CN": {"day": "今天", "week": "本周", "month": "本月", "year": "今年"},
+}
+
+
+def icon_url(settings: Settings, icon: str | None) -> str | None:
+    if not icon:
+        return None
+    if icon.startswith(("http://", "https://", "/")):
+        return icon
+    return f"{settings.public_base_url}/v1/icons/{icon}.svg"
+
+
+def _dump(body: BadgeCreate | BadgeUpdate) -> dict[str, Any]:
+    data = body.model_dump(mode="json", exclude={"key"})
+    data["available_from"] = body.available_from
+    data["available_until"] = body.available_until
+    return data
+
+
+async def get(session: AsyncSession, key: str) -> Badge:
+    badge = await badges_repo.by_key(session, key)
+    if badge is None:
+        raise NotFound(f"Badge '{key}' not found", code="badge_not_found")
+    return badge
+
+
+def _apply(badge: Badge, data: dict[str, Any]) -> None:
+    was_active = badge.status == "active"
+    for name, value in data.items():
+        setattr(badge, name, value)
+    badge.updated_at = utcnow()
+    if badge.status == "active" and not was_active:
+        # Counters start now: activation never re-awards history.
+        badge.activated_at = utcnow()
+
+
+async def create(session: AsyncSession, body: BadgeCreate) -> Badge:
+    if await badges_repo.by_key(session, body.key) is not None:
+        raise Conflict(f"Badge '{body.key}' already exists", code="badge_exists")
+    badge = Badge(key=body.key, status="draft")
+    _apply(badge, _dump(body))
+    session.add(badge)
+    await session.flush()
+    return badge
+
+
+async def replace(session: AsyncSession, key: str, body: BadgeUpdate) -> Badge:
+    if body.key is not None and body.key != key:
+        raise InvalidInput("The key of a badge cannot change", code="key_mismatch")
+    badge = await get(session, key)
+    _apply(badge, _dump(body))
+    await session.flush()
+    return badge
+
+
+async def patch(session: AsyncSession, key: str, body: BadgePatch) -> Badge:
+    badge = await get(session, key)
+    merged = BadgeCreate.model_validate(
+        {
+            "key": badge.key,
+            "name": badge.name,
+            "description": badge.description,
+            "how_to_earn": badge.how_to_earn,
+            "icon": badge.icon,
+            "criteria": badge.criteria,
+            "points": badge.points,
+            "visibility": badge.visibility,
+            "available_from": badge.available_from,
+            "available_until": badge.available_until,
+            "repeatable": badge.repeatable,
+            "status": badge.status,
+            "translations": badge.translations,
+            **body.model_dump(exclude_unset=True),
+        }
+    )
+    _apply(badge, _dump(merged))
+    await session.flush()
+    return badge
+
+
+async def delete(session: AsyncSession, key: str) -> None:
+    badge = await get(session, key)
+    if await badges_repo.award_count(session, badge.id):
+        raise Conflict("Badge has been awarded; archive it instead", code="badge_has_awards")
+    await session.delete(badge)
+    await session.flush()
+
+
+def _text(locale: str, badge: Badge, field: str) -> str:
+    tr = (badge.translations or {}).get(locale) or {}
+    value = tr.get(field)
+    return value if value else str(getattr(badge, field))
+
+
+def _progress(
+    c: Criterion, states: dict[str, ev.CounterState], now: datetime, settings: Settings, locale: str
+) -> ProgressOut:
+    p = ev.progress(c, states, now, settings.tz)
+    current, target = num(p.current), num(p.target)
+    w = c.window
+    words = WINDOW_TEXT.get(locale, WINDOW_TEXT["en"])
+    if c.aggregate == "streak" and isinstance(w, CalendarWindow):
+        text = f"连续 {current}/{target}" if locale == "zh-CN" else f"{current} of {target} {w.unit}s in a row"
+    elif isinstance(w, CalendarWindow):
+        text = f"{words[w.unit]} {current}/{target}" if locale == "zh-CN" else f"{current} of {target} {words[w.unit]}"
+    elif isinstance(w, RollingWindow):
+        text = (
+            f"近 {w.days} 天 {current}/{target}"
+            if locale == "zh-CN"
+            else f"{current} of {target} in the last {w.days} days"
+        )
+    elif isinstance(w, FixedWindow):
+        end = w.end.astimezone(settings.tz).date().isoformat()
+        text = f"{current}/{target}，截至 {end}" if locale == "zh-CN" else f"{current} of {target} until {end}"
+    else:
+        text = f"{current}/{target}" if locale == "zh-CN" else f"{current} of {target}"
+    percent = float(min(Decimal(100), (p.current / p.target * 100) if p.target else Decimal(100)))
+    return ProgressOut(
+        current=current,
+        target=target,
+        percent=round(max(percent, 0.0), 1),
+        window_start=p.window_start,
+        window_end=p.window_end,
+        text=text,
+    )
+
+
+async def collection(
+    session: AsyncSession, settings: Settings, user: User, locale: str, only_key: str | None = None
+) -> list[MemberBadge]:
+    """Every badge the member can see — earned, and locked with live progress for the window containing now."""
+    now = utcnow()
+    badges = [b for b in await badges_repo.visible_to_members(session) if only_key is None or b.key == only_key]
+    awards = await badges_repo.awards_of(session, user.id)
+    by_badge: dict[int, list[UserBadge]] = {}
+    for a in awards:
+        by_badge.setdefault(a.badge_id, []).append(a)
+    shown = [b for b in badges if b.id in by_badge or (b.status == "active" and b.visibility != "invite_only")]
+    wanted: set[tuple[str, str]] = set()
+    for b in shown:
+        for scope, c in parsed(b):
+            wanted.update((scope, bucket) for bucket in ev.buckets_needed(c, now, settings.tz))
+    raw = await events_repo.load_counters(session, user.id, wanted)
+    holders = await badges_repo.holder_counts(session)
+    members = max(await badges_repo.member_count(session), 1)
+    out: list[MemberBadge] = []
+    for b in shown:
+        held = by_badge.get(b.id, [])
+        crit_progress: list[ProgressOut] = []
+        if not held or b.repeatable:
+            for scope, c in parsed(b):
+                states = {
+                    bk: ev.CounterState.from_json(raw.get((scope, bk))) for bk in ev.buckets_needed(c, now, settings.tz)
+                }
+                crit_progress.append(_progress(c, states, now, settings, locale))
+        blocking = min(crit_progress, key=lambda p: p.percent) if crit_progress and not held else None
+        rarity = holders.get(b.id, 0) / members
+        out.append(
+            MemberBadge(
+                key=b.key,
+                name=_text(locale, b, "name"),
+                description=_text(locale, b, "description"),
+                how_to_earn=_text(locale, b, "how_to_earn"),
+                icon=b.icon,
+                icon_url=icon_url(settings, b.icon),
+                icon_alt=_text(locale, b, "name"),
+                visibility=b.visibility,
+                repeatable=b.repeatable,
+                points=b.points,
+                earned=bool(held),
+                earned_at=held[0].awarded_at if held else None,
+                times_earned=len(held),
+                progress=blocking,
+                criteria_progress=crit_progress,
+                rarity=round(rarity, 4),
+                rarity_percent=round(rarity * 100, 2),
+                available_from=b.available_from,
+                available_until=b.available_until,
+                available_now=b.status == "active" and in_season(b, now),
+            )
+        )
+    return out
+
+
+async def member_badge(session: AsyncSession, settings: Settings, user: User, key: str, locale: str) -> MemberBadge:
+    items = await collection(session, settings, user, locale, only_key=key)
+    if not items:
+        raise NotFound(f"Badge '{key}' not found", code="badge_not_found")
+    return items[0]
+
+
+async def share(session: AsyncSession, settings: Settings, user: User, key: str, locale: str) -> ShareOut:
+    item = await member_badge(session, settings, user, key, locale)
+    if not item.earned:
+        raise NotFound("You have not earned this badge yet", code="badge_not_earned")
+    title = f"我获得了「{item.name}」徽章！" if locale == "zh-CN" else f"I earned the {item.name} badge!"
+    query = f"key={item.key}&from_user={user.id}"
+    return ShareOut(
+        title=title,
+        path=f"/pages/badge/detail?{query}",
+        image_url=item.icon_url,
+        query=query,
+        timeline={"title": title, "query": query, "image_url": item.icon_url},
+    )
+
+
+async def _member(session: AsyncSession, external_id: str) -> User:
+    user = await users_repo.by_external_id(session, external_id)
+    if user is None:
+        raise NotFound("Member not found", code="user_not_found")
+    return user
+
+
+async def grant(
+    session: AsyncSession, settings: Settings, actor: str, external_id: str, key: str, reason: str
+) -> AwardOut:
+    """Manual grant (also how invite-only badges are given); audited."""
+    user = await _member(session, external_id)
+    badge = await get(session, key)
+    if badge.status == "draft":
+        raise Conflict("Draft badges cannot be granted; activate it first", code="badge_not_active")
+    run = await EngineRun.begin(session, settings, user)
+    award_key = f"manual:{uuid.uuid4().hex}" if badge.repeatable else "once"
+    award_id = await run.award_badge(
+        badge, award_key=award_key, source="manual", evidence={"manual": True, "actor": actor, "reason": reason}
+    )
+    if award_id is None:
+        raise Conflict("Member already holds this badge", code="badge_already_held")
+    await audit.record(
+        session,
+        actor=actor,
+        action="badge.grant",
+        reason=reason,
+        user_id=user.id,
+        target=key,
+        details={"award_id": award_id},
+    )
+    return AwardOut(
+        award_id=award_id,
+        badge=key,
+        user_id=external_id,
+        awarded_at=utcnow(),
+        source="manual",
+        points_credited=run.outcome.points_credited,
+        levels_reached=run.outcome.levels_reached,
+    )
+
+
+async def revoke(
+    session: AsyncSession, settings: Settings, actor: str, external_id: str, key: str, reason: str
+) -> dict[str, Any]:
+    """Remove the latest award and take back the points it credited (never below zero); audited."""
+    user = await _member(session, external_id)
+    badge = await get(session, key)
+    run = await EngineRun.begin(session, settings, user)
+    awards = await badges_repo.awards_for(session, user.id, badge.id)
+    if not awards:
+        raise NotFound("Member does not hold this badge", code="badge_not_held")
+    award = awards[-1]
+    await badges_repo.delete_award(session, award.id)
+    clawback = min(badge.points, max(user.points, 0))
+    if clawback:
+        await run.credit_points(
+            -clawback, reason=f"Badge revoked: {badge.name}", source_type="badge_revoke", source_id=str(award.id)
+        )
+    await outbox.emit(
+        session,
+        "badge.revoked",
+        user.id,
+        {"user_id": external_id, "badge": key, "award_id": award.id, "reason": reason},
+    )
+    await audit.record(
+        session,
+        actor=actor,
+        action="badge.revoke",
+        reason=reason,
+        user_id=user.id,
+        target=key,
+        details={"award_id": award.id, "points_reversed": clawback},
+    )
+    return {"revoked": True, "award_id": award.id, "badge": key, "user_id": external_id, "points_reversed": clawback}
+
+
+async def evidence(session: AsyncSession, external_id: str) -> list[AwardEvidence]:
+    """Why a member holds each badge: the criteria, buckets and completing event recorded with the award."""
+    user = await _member(session, external_id)
+    awards = await badges_repo.awards_of(session, user.id)
+    keys = {b.id: b.key for b in await badges_repo.list_all(session)}
+    return [
+        AwardEvidence(
+            award_id=a.id,
+            badge=keys.get(a.badge_id, "?"),
+            awarded_at=a.awarded_at,
+            source=a.source,
+            event_id=a.event_id,
+            evidence=a.evidence,
+        )
+        for a in awards
+    ]
+
+
+async def stats(session: AsyncSession, settings: Settings, key: str, days: int = 30) -> BadgeStats:
+    badge = await get(session, key)
+    holders = (await badges_repo.holder_counts(session)).get(badge.id, 0)
+    members = await badges_repo.member_count(session)
+    first, last = await badges_repo.award_times(session, badge.id)
+    since = utcnow() - timedelta(days=days)
+    per_day = Counter(
+        t.astimezone(settings.tz).date().isoformat() for t in await badges_repo.award_instants(session, badge.id, since)
+    )
+    return BadgeStats(
+        key=key,
+        holders=holders,
+        awards=await badges_repo.award_count(session, badge.id),
+        members=members,
+        rarity=round(holders / members, 4) if members else 0.0,
+        first_awarded_at=first,
+        last_awarded_at=last,
+        awards_per_day=[{"date": d, "count": n} for d, n in sorted(per_day.items())],
+    )
+
+
+async def list_admin(session: AsyncSession, status: str | None) -> Sequence[Badge]:
+    return await badges_repo.list_all(session, status)

@@ -1,0 +1,1 @@
+"""Event ingestion and the engine run that turns events into badges, points and levels."""

@@ -1,0 +1,403 @@
+"""One engine run: everything an event (or a manual grant) causes for one member, in one transaction.
+
+The run holds the member's lock (PostgreSQL advisory lock; SQLite serialises writers), so counters,
+awards, credits and levels for a member are evaluated one event at a time. "Exactly once" rests on unique
+constraints, not on reads: an award is an INSERT … ON CONFLICT DO NOTHING on (user, badge, award_key), a
+credit on (source_type, source_id), a level on (user, rank). Awards and levels reached become events
+(`badge.awarded`, `level.reached`) that rules can count; the badge that caused one never sees its own
+award event, and award chains stop at MAX_DEPTH.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+
+from app.badges import repository as badges_repo
+from app.badges.criteria_cache import parsed
+from app.config import Settings
+from app.events import hooks
+from app.events import repository as events_repo
+from app.kit.clock import utcnow
+from app.kit.dialect import lock_key
+from app.kit.periods import period_key
+from app.models import Badge, BadgeLevel, Event, PointsEntry, User
+from app.outbox import service as outbox
+from app.points import levels as levels_service
+from app.points import repository as points_repo
+from app.rules import evaluator as ev
+from app.rules.criteria import CalendarWindow, Criterion, FixedWindow, RollingWindow, threshold_decimal
+
+MAX_DEPTH = 4
+
+
+def num(value: Decimal) -> int | float:
+    """JSON-friendly number: integers stay integers."""
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+@dataclass
+class Outcome:
+    points_credited: int = 0
+    badges_awarded: list[dict[str, Any]] = field(default_factory=list)
+    levels_reached: list[dict[str, Any]] = field(default_factory=list)
+    progress: list[dict[str, Any]] = field(default_factory=list)
+    challenges: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "points_credited": self.points_credited,
+            "badges_awarded": self.badges_awarded,
+            "levels_reached": self.levels_reached,
+            "progress": self.progress,
+            "challenges": self.challenges,
+        }
+
+
+class EngineRun:
+    """Engine work for one member inside the caller's transaction; create it with `begin`."""
+
+    def __init__(self, session: AsyncSession, settings: Settings, user: User) -> None:
+        self.session = session
+        self.settings = settings
+        self.tz = settings.tz
+        self.user = user
+        self.outcome = Outcome()
+        self.extras: dict[str, Any] = {}  # per-run caches for listeners (challenges, leaderboards)
+        self._badges: Sequence[Badge] | None = None
+        self._held: set[int] | None = None
+        self._ladder: Sequence[BadgeLevel] | None = None
+        self._pending: deque[tuple[Event, int | None, int]] = deque()
+        self._draining = False
+        self.depth = 0
+
+    @classmethod
+    async def begin(cls, session: AsyncSession, settings: Settings, user: User) -> EngineRun:
+        await lock_key(session, "user", user.id)
+        # Read the balance again now that we hold the lock: another request may have just changed it.
+        set_committed_value(user, "points", await points_repo.current_balance(session, user.id))
+        return cls(session, settings, user)
+
+    # ------------------------------------------------------------------ events
+
+    async def process(self, event: Event, *, exclude_badge: int | None = None) -> None:
+        """Evaluate an event and everything it causes (award events included), then run listeners."""
+        self._pending.append((event, exclude_badge, self.depth))
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while self._pending:
+                current, excluded, depth = self._pending.popleft()
+                outer = self.depth
+                self.depth = depth
+                try:
+                    await self._evaluate_badges(current, excluded)
+                    for listener in hooks.EVENT_LISTENERS:
+                        await listener(self, current)
+                finally:
+                    self.depth = outer
+        finally:
+            self._draining = False
+
+    async def _synthetic(
+        self, type_: str, key: str, attributes: dict[str, Any], at: datetime, exclude_badge: int | None
+    ) -> None:
+        """Store an award as an event (so rules can count it) and queue it for evaluation."""
+        now = utcnow()
+        event_id = await events_repo.insert_event(
+            self.session,
+            key=f"laurel:{key}",
+            user_id=self.user.id,
+            type_=type_,
+            source="laurel",
+            occurred_at=at,
+            received_at=now,
+            attributes=attributes,
+        )
+        if event_id is None or self.depth >= MAX_DEPTH:
+            return
+        event = Event(
+            id=event_id,
+            idempotency_key=f"laurel:{key}",
+            user_id=self.user.id,
+            type=type_,
+            source="laurel",
+            occurred_at=at,
+            received_at=now,
+            attributes=attributes,
+        )
+        self._pending.append((event, exclude_badge, self.depth + 1))
+
+    # ------------------------------------------------------------------ badges
+
+    async def badges(self) -> Sequence[Badge]:
+        if self._badges is None:
+            self._badges = await badges_repo.auto_awardable(self.session)
+        return self._badges
+
+    async def held(self) -> set[int]:
+        if self._held is None:
+            self._held = await badges_repo.held_badge_ids(self.session, self.user.id)
+        return self._held
+
+    async def _evaluate_badges(self, event: Event, excluded: int | None) -> None:
+        held = await self.held()
+        at = event.occurred_at
+        touched: list[tuple[Badge, list[tuple[str, Criterion]], list[tuple[str, Criterion, str]]]] = []
+        wanted: set[tuple[str, str]] = set()
+        for badge in await self.badges():
+            if badge.id == excluded or (not badge.repeatable and badge.id in held):
+                continue
+            if not in_season(badge, at):
+                continue
+            crits = parsed(badge)
+            matched: list[tuple[str, Criterion, str]] = []
+            seen: set[str] = set()
+            for scope, c in crits:
+                if scope in seen or not ev.matches(c, event.type, event.attributes):
+                    continue
+                bucket = ev.bucket_for(c, at, self.tz)
+                if bucket is not None:
+                    matched.append((scope, c, bucket))
+                    seen.add(scope)
+            if not matched:
+                continue
+            touched.append((badge, crits, matched))
+            wanted.update((scope, bucket) for scope, _c, bucket in matched)
+            for scope, c in crits:
+                wanted.update((scope, b) for b in ev.buckets_needed(c, at, self.tz))
+        if not touched:
+            return
+        raw = await events_repo.load_counters(self.session, self.user.id, wanted)
+        states = {k: ev.CounterState.from_json(v) for k, v in raw.items()}
+        changed: dict[tuple[str, str], ev.CounterState] = {}
+        for _badge, _crits, matched in touched:
+            for scope, c, bucket in matched:
+                before = states.get((scope, bucket), ev.EMPTY)
+                after = ev.apply(c, before, at, event.attributes, self.tz)
+                if after != before:
+                    states[(scope, bucket)] = after
+                    changed[(scope, bucket)] = after
+        await events_repo.save_counters(
+            self.session, self.user.id, [(s, b, st.to_json()) for (s, b), st in changed.items()]
+        )
+        for badge, crits, matched in touched:
+            evidence: list[dict[str, Any]] = []
+            met_all = True
+            for index, (scope, c) in enumerate(crits):
+                sub = {b: states.get((scope, b), ev.EMPTY) for b in ev.buckets_needed(c, at, self.tz)}
+                met = ev.is_met_at(c, sub, at, self.tz)
+                value = ev.value_of(c, sub, at, self.tz)
+                start, end = ev.window_bounds(c, at, self.tz)
+                evidence.append(
+                    {
+                        "criterion": index,
+                        "event": c.event,
+                        "aggregate": c.aggregate,
+                        "value": num(value),
+                        "threshold": num(threshold_decimal(c)),
+                        "met": met,
+                        "bucket": ev.bucket_for(c, at, self.tz),
+                        "window_start": start.isoformat() if start else None,
+                        "window_end": end.isoformat() if end else None,
+                    }
+                )
+                met_all = met_all and met
+            if met_all:
+                award_key = repeat_key(badge, crits, at, self.tz, evidence)
+                await self.award_badge(
+                    badge,
+                    award_key=award_key,
+                    source="rule",
+                    event=event,
+                    evidence={"criteria": evidence, "event_id": event.id, "event_key": event.idempotency_key},
+                )
+            else:
+                matched_scopes = {scope for scope, _c, _b in matched}
+                for index, (scope, _c) in enumerate(crits):
+                    if scope in matched_scopes:
+                        e = evidence[index]
+                        self.outcome.progress.append(
+                            {
+                                "badge": badge.key,
+                                "criterion": index,
+                                "current": e["value"],
+                                "target": e["threshold"],
+                                "window_end": e["window_end"],
+                            }
+                        )
+
+    async def award_badge(
+        self,
+        badge: Badge,
+        *,
+        award_key: str = "once",
+        source: str,
+        event: Event | None = None,
+        evidence: dict[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> int | None:
+        """Award once; credits the badge's points and announces it. None when already awarded."""
+        at = at or (event.occurred_at if event else utcnow())
+        awarded_at = utcnow()
+        award_id = await badges_repo.insert_award(
+            self.session,
+            user_id=self.user.id,
+            badge_id=badge.id,
+            award_key=award_key,
+            source=source,
+            event_id=event.id if event else None,
+            evidence=evidence or {},
+            awarded_at=awarded_at,
+        )
+        if award_id is None:
+            return None
+        (await self.held()).add(badge.id)
+        self.outcome.badges_awarded.append(
+            {"key": badge.key, "name": badge.name, "points": badge.points, "award_id": award_id, "source": source}
+        )
+        await outbox.emit(
+            self.session,
+            "badge.awarded",
+            self.user.id,
+            {
+                "user_id": self.user.external_id,
+                "badge": badge.key,
+                "badge_name": badge.name,
+                "award_id": award_id,
+                "points": badge.points,
+                "source": source,
+                "awarded_at": awarded_at.isoformat(),
+            },
+        )
+        if badge.points:
+            await self.credit_points(
+                badge.points,
+                reason=f"Badge unlocked: {badge.name}",
+                source_type="badge",
+                source_id=str(award_id),
+                at=at,
+            )
+        await self._synthetic(
+            "badge.awarded",
+            f"badge.awarded:{award_id}",
+            {"badge": badge.key, "award_id": award_id, "source": source},
+            at,
+            badge.id,
+        )
+        return award_id
+
+    # ------------------------------------------------------------------ points and levels
+
+    async def ladder(self) -> Sequence[BadgeLevel]:
+        if self._ladder is None:
+            self._ladder = await levels_service.ladder(self.session)
+        return self._ladder
+
+    async def credit_points(
+        self, amount: int, *, reason: str, source_type: str, source_id: str, at: datetime | None = None
+    ) -> PointsEntry | None:
+        """Credit (or debit) once per source; reaching a level is announced once per level."""
+        before = self.user.points
+        after = before + amount
+        now = utcnow()
+        entry_id = await points_repo.insert_entry(
+            self.session,
+            user_id=self.user.id,
+            amount=amount,
+            balance_after=after,
+            reason=reason,
+            source_type=source_type,
+            source_id=source_id,
+            created_at=now,
+        )
+        if entry_id is None:
+            return None
+        await points_repo.set_balance(self.session, self.user.id, after)
+        set_committed_value(self.user, "points", after)
+        self.outcome.points_credited += amount
+        entry = PointsEntry(
+            id=entry_id,
+            user_id=self.user.id,
+            amount=amount,
+            balance_after=after,
+            reason=reason,
+            source_type=source_type,
+            source_id=source_id,
+            created_at=now,
+        )
+        await outbox.emit(
+            self.session,
+            "points.credited",
+            self.user.id,
+            {
+                "user_id": self.user.external_id,
+                "amount": amount,
+                "balance": after,
+                "reason": reason,
+                "source_type": source_type,
+                "source_id": source_id,
+                "entry_id": entry_id,
+            },
+        )
+        for listener in hooks.POINTS_LISTENERS:
+            await listener(self, entry)
+        for level in levels_service.crossed(await self.ladder(), before, after):
+            if await points_repo.mark_level(self.session, self.user.id, level.rank, level.name, now):
+                self.outcome.levels_reached.append({"rank": level.rank, "name": level.name})
+                await outbox.emit(
+                    self.session,
+                    "level.reached",
+                    self.user.id,
+                    {
+                        "user_id": self.user.external_id,
+                        "rank": level.rank,
+                        "level": level.name,
+                        "points_required": level.points_required,
+                        "reached_at": now.isoformat(),
+                    },
+                )
+                await self._synthetic(
+                    "level.reached",
+                    f"level.reached:{self.user.id}:{level.rank}",
+                    {"level": level.name, "rank": level.rank},
+                    at or now,
+                    None,
+                )
+        return entry
+
+
+def in_season(badge: Badge, at: datetime) -> bool:
+    if badge.visibility != "seasonal":
+        return True
+    if badge.available_from is not None and at < badge.available_from:
+        return False
+    return not (badge.available_until is not None and at >= badge.available_until)
+
+
+def repeat_key(
+    badge: Badge, crits: list[tuple[str, Criterion]], at: datetime, tz: Any, evidence: list[dict[str, Any]]
+) -> str:
+    """How often a repeatable badge can be earned: once per calendar period, fixed window, day, or threshold."""
+    if not badge.repeatable:
+        return "once"
+    c = crits[0][1]
+    w = c.window
+    if isinstance(w, CalendarWindow):
+        if c.aggregate == "streak":
+            return f"streak:{math.floor(Decimal(str(evidence[0]['value'])) / threshold_decimal(c))}"
+        return f"p:{period_key(w.unit, at, tz)}"
+    if isinstance(w, FixedWindow):
+        return "fixed"
+    if isinstance(w, RollingWindow):
+        return f"d:{period_key('day', at, tz)}"
+    return f"n:{math.floor(Decimal(str(evidence[0]['value'])) / threshold_decimal(c))}"

@@ -1,0 +1,83 @@
+"""Event rows and rule-counter state (all SQL of the ingestion path)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.kit.dialect import insert_for, insert_ignore
+from app.models import Event, RuleCounter
+
+
+async def insert_event(
+    session: AsyncSession,
+    *,
+    key: str,
+    user_id: int,
+    type_: str,
+    source: str,
+    occurred_at: datetime,
+    received_at: datetime,
+    attributes: dict[str, Any],
+) -> int | None:
+    """Idempotent insert; the id when this call stored the event, None when the key was already known."""
+    stmt = (
+        insert_ignore(session, Event.__table__, ["idempotency_key"])  # type: ignore[arg-type]
+        .values(
+            idempotency_key=key,
+            user_id=user_id,
+            type=type_,
+            source=source,
+            occurred_at=occurred_at,
+            received_at=received_at,
+            attributes=attributes,
+        )
+        .returning(Event.__table__.c.id)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def by_key(session: AsyncSession, key: str) -> Event | None:
+    return (await session.execute(select(Event).where(Event.idempotency_key == key))).scalar_one_or_none()
+
+
+async def page_for_user(session: AsyncSession, user_id: int, limit: int, offset: int) -> tuple[list[Event], int]:
+    rows = await session.execute(
+        select(Event)
+        .where(Event.user_id == user_id)
+        .order_by(Event.occurred_at.desc(), Event.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    total = (await session.execute(select(func.count()).where(Event.user_id == user_id))).scalar_one()
+    return list(rows.scalars()), total
+
+
+async def load_counters(
+    session: AsyncSession, user_id: int, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """States for the wanted (scope, bucket) pairs, in one query."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    cond = tuple_(RuleCounter.scope, RuleCounter.bucket).in_(wanted)
+    rows = await session.execute(
+        select(RuleCounter.scope, RuleCounter.bucket, RuleCounter.state).where(RuleCounter.user_id == user_id, cond)
+    )
+    return {(r.scope, r.bucket): r.state for r in rows}
+
+
+async def save_counters(session: AsyncSession, user_id: int, states: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
+    """Upsert changed states in one statement, in key order so concurrent batches cannot deadlock."""
+    if not states:
+        return
+    rows = [
+        {"user_id": user_id, "scope": s, "bucket": b, "state": st} for s, b, st in sorted(states, key=lambda x: x[:2])
+    ]
+    ins = insert_for(session, RuleCounter.__table__)  # type: ignore[arg-type]
+    stmt = ins.on_conflict_do_update(index_elements=["user_id", "scope", "bucket"], set_={"state": ins.excluded.state})
+    await session.execute(stmt, rows)

@@ -1,0 +1,125 @@
+"""Event bodies and ingestion results."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from app.kit.clock import utcnow
+from app.kit.schemas import ReadModel, WriteModel
+from app.rules.criteria import EVENT_PATTERN
+
+MAX_ATTRIBUTES_BYTES = 4096
+MAX_ATTRIBUTES_DEPTH = 4
+MAX_FUTURE = timedelta(minutes=5)
+RESERVED_TYPES = frozenset({"badge.awarded", "level.reached"})
+EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9_.:@\-]+$"
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+class EventAttributes(BaseModel):
+    """Free-form attributes; the few with a meaning to the engine are typed so bad values name themselves."""
+
+    model_config = ConfigDict(extra="allow")
+
+    amount: int | float | None = Field(default=None, description="Numeric; negative for refunds")
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _numeric_amount(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+            if isinstance(value, float) and value != value:  # NaN
+                raise ValueError("amount must be a finite number")
+            return value
+        raise ValueError("amount must be a number")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        size = len(json.dumps(data, ensure_ascii=False, default=str).encode())
+        if size > MAX_ATTRIBUTES_BYTES:
+            raise ValueError(f"attributes are {size} bytes; the limit is {MAX_ATTRIBUTES_BYTES}")
+        if _depth(data) > MAX_ATTRIBUTES_DEPTH:
+            raise ValueError(f"attributes are nested more than {MAX_ATTRIBUTES_DEPTH} levels deep")
+        return data
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
+class EventIn(WriteModel):
+    id: str = Field(min_length=1, max_length=128, description="The integrator's idempotency key")
+    user_id: str = Field(min_length=1, max_length=128, pattern=EXTERNAL_ID_PATTERN, description="Member external_id")
+    type: str = Field(min_length=1, max_length=64, pattern=EVENT_PATTERN, description="Dotted lower-case name")
+    occurred_at: AwareDatetime = Field(description="ISO 8601 with an offset; at most 5 minutes in the future")
+    source: str = Field(default="api", min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_.\-]*$")
+    attributes: EventAttributes = Field(default_factory=EventAttributes)
+
+    @field_validator("type")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_TYPES:
+            raise ValueError(f"'{value}' is recorded by Laurel itself and cannot be posted")
+        return value
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _not_future(cls, value: datetime) -> datetime:
+        if value - utcnow() > MAX_FUTURE:
+            raise ValueError("occurred_at is more than 5 minutes in the future")
+        return value
+
+
+class BatchIn(WriteModel):
+    events: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+
+
+class IngestResult(BaseModel):
+    id: str
+    event_id: int
+    user_id: str
+    status: Literal["accepted", "duplicate"]
+    duplicate: bool
+    points_credited: int = 0
+    badges_awarded: list[dict[str, Any]] = []
+    levels_reached: list[dict[str, Any]] = []
+    progress: list[dict[str, Any]] = []
+    challenges: list[dict[str, Any]] = []
+
+
+class BatchItemResult(BaseModel):
+    index: int
+    id: str | None
+    status: Literal["accepted", "duplicate", "rejected"]
+    result: IngestResult | None = None
+    error: dict[str, Any] | None = None
+
+
+class BatchResult(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[BatchItemResult]
+
+
+class EventOut(ReadModel):
+    id: str = Field(validation_alias="idempotency_key")
+    event_id: int = Field(validation_alias="id")
+    type: str
+    source: str
+    occurred_at: datetime
+    received_at: datetime
+    attributes: dict[str, Any]
+    outcome: dict[str, Any] | None

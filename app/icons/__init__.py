@@ -1,0 +1,1 @@
+"""Badge icons: the built-in SVG library shipped in the package, and uploaded images."""

@@ -1,0 +1,1 @@
+"""Imports the packages that register engine listeners (challenges, leaderboards)."""

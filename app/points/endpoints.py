@@ -1,0 +1,69 @@
+"""Points ledger (member), adjustments and the level ladder (admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body
+
+from app.auth.deps import AdminKey, CurrentUser
+from app.errors import InvalidInput, responses
+from app.kit.db import SessionDep
+from app.kit.deps import SettingsDep
+from app.kit.pagination import Page, PageDep
+from app.points import service as points_service
+from app.points.schemas import AdjustIn, AdjustOut, LadderIn, LevelOut, PointsEntryOut
+from app.users.endpoints import ExternalId
+
+router = APIRouter(tags=["points"])
+
+
+@router.get("/v1/me/points", response_model=Page[PointsEntryOut], responses=responses(401, 403))
+async def my_points(session: SessionDep, user: CurrentUser, page: PageDep) -> Page[PointsEntryOut]:
+    """The caller's points ledger, newest first."""
+    items, total = await points_service.ledger(session, user, page.limit, page.offset)
+    return Page(
+        items=[PointsEntryOut.model_validate(e) for e in items], total=total, limit=page.limit, offset=page.offset
+    )
+
+
+@router.post(
+    "/v1/admin/users/{external_id}/points",
+    response_model=AdjustOut,
+    tags=["admin"],
+    responses=responses(401, 403, 404, 409, 422),
+)
+async def adjust_points(
+    external_id: ExternalId, body: AdjustIn, session: SessionDep, settings: SettingsDep, caller: AdminKey
+) -> AdjustOut:
+    """Credit or debit a member by hand (audited)."""
+    return await points_service.adjust(session, settings, caller.name, external_id, body)
+
+
+@router.get("/v1/admin/badge-levels", response_model=list[LevelOut], tags=["admin"], responses=responses(401, 403))
+async def get_ladder(session: SessionDep, _: AdminKey) -> list[LevelOut]:
+    """The level ladder, lowest first."""
+    return [LevelOut.model_validate(lv) for lv in await points_service.ladder(session)]
+
+
+@router.put("/v1/admin/badge-levels", response_model=list[LevelOut], tags=["admin"], responses=responses(401, 403, 422))
+async def put_ladder(
+    session: SessionDep, _: AdminKey, body: list[dict[str, Any]] | dict[str, Any] = Body(...)
+) -> list[LevelOut]:
+    """Replace the ladder: up to 9 levels with strictly increasing `points_required`.
+
+    The body is `{"levels": [...]}` or the bare list.
+    """
+    from pydantic import ValidationError
+
+    try:
+        ladder = LadderIn.model_validate(body if isinstance(body, dict) else {"levels": body})
+    except ValidationError as exc:
+        raise InvalidInput(
+            "Invalid level ladder",
+            details=[
+                {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]}
+                for e in exc.errors()
+            ],
+        ) from exc
+    return [LevelOut.model_validate(lv) for lv in await points_service.replace_ladder(session, ladder)]

@@ -1,0 +1,68 @@
+"""Ledger and level-reached rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.kit.dialect import insert_ignore
+from app.models import PointsEntry, User, UserLevel
+
+
+async def insert_entry(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    amount: int,
+    balance_after: int,
+    reason: str,
+    source_type: str,
+    source_id: str,
+    created_at: datetime,
+) -> int | None:
+    """The new entry's id, or None when this source was already credited."""
+    stmt = (
+        insert_ignore(session, PointsEntry.__table__, ["source_type", "source_id"])  # type: ignore[arg-type]
+        .values(
+            user_id=user_id,
+            amount=amount,
+            balance_after=balance_after,
+            reason=reason,
+            source_type=source_type,
+            source_id=source_id,
+            created_at=created_at,
+        )
+        .returning(PointsEntry.__table__.c.id)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def set_balance(session: AsyncSession, user_id: int, balance: int) -> None:
+    await session.execute(update(User).where(User.id == user_id).values(points=balance))
+
+
+async def current_balance(session: AsyncSession, user_id: int) -> int:
+    return (await session.execute(select(User.points).where(User.id == user_id))).scalar_one()
+
+
+async def mark_level(session: AsyncSession, user_id: int, rank: int, name: str, at: datetime) -> bool:
+    stmt = (
+        insert_ignore(session, UserLevel.__table__, ["user_id", "rank"])  # type: ignore[arg-type]
+        .values(user_id=user_id, rank=rank, name=name, reached_at=at)
+        .returning(UserLevel.__table__.c.rank)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+async def page(session: AsyncSession, user_id: int, limit: int, offset: int) -> tuple[list[PointsEntry], int]:
+    rows = await session.execute(
+        select(PointsEntry)
+        .where(PointsEntry.user_id == user_id)
+        .order_by(PointsEntry.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    total = (await session.execute(select(func.count()).where(PointsEntry.user_id == user_id))).scalar_one()
+    return list(rows.scalars()), total

@@ -1,0 +1,71 @@
+"""Ledger, adjustments and the level ladder."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from app.kit.schemas import ReadModel, WriteModel
+
+
+class PointsEntryOut(ReadModel):
+    id: int
+    amount: int
+    balance_after: int
+    reason: str
+    source_type: str
+    source_id: str
+    created_at: datetime
+
+
+class AdjustIn(WriteModel):
+    amount: int = Field(ge=-1_000_000, le=1_000_000)
+    reason: str = Field(min_length=1, max_length=200)
+    idempotency_key: str | None = Field(
+        default=None, min_length=1, max_length=100, description="Retrying with the same key never adjusts twice"
+    )
+
+    @model_validator(mode="after")
+    def _non_zero(self) -> AdjustIn:
+        if self.amount == 0:
+            raise ValueError("amount must not be zero")
+        return self
+
+
+class AdjustOut(ReadModel):
+    user_id: str
+    applied: bool
+    amount: int
+    balance: int
+    entry_id: int | None
+    levels_reached: list[dict[str, Any]]
+
+
+class LevelIn(WriteModel):
+    name: str = Field(min_length=1, max_length=64)
+    icon: str | None = Field(default=None, max_length=256)
+    points_required: int = Field(ge=1, le=100_000_000)
+
+
+class LadderIn(WriteModel):
+    levels: list[LevelIn] = Field(min_length=1, max_length=9)
+
+    @model_validator(mode="after")
+    def _strictly_increasing(self) -> LadderIn:
+        pts = [lvl.points_required for lvl in self.levels]
+        if any(b <= a for a, b in itertools.pairwise(pts)):
+            raise ValueError("points_required must be strictly increasing from one level to the next")
+        names = [lvl.name for lvl in self.levels]
+        if len(set(names)) != len(names):
+            raise ValueError("level names must be unique")
+        return self
+
+
+class LevelOut(ReadModel):
+    rank: int
+    name: str
+    icon: str | None
+    points_required: int

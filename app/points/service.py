@@ -1,0 +1,66 @@
+"""Manual adjustments (audited), the ledger, and the ladder."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit import service as audit
+from app.config import Settings
+from app.errors import Conflict, NotFound
+from app.events.engine import EngineRun
+from app.models import BadgeLevel, PointsEntry, User
+from app.points import levels as levels_service
+from app.points import repository as points_repo
+from app.points.schemas import AdjustIn, AdjustOut, LadderIn
+from app.users import repository as users_repo
+
+
+async def adjust(session: AsyncSession, settings: Settings, actor: str, external_id: str, body: AdjustIn) -> AdjustOut:
+    user = await users_repo.by_external_id(session, external_id)
+    if user is None:
+        raise NotFound("Member not found", code="user_not_found")
+    run = await EngineRun.begin(session, settings, user)
+    if user.points + body.amount < 0:
+        raise Conflict(
+            "Adjustment would make the balance negative",
+            code="insufficient_points",
+            details={"balance": user.points, "amount": body.amount},
+        )
+    source_id = body.idempotency_key or uuid.uuid4().hex
+    entry = await run.credit_points(
+        body.amount, reason=body.reason, source_type="manual", source_id=f"{user.id}:{source_id}"
+    )
+    if entry is not None:
+        await audit.record(
+            session,
+            actor=actor,
+            action="points.adjust",
+            reason=body.reason,
+            user_id=user.id,
+            target=str(entry.id),
+            details={"amount": body.amount, "balance": entry.balance_after},
+        )
+    return AdjustOut(
+        user_id=external_id,
+        applied=entry is not None,
+        amount=body.amount,
+        balance=user.points,
+        entry_id=entry.id if entry else None,
+        levels_reached=run.outcome.levels_reached,
+    )
+
+
+async def ledger(session: AsyncSession, user: User, limit: int, offset: int) -> tuple[list[PointsEntry], int]:
+    return await points_repo.page(session, user.id, limit, offset)
+
+
+async def ladder(session: AsyncSession) -> Sequence[BadgeLevel]:
+    return await levels_service.ladder(session)
+
+
+async def replace_ladder(session: AsyncSession, body: LadderIn) -> Sequence[BadgeLevel]:
+    await levels_service.replace_ladder(session, [(lv.name, lv.icon, lv.points_required) for lv in body.levels])
+    return await levels_service.ladder(session)

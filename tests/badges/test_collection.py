@@ -1,0 +1,130 @@
+"""The member's badge collection, details, sharing, and admin grants, revokes, audit and statistics."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api import ADMIN, badge, event
+
+NOW = datetime.now(UTC) - timedelta(minutes=1)
+
+
+async def _member(client: httpx.AsyncClient, login: Any, external_id: str) -> dict[str, str]:
+    await client.put(f"/v1/users/{external_id}", json={"openid": f"o-{external_id}"}, headers=ADMIN)
+    return await login(openid=f"o-{external_id}")  # type: ignore[no-any-return]
+
+
+@pytest.mark.sqlite_too
+async def test_collection_shows_earned_and_locked_with_live_progress(client: httpx.AsyncClient, login: Any) -> None:
+    me = await _member(client, login, "M1")
+    crit = {
+        "event": "visit",
+        "aggregate": "count_distinct",
+        "field": "store_id",
+        "threshold": 3,
+        "window": {"type": "calendar", "unit": "month"},
+    }
+    await badge(client, "store-explorer", [crit], name="Store Explorer", translations={"zh-CN": {"name": "探店达人"}})
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}])
+    await badge(client, "hidden-vip", [], visibility="invite_only")
+    await badge(client, "draft-one", [{"event": "visit", "threshold": 1}], status="draft")
+    await event(client, "M1", "visit", NOW, store_id="S1")
+    await event(client, "M1", "visit", NOW, store_id="S2")
+    items = {b["key"]: b for b in (await client.get("/v1/me/badges", headers=me)).json()}
+    assert set(items) == {"store-explorer", "first-visit"}
+    explorer = items["store-explorer"]
+    assert explorer["earned"] is False and explorer["earned_at"] is None
+    assert explorer["progress"]["current"] == 2 and explorer["progress"]["target"] == 3
+    assert explorer["progress"]["text"] == "2 of 3 this month"
+    assert explorer["progress"]["window_end"] is not None
+    first = items["first-visit"]
+    assert first["earned"] is True and first["earned_at"] and first["progress"] is None
+    assert first["rarity"] == 1.0
+    zh = {b["key"]: b for b in (await client.get("/v1/me/badges", headers={**me, "Accept-Language": "zh-CN"})).json()}
+    assert zh["store-explorer"]["name"] == "探店达人"
+
+
+async def test_rarity_is_share_of_members(client: httpx.AsyncClient, login: Any) -> None:
+    me = await _member(client, login, "R1")
+    await client.put("/v1/users/R2", json={}, headers=ADMIN)
+    await client.put("/v1/users/R3", json={}, headers=ADMIN)
+    await client.put("/v1/users/R4", json={}, headers=ADMIN)
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}])
+    await event(client, "R1", "visit", NOW)
+    detail = (await client.get("/v1/badges/first-visit", headers=me)).json()
+    assert detail["rarity"] == 0.25 and detail["rarity_percent"] == 25.0
+
+
+async def test_share_card_only_for_held_badge(client: httpx.AsyncClient, login: Any) -> None:
+    me = await _member(client, login, "S1")
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}], icon="trophy")
+    r = await client.get("/v1/me/badges/first-visit/share", headers=me)
+    assert r.status_code == 404
+    await event(client, "S1", "visit", NOW)
+    share = (await client.get("/v1/me/badges/first-visit/share", headers=me)).json()
+    assert share["path"].startswith("/pages/") and "first-visit" in share["path"]
+    assert share["image_url"].endswith("/v1/icons/trophy.svg")
+    assert share["timeline"]["query"] == share["query"]
+
+
+async def test_manual_grant_and_revoke_are_audited(client: httpx.AsyncClient, make_key: Any) -> None:
+    ops = await make_key("admin", name="ops-console")
+    await badge(client, "vip", [], visibility="invite_only", points=30)
+    await client.put("/v1/users/G1", json={}, headers=ADMIN)
+    r = await client.post("/v1/admin/users/G1/badges/vip", json={"reason": "launch guest"}, headers=ops)
+    assert r.status_code == 201, r.text
+    assert r.json()["points_credited"] == 30
+    again = await client.post("/v1/admin/users/G1/badges/vip", json={"reason": "twice"}, headers=ops)
+    assert again.status_code == 409
+    assert (await client.post("/v1/admin/users/G1/badges/vip", json={}, headers=ops)).status_code == 422
+    r = await client.request("DELETE", "/v1/admin/users/G1/badges/vip", json={"reason": "mistake"}, headers=ops)
+    assert r.status_code == 200 and r.json()["points_reversed"] == 30
+    assert (await client.delete("/v1/admin/users/G1/badges/vip?reason=x", headers=ops)).status_code == 404
+    log = (await client.get("/v1/admin/audit", headers=ADMIN)).json()
+    assert [(e["action"], e["actor"], e["reason"], e["user_id"]) for e in log["items"]] == [
+        ("badge.revoke", "ops-console", "mistake", "G1"),
+        ("badge.grant", "ops-console", "launch guest", "G1"),
+    ]
+    ledger = await client.get("/v1/admin/users/G1/events", headers=ADMIN)
+    assert ledger.status_code == 200
+
+
+async def test_badge_stats(client: httpx.AsyncClient) -> None:
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}])
+    for m in ("A", "B", "C"):
+        await event(client, m, "visit", NOW)
+    await client.put("/v1/users/D", json={}, headers=ADMIN)
+    stats = (await client.get("/v1/admin/badges/first-visit/stats", headers=ADMIN)).json()
+    assert stats["holders"] == 3 and stats["members"] == 4 and stats["rarity"] == 0.75
+    assert stats["first_awarded_at"] <= stats["last_awarded_at"]
+    assert sum(d["count"] for d in stats["awards_per_day"]) == 3
+
+
+async def test_badge_crud(client: httpx.AsyncClient) -> None:
+    body = {
+        "key": "store-explorer",
+        "name": "Store Explorer",
+        "description": "Explore",
+        "how_to_earn": "Visit 3",
+        "icon": "map-pin",
+        "criteria": [{"event": "visit", "threshold": 3}],
+        "points": 20,
+        "visibility": "public",
+        "repeatable": False,
+        "status": "draft",
+        "translations": {"zh-CN": {"name": "探店达人", "description": "…", "how_to_earn": "…"}},
+    }
+    r = await client.post("/v1/admin/badges", json=body, headers=ADMIN)
+    assert r.status_code == 201
+    assert (await client.post("/v1/admin/badges", json=body, headers=ADMIN)).status_code == 409
+    r = await client.patch("/v1/admin/badges/store-explorer", json={"status": "active"}, headers=ADMIN)
+    assert r.json()["status"] == "active" and r.json()["activated_at"]
+    r = await client.put("/v1/admin/badges/store-explorer", json={**body, "name": "Explorer"}, headers=ADMIN)
+    assert r.json()["name"] == "Explorer"
+    assert (await client.get("/v1/admin/badges/nope", headers=ADMIN)).status_code == 404
+    assert (await client.delete("/v1/admin/badges/store-explorer", headers=ADMIN)).status_code == 204
+    assert (await client.get("/v1/admin/badges", headers=ADMIN)).json() == []

@@ -1,0 +1,234 @@
+"""The product's badges, end to end through the HTTP API (criteria → counters → awards)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from tests.api import ADMIN, awarded, badge, event, post_event
+
+CN = ZoneInfo("Asia/Shanghai")
+TODAY = (datetime.now(CN) - timedelta(days=1)).replace(hour=12, minute=0, second=0, microsecond=0)
+
+
+def day(n: int, hour: int = 12) -> datetime:
+    """n days before yesterday, program time (all safely in the past)."""
+    return (TODAY - timedelta(days=n)).replace(hour=hour)
+
+
+@pytest.mark.sqlite_too
+async def test_first_purchase(client: httpx.AsyncClient) -> None:
+    await badge(client, "first-purchase", [{"event": "purchase", "aggregate": "count", "threshold": 1}], points=5)
+    out = await event(client, "M", "purchase", day(1), amount=99)
+    assert awarded(out) == ["first-purchase"]
+    assert out["levels_reached"] == [{"rank": 1, "name": "Community Starter"}]
+    assert awarded(await event(client, "M", "purchase", day(0), amount=99)) == []
+
+
+async def test_tenth_order(client: httpx.AsyncClient) -> None:
+    await badge(client, "tenth-order", [{"event": "purchase", "threshold": 10, "window": {"type": "lifetime"}}])
+    for i in range(9):
+        out = await event(client, "M", "purchase", day(20 - i), amount=1)
+        assert awarded(out) == []
+    assert out["progress"] == [{"badge": "tenth-order", "criterion": 0, "current": 9, "target": 10, "window_end": None}]
+    assert awarded(await event(client, "M", "purchase", day(2), amount=1)) == ["tenth-order"]
+
+
+async def test_festival_shopper_fixed_window(client: httpx.AsyncClient) -> None:
+    # Spring Festival 2026 (the 2027 window of the product docs is in the future, where events are refused).
+    window = {"type": "fixed", "start": "2026-02-10T00:00:00+08:00", "end": "2026-02-24T00:00:00+08:00"}
+    await badge(client, "festival-shopper", [{"event": "purchase", "threshold": 1, "window": window}])
+    assert awarded(await event(client, "M", "purchase", "2026-02-09T23:59:00+08:00", amount=5)) == []
+    assert awarded(await event(client, "M", "purchase", "2026-02-24T00:00:00+08:00", amount=5)) == []
+    assert awarded(await event(client, "M", "purchase", "2026-02-17T10:00:00+08:00", amount=5)) == ["festival-shopper"]
+
+
+async def test_festival_window_in_2027_is_accepted_and_shown(client: httpx.AsyncClient, login: object) -> None:
+    window = {"type": "fixed", "start": "2027-02-06T00:00:00+08:00", "end": "2027-02-20T00:00:00+08:00"}
+    b = await badge(client, "festival-2027", [{"event": "purchase", "threshold": 1, "window": window}])
+    assert b["criteria"][0]["window"]["type"] == "fixed"
+
+
+async def test_store_explorer_needs_three_stores_in_one_month(client: httpx.AsyncClient) -> None:
+    crit = {
+        "event": "visit",
+        "where": [{"field": "store_id", "op": "exists"}],
+        "aggregate": "count_distinct",
+        "field": "store_id",
+        "threshold": 3,
+        "window": {"type": "calendar", "unit": "month"},
+    }
+    await badge(client, "store-explorer", [crit])
+    # Three stores across two months (September 30 and October 1, China time) do not count.
+    await event(client, "M", "visit", "2026-09-30T20:00:00+08:00", store_id="S1")
+    await event(client, "M", "visit", "2026-09-30T23:59:00+08:00", store_id="S2")
+    out = await event(client, "M", "visit", "2026-10-01T00:00:00+08:00", store_id="S3")
+    assert awarded(out) == []
+    assert out["progress"][0]["current"] == 1
+    assert awarded(await event(client, "M", "visit", "2026-10-02T10:00:00+08:00", store_id="S3")) == []  # repeat
+    assert awarded(await event(client, "M", "visit", "2026-10-05T10:00:00+08:00", store_id="S4")) == []
+    assert awarded(await event(client, "M", "visit", "2026-10-06T10:00:00+08:00", store_id="S5")) == ["store-explorer"]
+
+
+async def test_big_spender_rolling_seven_days(client: httpx.AsyncClient) -> None:
+    crit = {
+        "event": "purchase",
+        "aggregate": "sum",
+        "field": "amount",
+        "threshold": 1000,
+        "window": {"type": "rolling", "days": 7},
+    }
+    await badge(client, "big-spender", [crit])
+    await event(client, "A", "purchase", day(30), amount=600)
+    assert awarded(await event(client, "A", "purchase", day(22), amount=500)) == []  # 8 days apart
+    await event(client, "B", "purchase", day(10), amount=600)
+    assert awarded(await event(client, "B", "purchase", day(9), amount=-200)) == []  # refund
+    assert awarded(await event(client, "B", "purchase", day(4), amount=500)) == []  # 900 in window
+    assert awarded(await event(client, "B", "purchase", day(4), amount=200)) == ["big-spender"]
+
+
+async def test_first_referral(client: httpx.AsyncClient) -> None:
+    await badge(client, "first-referral", [{"event": "referral", "threshold": 1}], points=20)
+    assert awarded(await event(client, "M", "purchase", day(3), amount=1)) == []
+    out = await event(client, "M", "referral", day(2), referred="M2")
+    assert awarded(out) == ["first-referral"] and out["points_credited"] == 20
+
+
+async def test_seven_day_check_in_streak_with_one_grace_day(client: httpx.AsyncClient) -> None:
+    crit = {
+        "event": "check_in",
+        "aggregate": "streak",
+        "threshold": 7,
+        "grace": 1,
+        "window": {"type": "calendar", "unit": "day"},
+    }
+    await badge(client, "streak-7", [crit])
+    for n in (20, 19, 18, 16, 15, 14):  # day 17 missed: bridged by the grace day
+        assert awarded(await event(client, "A", "check_in", day(n))) == []
+    assert awarded(await event(client, "A", "check_in", day(13))) == ["streak-7"]
+    # Two missed days in a row break the streak.
+    for n in (20, 19, 18, 15, 14, 13):
+        assert awarded(await event(client, "B", "check_in", day(n))) == []
+    assert awarded(await event(client, "B", "check_in", day(12))) == []
+    # A late check-in for day 17 joins the halves: 20..12 with day 16 bridged → 8 active days.
+    assert awarded(await event(client, "B", "check_in", day(17))) == ["streak-7"]
+
+
+async def test_collector_counts_awards_without_counting_itself(client: httpx.AsyncClient) -> None:
+    for i in range(5):
+        await badge(client, f"b{i}", [{"event": f"task.t{i}", "threshold": 1}])
+    await badge(client, "collector", [{"event": "badge.awarded", "threshold": 5}])
+    await badge(client, "super-collector", [{"event": "badge.awarded", "threshold": 7}])
+    for i in range(4):
+        assert awarded(await event(client, "M", f"task.t{i}", day(1))) == [f"b{i}"]
+    out = await event(client, "M", "task.t4", day(1))
+    assert awarded(out) == ["b4", "collector"]
+    held = (await client.get("/v1/admin/users/M/badges", headers=ADMIN)).json()
+    assert sorted(a["badge"] for a in held) == ["b0", "b1", "b2", "b3", "b4", "collector"]
+
+
+async def test_award_evidence_names_criteria_bucket_and_event(client: httpx.AsyncClient) -> None:
+    crit = {
+        "event": "visit",
+        "aggregate": "count_distinct",
+        "field": "store_id",
+        "threshold": 2,
+        "window": {"type": "calendar", "unit": "month"},
+    }
+    await badge(client, "two-stores", [crit])
+    await event(client, "M", "visit", "2026-10-03T10:00:00+08:00", store_id="S1")
+    out = await event(client, "M", "visit", "2026-10-04T10:00:00+08:00", key="completing", store_id="S2")
+    held = (await client.get("/v1/admin/users/M/badges", headers=ADMIN)).json()
+    ev = held[0]["evidence"]
+    assert held[0]["event_id"] == out["event_id"] and ev["event_key"] == "completing"
+    assert ev["criteria"][0]["bucket"] == "2026-10" and ev["criteria"][0]["value"] == 2
+
+
+async def test_invite_only_is_never_auto_awarded_and_seasonal_only_in_season(client: httpx.AsyncClient) -> None:
+    await badge(client, "vip", [{"event": "visit", "threshold": 1}], visibility="invite_only")
+    await badge(
+        client,
+        "autumn",
+        [{"event": "visit", "threshold": 1}],
+        visibility="seasonal",
+        available_from="2026-09-01T00:00:00+08:00",
+        available_until="2026-10-01T00:00:00+08:00",
+    )
+    assert awarded(await event(client, "M", "visit", "2026-10-02T10:00:00+08:00")) == []
+    assert awarded(await event(client, "M", "visit", "2026-09-15T10:00:00+08:00")) == ["autumn"]
+
+
+async def test_activating_a_badge_does_not_award_history(client: httpx.AsyncClient) -> None:
+    await event(client, "M", "purchase", day(5), amount=1)
+    await badge(client, "first-purchase", [{"event": "purchase", "threshold": 1}])
+    held = (await client.get("/v1/admin/users/M/badges", headers=ADMIN)).json()
+    assert held == []
+
+
+async def test_draft_badges_are_not_evaluated(client: httpx.AsyncClient) -> None:
+    await badge(client, "later", [{"event": "visit", "threshold": 1}], status="draft")
+    assert awarded(await event(client, "M", "visit", day(1))) == []
+
+
+async def test_repeatable_badge_awards_once_per_calendar_period(client: httpx.AsyncClient) -> None:
+    crit = {"event": "visit", "threshold": 2, "window": {"type": "calendar", "unit": "month"}}
+    await badge(client, "monthly-regular", [crit], repeatable=True, points=1)
+    await event(client, "M", "visit", "2026-09-01T10:00:00+08:00")
+    assert awarded(await event(client, "M", "visit", "2026-09-02T10:00:00+08:00")) == ["monthly-regular"]
+    assert awarded(await event(client, "M", "visit", "2026-09-03T10:00:00+08:00")) == []
+    await event(client, "M", "visit", "2026-10-01T10:00:00+08:00")
+    assert awarded(await event(client, "M", "visit", "2026-10-02T10:00:00+08:00")) == ["monthly-regular"]
+
+
+@pytest.mark.parametrize(
+    ("criteria", "where"),
+    [
+        ([{"event": "visit", "aggregate": "sum", "threshold": 3}], "criteria.0.field"),
+        ([{"event": "visit", "aggregate": "streak", "threshold": 3}], "criteria.0.window"),
+        ([{"event": "visit", "threshold": 3, "grace": 1}], "criteria.0.grace"),
+        (
+            [{"event": "visit", "threshold": 3, "where": [{"field": "x", "op": "in", "value": 3}]}],
+            "criteria.0.where.0.value",
+        ),
+        ([{"event": "visit", "threshold": 3, "window": {"type": "weekly"}}], "criteria.0.window"),
+        ([], "body"),
+    ],
+)
+async def test_invalid_criteria_are_422_saying_which_part(
+    client: httpx.AsyncClient, criteria: list[object], where: str
+) -> None:
+    r = await client.post("/v1/admin/badges", json={"key": "bad", "name": "Bad", "criteria": criteria}, headers=ADMIN)
+    assert r.status_code == 422, r.text
+    fields = [d["field"] for d in r.json()["error"]["details"]]
+    assert any(f.startswith(f"body.{where}") or f == where for f in fields), fields
+
+
+async def test_same_event_posted_50_times_at_once_counts_once(client: httpx.AsyncClient) -> None:
+    await badge(client, "first-purchase", [{"event": "purchase", "threshold": 1}], points=10)
+    await client.put("/v1/users/C", json={}, headers=ADMIN)
+    at = datetime.now(UTC) - timedelta(minutes=1)
+    results = await asyncio.gather(*(post_event(client, "C", "purchase", at, key="same", amount=1) for _ in range(50)))
+    assert all(r.status_code == 200 for r in results), [r.text for r in results if r.status_code != 200]
+    bodies = [r.json() for r in results]
+    assert sum(not b["duplicate"] for b in bodies) == 1
+    assert {b["event_id"] for b in bodies} == {bodies[0]["event_id"]}
+    history = (await client.get("/v1/admin/users/C/events?limit=200", headers=ADMIN)).json()
+    assert [e["type"] for e in history["items"]].count("purchase") == 1
+    assert len((await client.get("/v1/admin/users/C/badges", headers=ADMIN)).json()) == 1
+    ledger = [e for e in history["items"] if e["type"] == "badge.awarded"]
+    assert len(ledger) == 1
+
+
+async def test_fifty_qualifying_events_at_once_award_once(client: httpx.AsyncClient, login: object) -> None:
+    await badge(client, "first-purchase", [{"event": "purchase", "threshold": 1}], points=10)
+    await client.put("/v1/users/C", json={}, headers=ADMIN)
+    at = datetime.now(UTC) - timedelta(minutes=1)
+    results = await asyncio.gather(*(post_event(client, "C", "purchase", at, key=f"p{i}", amount=1) for i in range(50)))
+    assert all(r.status_code == 200 for r in results)
+    assert sum(len(r.json()["badges_awarded"]) for r in results) == 1
+    assert sum(r.json()["points_credited"] for r in results) == 10
+    assert len((await client.get("/v1/admin/users/C/badges", headers=ADMIN)).json()) == 1

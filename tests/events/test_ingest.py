@@ -1,0 +1,128 @@
+"""Ingestion: validation, idempotency, batches and history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api import ADMIN, awarded, badge, event, post_event
+
+NOW = datetime.now(UTC)
+
+
+@pytest.mark.sqlite_too
+async def test_same_id_twice_returns_first_outcome_and_changes_nothing(client: httpx.AsyncClient) -> None:
+    await badge(client, "first-purchase", [{"event": "purchase", "aggregate": "count", "threshold": 1}], points=10)
+    first = await event(client, "M1", "purchase", NOW, key="pos-1", amount=10)
+    assert first["duplicate"] is False and awarded(first) == ["first-purchase"]
+    assert first["points_credited"] == 10
+    again = await event(client, "M1", "purchase", NOW, key="pos-1", amount=10)
+    assert again["duplicate"] is True and again["status"] == "duplicate"
+    assert awarded(again) == ["first-purchase"]  # the first outcome, replayed
+    assert again["event_id"] == first["event_id"]
+    history = (await client.get("/v1/admin/users/M1/events", headers=ADMIN)).json()
+    assert history["total"] == 3  # the purchase, badge.awarded and level.reached(Starter, 10 pts)
+    ledger = await client.get("/v1/admin/users/M1/badges", headers=ADMIN)
+    assert len(ledger.json()) == 1
+
+
+async def test_unknown_member_is_created_on_first_event(client: httpx.AsyncClient) -> None:
+    out = await event(client, "NEW-1", "visit", NOW, store_id="S1")
+    assert out["user_id"] == "NEW-1"
+    r = await client.get("/v1/admin/users/NEW-1/events", headers=ADMIN)
+    assert r.json()["items"][0]["type"] == "visit"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda b: b.pop("type"), "type"),
+        (lambda b: b.update(type="Purchase!"), "type"),
+        (lambda b: b["attributes"].update(amount="lots"), "attributes.amount"),
+        (lambda b: b.update(occurred_at="2026-11-23T10:15:00"), "occurred_at"),
+        (lambda b: b.update(occurred_at=(NOW + timedelta(minutes=10)).isoformat()), "occurred_at"),
+        (lambda b: b["attributes"].update(blob="x" * 5000), "attributes"),
+        (lambda b: b["attributes"].update(deep={"a": {"b": {"c": {"d": {"e": 1}}}}}), "attributes"),
+        (lambda b: b.update(type="badge.awarded"), "type"),
+        (lambda b: b.update(surprise=1), "surprise"),
+    ],
+    ids=[
+        "missing-type",
+        "bad-type",
+        "non-numeric-amount",
+        "no-offset",
+        "future",
+        "too-big",
+        "too-deep",
+        "reserved",
+        "unknown-field",
+    ],
+)
+async def test_bad_input_is_422_naming_the_field(client: httpx.AsyncClient, mutate: Any, field: str) -> None:
+    body: dict[str, Any] = {
+        "id": "e1",
+        "user_id": "M1",
+        "type": "purchase",
+        "occurred_at": NOW.isoformat(),
+        "source": "pos",
+        "attributes": {"amount": 1},
+    }
+    mutate(body)
+    r = await client.post("/v1/events", json=body, headers=ADMIN)
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["code"] == "validation_error"
+    assert any(d["field"].endswith(field) for d in err["details"]), err
+    assert (await client.get("/v1/admin/users/M1/events", headers=ADMIN)).status_code == 404  # nothing applied
+
+
+async def test_event_id_reused_for_another_member_is_409(client: httpx.AsyncClient) -> None:
+    await event(client, "A", "visit", NOW, key="k1")
+    r = await post_event(client, "B", "visit", NOW, key="k1")
+    assert r.status_code == 409
+    assert r.json()["error"]["code"] == "idempotency_key_reused"
+
+
+async def test_ingest_needs_events_scope(client: httpx.AsyncClient, make_key: Any, login: Any) -> None:
+    body = {"id": "x", "user_id": "M", "type": "visit", "occurred_at": NOW.isoformat()}
+    assert (await client.post("/v1/events", json=body)).status_code == 401
+    assert (await client.post("/v1/events", json=body, headers=await make_key("users:write"))).status_code == 403
+    assert (await client.post("/v1/events", json=body, headers=await login())).status_code in (401, 403)
+    assert (await client.post("/v1/events", json=body, headers=await make_key("events:write"))).status_code == 200
+
+
+@pytest.mark.sqlite_too
+async def test_batch_reports_each_item_and_bad_items_apply_nothing(client: httpx.AsyncClient) -> None:
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}], points=5)
+    items = [
+        {"id": "b1", "user_id": "M1", "type": "visit", "occurred_at": NOW.isoformat(), "attributes": {}},
+        {"id": "b2", "user_id": "M2", "type": "visit", "occurred_at": "yesterday"},
+        {"id": "b1", "user_id": "M1", "type": "visit", "occurred_at": NOW.isoformat(), "attributes": {}},
+        {"id": "b3", "user_id": "M2", "type": "visit", "occurred_at": NOW.isoformat(), "attributes": {}},
+    ]
+    r = await client.post("/v1/events/batch", json={"events": items}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [x["status"] for x in body["results"]] == ["accepted", "rejected", "duplicate", "accepted"]
+    assert (body["accepted"], body["duplicates"], body["rejected"]) == (2, 1, 1)
+    assert body["results"][1]["error"]["details"][0]["field"] == "occurred_at"
+    assert awarded(body["results"][0]["result"]) == ["first-visit"]
+    assert awarded(body["results"][3]["result"]) == ["first-visit"]
+
+
+async def test_batch_over_1000_items_is_422(client: httpx.AsyncClient) -> None:
+    items = [{"id": str(i), "user_id": "M", "type": "visit", "occurred_at": NOW.isoformat()} for i in range(1001)]
+    r = await client.post("/v1/events/batch", json={"events": items}, headers=ADMIN)
+    assert r.status_code == 422
+
+
+async def test_history_is_paginated_newest_first(client: httpx.AsyncClient) -> None:
+    for i in range(5):
+        await event(client, "H", "visit", NOW - timedelta(hours=5 - i), key=f"h{i}", n=i)
+    page = (await client.get("/v1/admin/users/H/events?limit=2&offset=1", headers=ADMIN)).json()
+    assert page["total"] == 5
+    assert [e["id"] for e in page["items"]] == ["h3", "h2"]
+    assert page["items"][0]["received_at"] and page["items"][0]["source"] == "pos"

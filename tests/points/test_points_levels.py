@@ -1,0 +1,109 @@
+"""Points ledger, manual adjustments, the level ladder and the member's level."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api import ADMIN, badge, event
+
+NOW = datetime.now(UTC) - timedelta(minutes=1)
+
+
+async def test_fresh_install_has_default_ladder(client: httpx.AsyncClient) -> None:
+    ladder = (await client.get("/v1/admin/badge-levels", headers=ADMIN)).json()
+    assert [(lv["name"], lv["points_required"]) for lv in ladder] == [
+        ("Community Starter", 5),
+        ("Community Contributor", 15),
+        ("Active Member", 25),
+        ("Engaged Member", 50),
+        ("Community Champion", 100),
+        ("Community Leader", 250),
+        ("Community Hero", 500),
+        ("Community Legend", 1000),
+        ("Community Icon", 2500),
+    ]
+
+
+@pytest.mark.parametrize(
+    "levels",
+    [
+        [{"name": f"L{i}", "points_required": i + 1} for i in range(10)],
+        [{"name": "A", "points_required": 10}, {"name": "B", "points_required": 10}],
+        [{"name": "A", "points_required": 10}, {"name": "B", "points_required": 5}],
+        [],
+    ],
+    ids=["ten-levels", "equal", "decreasing", "empty"],
+)
+async def test_invalid_ladders_are_refused(client: httpx.AsyncClient, levels: list[dict[str, Any]]) -> None:
+    r = await client.put("/v1/admin/badge-levels", json={"levels": levels}, headers=ADMIN)
+    assert r.status_code == 422, r.text
+    assert len((await client.get("/v1/admin/badge-levels", headers=ADMIN)).json()) == 9
+
+
+async def test_custom_ladder_and_member_level(client: httpx.AsyncClient, login: Any) -> None:
+    r = await client.put(
+        "/v1/admin/badge-levels",
+        headers=ADMIN,
+        json=[
+            {"name": "Bronze", "icon": "medal", "points_required": 10},
+            {"name": "Silver", "icon": "medal", "points_required": 30},
+        ],
+    )
+    assert r.status_code == 200 and [lv["rank"] for lv in r.json()] == [1, 2]
+    await client.put("/v1/users/L1", json={"openid": "o-l1"}, headers=ADMIN)
+    me_headers = await login(openid="o-l1")
+    me = (await client.get("/v1/me", headers=me_headers)).json()
+    assert (me["points"], me["level"], me["next_level"]["name"], me["points_to_next"]) == (0, None, "Bronze", 10)
+    r = await client.post("/v1/admin/users/L1/points", json={"amount": 12, "reason": "welcome"}, headers=ADMIN)
+    assert r.json()["levels_reached"] == [{"rank": 1, "name": "Bronze"}]
+    me = (await client.get("/v1/me", headers=me_headers)).json()
+    assert (me["points"], me["level"]["name"], me["next_level"]["name"], me["points_to_next"]) == (
+        12,
+        "Bronze",
+        "Silver",
+        18,
+    )
+
+
+async def test_crossing_several_levels_at_once_reaches_each_once(client: httpx.AsyncClient) -> None:
+    await badge(client, "big", [{"event": "visit", "threshold": 1}], points=60)
+    out = await event(client, "M", "visit", NOW)
+    assert [lv["name"] for lv in out["levels_reached"]] == [
+        "Community Starter",
+        "Community Contributor",
+        "Active Member",
+        "Engaged Member",
+    ]
+
+
+async def test_adjustments_are_idempotent_audited_and_never_negative(client: httpx.AsyncClient, login: Any) -> None:
+    await client.put("/v1/users/P1", json={"openid": "o-p1"}, headers=ADMIN)
+    body = {"amount": 7, "reason": "survey", "idempotency_key": "survey-42"}
+    first = (await client.post("/v1/admin/users/P1/points", json=body, headers=ADMIN)).json()
+    second = (await client.post("/v1/admin/users/P1/points", json=body, headers=ADMIN)).json()
+    assert first["applied"] is True and second["applied"] is False and second["balance"] == 7
+    r = await client.post("/v1/admin/users/P1/points", json={"amount": -8, "reason": "oops"}, headers=ADMIN)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "insufficient_points"
+    assert (
+        await client.post("/v1/admin/users/P1/points", json={"amount": 0, "reason": "x"}, headers=ADMIN)
+    ).status_code == 422
+    assert (
+        await client.post("/v1/admin/users/NOPE/points", json={"amount": 1, "reason": "x"}, headers=ADMIN)
+    ).status_code == 404
+    ledger = (await client.get("/v1/me/points", headers=await login(openid="o-p1"))).json()
+    assert ledger["total"] == 1 and ledger["items"][0]["amount"] == 7
+    assert ledger["items"][0]["source_type"] == "manual"
+    audit = (await client.get("/v1/admin/audit?action=points.adjust", headers=ADMIN)).json()
+    assert audit["total"] == 1 and audit["items"][0]["reason"] == "survey"
+
+
+async def test_badge_points_land_in_ledger_with_source(client: httpx.AsyncClient, login: Any) -> None:
+    await client.put("/v1/users/P2", json={"openid": "o-p2"}, headers=ADMIN)
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}], points=5)
+    await event(client, "P2", "visit", NOW)
+    ledger = (await client.get("/v1/me/points", headers=await login(openid="o-p2"))).json()
+    assert [(e["amount"], e["source_type"], e["balance_after"]) for e in ledger["items"]] == [(5, "badge", 5)]
