@@ -45,6 +45,9 @@ async def readyz(request: Request) -> JSONResponse:
         )
     if current != heads:
         return JSONResponse(
-            error_body("not_ready", "Database migrations are not at head", {"current": sorted(current), "head": sorted(heads)}), 503
+            error_body(
+                "not_ready", "Database migrations are not at head", {"current": sorted(current), "head": sorted(heads)}
+            ),
+            503,
         )
     return JSONResponse({"status": "ready", "database": "ok", "migration": sorted(current)})

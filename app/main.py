@@ -7,13 +7,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app import plugins  # noqa: F401  (registers engine listeners)
 from app.config import Settings, get_settings
 from app.integrations.wechat.gateway import WeChatGateway
 from app.kit import handlers
 from app.kit import logging as laurel_logging
 from app.kit.db import Database
 from app.kit.middleware import RequestContextMiddleware
-from app import plugins  # noqa: F401  (registers engine listeners)
 from app.routers import include_all
 
 API_DESCRIPTION = """Laurel turns what members do (purchases, visits, check-ins, posts) into badges, points,

@@ -1,1 +1,2 @@
-"""Imports the packages that register engine listeners (challenges, leaderboards)."""
+
+from app.challenges import listeners as _challenges  # noqa: F401

@@ -8,10 +8,13 @@ from app import health
 from app.audit import endpoints as audit_endpoints
 from app.auth import endpoints as auth_endpoints
 from app.badges import endpoints as badges_endpoints
+from app.challenges import admin_endpoints as challenges_admin_endpoints
+from app.challenges import endpoints as challenges_endpoints
 from app.events import endpoints as events_endpoints
 from app.icons import endpoints as icons_endpoints
 from app.points import endpoints as points_endpoints
 from app.users import endpoints as users_endpoints
+from app.vouchers import endpoints as vouchers_endpoints
 
 
 def include_all(app: FastAPI) -> None:
@@ -25,5 +28,9 @@ def include_all(app: FastAPI) -> None:
         points_endpoints.router,
         audit_endpoints.router,
         icons_endpoints.router,
+        challenges_endpoints.router,
+        challenges_admin_endpoints.router,
+        vouchers_endpoints.router,
+        vouchers_endpoints.admin_router,
     ):
         app.include_router(router)

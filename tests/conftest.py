@@ -21,6 +21,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import delete, inspect
 
+from app.badges import rules_cache
 from app.config import Settings
 from app.kit import migrate
 from app.main import create_app
@@ -141,6 +142,7 @@ async def reset_database(app: FastAPI) -> None:
             if table.name in existing:
                 await session.execute(delete(table))
         await levels_service.install_default(session)
+    rules_cache.invalidate()
 
 
 @pytest.fixture

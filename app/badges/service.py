@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
 from app.badges import repository as badges_repo
-from app.badges.criteria_cache import parsed
+from app.badges import rules_cache
 from app.badges.schemas import (
     AwardEvidence,
     AwardOut,
@@ -81,6 +81,7 @@ async def create(session: AsyncSession, body: BadgeCreate) -> Badge:
     _apply(badge, _dump(body))
     session.add(badge)
     await session.flush()
+    rules_cache.invalidate()
     return badge
 
 
@@ -90,6 +91,7 @@ async def replace(session: AsyncSession, key: str, body: BadgeUpdate) -> Badge:
     badge = await get(session, key)
     _apply(badge, _dump(body))
     await session.flush()
+    rules_cache.invalidate()
     return badge
 
 
@@ -115,6 +117,7 @@ async def patch(session: AsyncSession, key: str, body: BadgePatch) -> Badge:
     )
     _apply(badge, _dump(merged))
     await session.flush()
+    rules_cache.invalidate()
     return badge
 
 
@@ -124,6 +127,7 @@ async def delete(session: AsyncSession, key: str) -> None:
         raise Conflict("Badge has been awarded; archive it instead", code="badge_has_awards")
     await session.delete(badge)
     await session.flush()
+    rules_cache.invalidate()
 
 
 def _text(locale: str, badge: Badge, field: str) -> str:
@@ -178,7 +182,7 @@ async def collection(
     shown = [b for b in badges if b.id in by_badge or (b.status == "active" and b.visibility != "invite_only")]
     wanted: set[tuple[str, str]] = set()
     for b in shown:
-        for scope, c in parsed(b):
+        for scope, c in rules_cache.rule_of(b).criteria:
             wanted.update((scope, bucket) for bucket in ev.buckets_needed(c, now, settings.tz))
     raw = await events_repo.load_counters(session, user.id, wanted)
     holders = await badges_repo.holder_counts(session)
@@ -188,7 +192,7 @@ async def collection(
         held = by_badge.get(b.id, [])
         crit_progress: list[ProgressOut] = []
         if not held or b.repeatable:
-            for scope, c in parsed(b):
+            for scope, c in rules_cache.rule_of(b).criteria:
                 states = {
                     bk: ev.CounterState.from_json(raw.get((scope, bk))) for bk in ev.buckets_needed(c, now, settings.tz)
                 }

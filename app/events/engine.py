@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.badges import repository as badges_repo
-from app.badges.criteria_cache import parsed
+from app.badges import rules_cache
+from app.badges.rules_cache import BadgeRule
 from app.config import Settings
 from app.events import hooks
 from app.events import repository as events_repo
@@ -72,7 +73,7 @@ class EngineRun:
         self.user = user
         self.outcome = Outcome()
         self.extras: dict[str, Any] = {}  # per-run caches for listeners (challenges, leaderboards)
-        self._badges: Sequence[Badge] | None = None
+        self._badges: Sequence[BadgeRule] | None = None
         self._held: set[int] | None = None
         self._ladder: Sequence[BadgeLevel] | None = None
         self._pending: deque[tuple[Event, int | None, int]] = deque()
@@ -139,9 +140,9 @@ class EngineRun:
 
     # ------------------------------------------------------------------ badges
 
-    async def badges(self) -> Sequence[Badge]:
+    async def badges(self) -> Sequence[BadgeRule]:
         if self._badges is None:
-            self._badges = await badges_repo.auto_awardable(self.session)
+            self._badges = await rules_cache.auto_awardable(self.session)
         return self._badges
 
     async def held(self) -> set[int]:
@@ -152,14 +153,14 @@ class EngineRun:
     async def _evaluate_badges(self, event: Event, excluded: int | None) -> None:
         held = await self.held()
         at = event.occurred_at
-        touched: list[tuple[Badge, list[tuple[str, Criterion]], list[tuple[str, Criterion, str]]]] = []
+        touched: list[tuple[BadgeRule, Sequence[tuple[str, Criterion]], list[tuple[str, Criterion, str]]]] = []
         wanted: set[tuple[str, str]] = set()
         for badge in await self.badges():
             if badge.id == excluded or (not badge.repeatable and badge.id in held):
                 continue
             if not in_season(badge, at):
                 continue
-            crits = parsed(badge)
+            crits = badge.criteria
             matched: list[tuple[str, Criterion, str]] = []
             seen: set[str] = set()
             for scope, c in crits:
@@ -190,10 +191,10 @@ class EngineRun:
         await events_repo.save_counters(
             self.session, self.user.id, [(s, b, st.to_json()) for (s, b), st in changed.items()]
         )
-        for badge, crits, matched in touched:
+        for badge, criteria, matched in touched:
             evidence: list[dict[str, Any]] = []
             met_all = True
-            for index, (scope, c) in enumerate(crits):
+            for index, (scope, c) in enumerate(criteria):
                 sub = {b: states.get((scope, b), ev.EMPTY) for b in ev.buckets_needed(c, at, self.tz)}
                 met = ev.is_met_at(c, sub, at, self.tz)
                 value = ev.value_of(c, sub, at, self.tz)
@@ -213,7 +214,7 @@ class EngineRun:
                 )
                 met_all = met_all and met
             if met_all:
-                award_key = repeat_key(badge, crits, at, self.tz, evidence)
+                award_key = repeat_key(badge, criteria, at, self.tz, evidence)
                 await self.award_badge(
                     badge,
                     award_key=award_key,
@@ -223,7 +224,7 @@ class EngineRun:
                 )
             else:
                 matched_scopes = {scope for scope, _c, _b in matched}
-                for index, (scope, _c) in enumerate(crits):
+                for index, (scope, _c) in enumerate(criteria):
                     if scope in matched_scopes:
                         e = evidence[index]
                         self.outcome.progress.append(
@@ -238,7 +239,7 @@ class EngineRun:
 
     async def award_badge(
         self,
-        badge: Badge,
+        badge: Badge | BadgeRule,
         *,
         award_key: str = "once",
         source: str,
@@ -376,7 +377,7 @@ class EngineRun:
         return entry
 
 
-def in_season(badge: Badge, at: datetime) -> bool:
+def in_season(badge: Badge | BadgeRule, at: datetime) -> bool:
     if badge.visibility != "seasonal":
         return True
     if badge.available_from is not None and at < badge.available_from:
@@ -385,7 +386,7 @@ def in_season(badge: Badge, at: datetime) -> bool:
 
 
 def repeat_key(
-    badge: Badge, crits: list[tuple[str, Criterion]], at: datetime, tz: Any, evidence: list[dict[str, Any]]
+    badge: BadgeRule, crits: Sequence[tuple[str, Criterion]], at: datetime, tz: Any, evidence: list[dict[str, Any]]
 ) -> str:
     """How often a repeatable badge can be earned: once per calendar period, fixed window, day, or threshold."""
     if not badge.repeatable:

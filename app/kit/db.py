@@ -15,7 +15,8 @@ from app.config import Settings
 def make_engine(settings: Settings) -> AsyncEngine:
     """Create the engine; SQLite gets WAL and BEGIN IMMEDIATE so concurrent writers queue instead of failing."""
     url = settings.database_url
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # No pre-ping (it costs a round trip per request); recycle connections instead.
+    kwargs: dict[str, Any] = {"pool_recycle": 1800}
     if url.startswith("sqlite"):
         kwargs = {"connect_args": {"timeout": 30}}
         engine = create_async_engine(url, **kwargs)

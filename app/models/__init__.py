@@ -2,6 +2,7 @@
 
 from app.models.api_key import ApiKey
 from app.models.base import Base
+from app.models.challenge import Challenge, ChallengeParticipation
 from app.models.engine import (
     AuditEntry,
     Badge,
@@ -15,6 +16,7 @@ from app.models.engine import (
 from app.models.icon import Icon
 from app.models.level import BadgeLevel
 from app.models.user import Friendship, User
+from app.models.voucher import MemberVoucher, Voucher, VoucherCode
 
 __all__ = [
     "ApiKey",
@@ -22,13 +24,18 @@ __all__ = [
     "Badge",
     "BadgeLevel",
     "Base",
+    "Challenge",
+    "ChallengeParticipation",
     "Event",
     "Friendship",
     "Icon",
+    "MemberVoucher",
     "OutboxMessage",
     "PointsEntry",
     "RuleCounter",
     "User",
     "UserBadge",
     "UserLevel",
+    "Voucher",
+    "VoucherCode",
 ]

@@ -31,7 +31,10 @@ async def by_external_ids(session: AsyncSession, external_ids: Sequence[str]) ->
 
 
 async def ensure_external(session: AsyncSession, external_id: str) -> User:
-    """Get or create a member by integrator id without a read-then-insert race."""
+    """Get or create a member by integrator id; the insert is ON CONFLICT DO NOTHING, so racing creators agree."""
+    user = await by_external_id(session, external_id)
+    if user is not None:
+        return user
     await session.execute(
         insert_ignore(session, User.__table__, ["external_id"]).values(  # type: ignore[arg-type]
             external_id=external_id, segments=[], preferences={}, points=0

@@ -126,3 +126,21 @@ async def test_history_is_paginated_newest_first(client: httpx.AsyncClient) -> N
     assert page["total"] == 5
     assert [e["id"] for e in page["items"]] == ["h3", "h2"]
     assert page["items"][0]["received_at"] and page["items"][0]["source"] == "pos"
+
+
+async def test_batch_item_failing_inside_the_engine_leaves_the_rest_working(client: httpx.AsyncClient) -> None:
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}], points=5)
+    at = NOW.isoformat()
+    items = [
+        {"id": "x1", "user_id": "A", "type": "visit", "occurred_at": at},
+        {"id": "x1", "user_id": "B", "type": "visit", "occurred_at": at},  # id reused for another member
+        {"id": "x2", "user_id": "B", "type": "visit", "occurred_at": at},
+        {"id": "x3", "user_id": "A", "type": "visit", "occurred_at": at},
+    ]
+    r = await client.post("/v1/events/batch", json={"events": items}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [x["status"] for x in results] == ["accepted", "rejected", "accepted", "accepted"]
+    assert results[1]["error"]["code"] == "idempotency_key_reused"
+    assert awarded(results[2]["result"]) == ["first-visit"]
+    assert results[3]["result"]["points_credited"] == 0

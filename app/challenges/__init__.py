@@ -1,0 +1,1 @@
+"""Challenges: opt-in journeys of steps, with eligibility, schedules and completion rewards."""

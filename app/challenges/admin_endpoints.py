@@ -1,0 +1,84 @@
+"""Challenge definitions, lifecycle and stats (admin web app)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Response
+
+from app.auth.deps import AdminKey
+from app.challenges import repository as challenges_repo
+from app.challenges import service as challenges_service
+from app.challenges.schemas import ChallengeCreate, ChallengeOut, ChallengeReplace, ChallengeStats, ChallengeUpdate
+from app.errors import responses
+from app.kit.db import SessionDep
+from app.kit.deps import SettingsDep
+from app.kit.pagination import Page, PageDep
+
+router = APIRouter(prefix="/v1/admin/challenges", tags=["admin", "challenges"])
+
+ChallengeKey = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@router.post("", status_code=201, response_model=ChallengeOut, responses=responses(401, 403, 409, 422))
+async def create_challenge(body: ChallengeCreate, session: SessionDep, _: AdminKey) -> ChallengeOut:
+    """Create a challenge (a draft unless `status` is `published`)."""
+    return challenges_service.to_out(await challenges_service.create(session, body))
+
+
+@router.get("", response_model=Page[ChallengeOut], responses=responses(401, 403))
+async def list_challenges(
+    session: SessionDep, page: PageDep, _: AdminKey,
+    status: Annotated[Literal["draft", "published", "archived"] | None, Query()] = None,
+) -> Page[ChallengeOut]:
+    """All challenges, optionally by status."""
+    items, total = await challenges_repo.page(session, page.limit, page.offset, status)
+    return Page(items=[challenges_service.to_out(c) for c in items], total=total, limit=page.limit,
+                offset=page.offset)
+
+
+@router.get("/{key}", response_model=ChallengeOut, responses=responses(401, 403, 404))
+async def get_challenge(key: ChallengeKey, session: SessionDep, _: AdminKey) -> ChallengeOut:
+    """One challenge."""
+    return challenges_service.to_out(await challenges_service.get(session, key))
+
+
+@router.put("/{key}", response_model=ChallengeOut, responses=responses(401, 403, 404, 409, 422))
+async def replace_challenge(
+    key: ChallengeKey, body: ChallengeReplace, session: SessionDep, settings: SettingsDep, _: AdminKey
+) -> ChallengeOut:
+    """Replace the definition; once members have joined, steps and criteria cannot change (409)."""
+    return challenges_service.to_out(await challenges_service.update(session, settings, key, body))
+
+
+@router.patch("/{key}", response_model=ChallengeOut, responses=responses(401, 403, 404, 409, 422))
+async def update_challenge(
+    key: ChallengeKey, body: ChallengeUpdate, session: SessionDep, settings: SettingsDep, _: AdminKey
+) -> ChallengeOut:
+    """Change some fields; copy and icons can always change, progress-breaking changes are refused (409)."""
+    return challenges_service.to_out(await challenges_service.update(session, settings, key, body))
+
+
+@router.delete("/{key}", status_code=204, responses=responses(401, 403, 404, 409))
+async def delete_challenge(key: ChallengeKey, session: SessionDep, _: AdminKey) -> Response:
+    """Delete a challenge nobody has joined (otherwise archive it)."""
+    await challenges_service.delete(session, key)
+    return Response(status_code=204)
+
+
+@router.post("/{key}/publish", response_model=ChallengeOut, responses=responses(401, 403, 404, 409, 422))
+async def publish_challenge(key: ChallengeKey, session: SessionDep, _: AdminKey) -> ChallengeOut:
+    """Make a draft visible to members."""
+    return challenges_service.to_out(await challenges_service.publish(session, key))
+
+
+@router.post("/{key}/archive", response_model=ChallengeOut, responses=responses(401, 403, 404))
+async def archive_challenge(key: ChallengeKey, session: SessionDep, _: AdminKey) -> ChallengeOut:
+    """Close a challenge: no more joins or progress; active participations expire."""
+    return challenges_service.to_out(await challenges_service.archive(session, key))
+
+
+@router.get("/{key}/stats", response_model=ChallengeStats, responses=responses(401, 403, 404))
+async def challenge_stats(key: ChallengeKey, session: SessionDep, settings: SettingsDep, _: AdminKey) -> ChallengeStats:
+    """Joined, active, completed, expired, completion rate, median time, per-step drop-off, per instance."""
+    return await challenges_service.stats(session, settings, key)

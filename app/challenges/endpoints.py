@@ -1,0 +1,59 @@
+"""Challenges in the Mini Program: browse, join, and follow one's progress."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Response
+
+from app.auth.deps import CurrentUser
+from app.challenges import service as challenges_service
+from app.challenges.schemas import MemberChallenge, Participation
+from app.errors import responses
+from app.kit.db import SessionDep
+from app.kit.deps import SettingsDep
+from app.kit.pagination import Page, PageDep
+
+router = APIRouter(tags=["challenges"])
+
+ChallengeKey = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@router.get("/v1/challenges", response_model=Page[MemberChallenge], responses=responses(401, 403))
+async def list_challenges(
+    session: SessionDep, settings: SettingsDep, user: CurrentUser, page: PageDep
+) -> Page[MemberChallenge]:
+    """Published challenges that have not ended, with `eligible`, the reasons if not, and `joined`."""
+    items = await challenges_service.list_for_member(session, settings, user)
+    return Page(items=items[page.offset:page.offset + page.limit], total=len(items), limit=page.limit,
+                offset=page.offset)
+
+
+@router.get("/v1/challenges/{key}", response_model=MemberChallenge, responses=responses(401, 403, 404))
+async def get_challenge(
+    key: ChallengeKey, session: SessionDep, settings: SettingsDep, user: CurrentUser
+) -> MemberChallenge:
+    """One published challenge as the caller sees it."""
+    return await challenges_service.get_for_member(session, settings, user, key)
+
+
+@router.post("/v1/challenges/{key}/join", response_model=Participation, status_code=201,
+             responses=responses(401, 403, 404, 409))
+async def join_challenge(
+    key: ChallengeKey, session: SessionDep, settings: SettingsDep, user: CurrentUser, response: Response
+) -> Participation:
+    """Join the current instance (201); joining again returns the same participation (200)."""
+    view, created = await challenges_service.join(session, settings, user, key)
+    if not created:
+        response.status_code = 200
+    return view
+
+
+@router.get("/v1/me/challenges", response_model=Page[Participation], responses=responses(401, 403))
+async def my_challenges(
+    session: SessionDep, settings: SettingsDep, user: CurrentUser, page: PageDep,
+    status: Annotated[Literal["active", "completed", "expired"] | None, Query()] = None,
+) -> Page[Participation]:
+    """The caller's joined challenges, newest first, with per-step progress, percent and time left."""
+    items, total = await challenges_service.my_challenges(session, settings, user, page.limit, page.offset, status)
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)

@@ -1,0 +1,78 @@
+"""Engine hook: advance the member's active challenges with each event, in the ingestion transaction.
+
+Participations are loaded once per engine run (cached in ``run.extras``) and updated incrementally;
+an event counts only if it occurred at/after joining and before the participation's deadline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.challenges import progress as prog
+from app.challenges import repository as repo
+from app.challenges import service as challenges_service
+from app.events import hooks
+from app.events.engine import EngineRun
+from app.models import Challenge, Event
+from app.rules.criteria import Criterion
+
+EXTRAS_KEY = "challenges.active"
+
+
+@dataclass
+class Active:
+    id: int
+    challenge: Challenge
+    steps: list[Criterion]
+    instance: str
+    joined_at: datetime
+    deadline: datetime | None
+    progress: list[dict[str, Any]]
+    status: str = "active"
+
+    def counts(self, at: datetime) -> bool:
+        return self.status == "active" and at >= self.joined_at and (self.deadline is None or at < self.deadline)
+
+
+async def _actives(run: EngineRun) -> list[Active]:
+    cached = run.extras.get(EXTRAS_KEY)
+    if cached is None:
+        cached = [
+            Active(id=p.id, challenge=c, steps=challenges_service.parsed_steps(c), instance=p.instance_key,
+                   joined_at=p.joined_at, deadline=p.deadline, progress=list(p.progress))
+            for p, c in await repo.active_for_user(run.session, run.user.id)
+        ]
+        run.extras[EXTRAS_KEY] = cached
+    return cached
+
+
+@hooks.on_event
+async def advance_challenges(run: EngineRun, event: Event) -> None:
+    for a in await _actives(run):
+        if not a.counts(event.occurred_at):
+            continue
+        new, changes = prog.apply_event(a.steps, a.progress, event.type, event.attributes, event.occurred_at, run.tz)
+        if not changes:
+            continue
+        done = prog.steps_done(new)
+        if not await repo.save_progress(run.session, a.id, new, done):
+            a.status = "gone"  # expired meanwhile (deadline job); the event no longer counts
+            continue
+        a.progress = new
+        for ch in changes:
+            if ch.newly_done:
+                await challenges_service.credit_step(run, a.id, a.challenge, a.instance, ch.step, event)
+        rewards = None
+        if done == len(a.steps):
+            rewards = await challenges_service.complete(run, a.id, a.challenge, a.instance, event)
+            a.status = "completed"
+        for ch in changes:
+            entry: dict[str, Any] = {
+                "challenge": a.challenge.key, "instance": a.instance, "step": ch.step,
+                "current": prog.num(ch.current), "target": prog.num(ch.target), "done": ch.done, "status": a.status,
+            }
+            run.outcome.challenges.append(entry)
+        if rewards is not None:
+            run.outcome.challenges[-1]["rewards"] = rewards

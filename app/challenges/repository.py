@@ -1,0 +1,218 @@
+"""Challenge and participation queries. State changes of a participation are guarded by its status,
+so the expiry job and an engine run can never both move the same participation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.kit.dialect import insert_ignore, skip_locked
+from app.models import Badge, Challenge, ChallengeParticipation, User, UserBadge
+
+
+async def by_key(session: AsyncSession, key: str) -> Challenge | None:
+    return (await session.execute(select(Challenge).where(Challenge.key == key))).scalar_one_or_none()
+
+
+async def page(
+    session: AsyncSession, limit: int, offset: int, status: str | None = None
+) -> tuple[list[Challenge], int]:
+    stmt = select(Challenge)
+    count = select(func.count()).select_from(Challenge)
+    if status:
+        stmt = stmt.where(Challenge.status == status)
+        count = count.where(Challenge.status == status)
+    rows = await session.execute(stmt.order_by(Challenge.id).limit(limit).offset(offset))
+    return list(rows.scalars()), (await session.execute(count)).scalar_one()
+
+
+async def published(session: AsyncSession) -> list[Challenge]:
+    rows = await session.execute(select(Challenge).where(Challenge.status == "published").order_by(Challenge.id))
+    return list(rows.scalars())
+
+
+async def keys_rewarding_voucher(session: AsyncSession, voucher_key: str) -> list[str]:
+    rows = await session.execute(
+        select(Challenge.key).where(Challenge.reward_voucher == voucher_key, Challenge.status != "archived")
+    )
+    return list(rows.scalars())
+
+
+async def insert_participation(
+    session: AsyncSession, *, challenge_id: int, instance_key: str, user_id: int, joined_at: datetime,
+    deadline: datetime | None, progress: list[dict[str, Any]],
+) -> int | None:
+    """The new participation's id, or None when the member already joined this instance."""
+    stmt = (
+        insert_ignore(session, ChallengeParticipation.__table__,  # type: ignore[arg-type]
+                      ["challenge_id", "instance_key", "user_id"])
+        .values(challenge_id=challenge_id, instance_key=instance_key, user_id=user_id, status="active",
+                joined_at=joined_at, deadline=deadline, steps_done=0, progress=progress)
+        .returning(ChallengeParticipation.__table__.c.id)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def participation(
+    session: AsyncSession, challenge_id: int, instance_key: str, user_id: int
+) -> ChallengeParticipation | None:
+    return (
+        await session.execute(
+            select(ChallengeParticipation).where(
+                ChallengeParticipation.challenge_id == challenge_id,
+                ChallengeParticipation.instance_key == instance_key,
+                ChallengeParticipation.user_id == user_id,
+            ).execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+
+
+async def current_for_user(session: AsyncSession, user_id: int, challenge_ids: Sequence[int]) -> dict[
+    tuple[int, str], ChallengeParticipation
+]:
+    if not challenge_ids:
+        return {}
+    rows = await session.execute(
+        select(ChallengeParticipation).where(
+            ChallengeParticipation.user_id == user_id, ChallengeParticipation.challenge_id.in_(challenge_ids)
+        )
+    )
+    return {(p.challenge_id, p.instance_key): p for p in rows.scalars()}
+
+
+async def active_for_user(session: AsyncSession, user_id: int) -> list[tuple[ChallengeParticipation, Challenge]]:
+    """The member's active participations in published challenges (what an engine run may advance)."""
+    rows = await session.execute(
+        select(ChallengeParticipation, Challenge)
+        .join(Challenge, Challenge.id == ChallengeParticipation.challenge_id)
+        .where(ChallengeParticipation.user_id == user_id, ChallengeParticipation.status == "active",
+               Challenge.status == "published")
+        .order_by(ChallengeParticipation.id)
+    )
+    return [(r[0], r[1]) for r in rows.all()]
+
+
+async def save_progress(session: AsyncSession, pid: int, progress: list[dict[str, Any]], steps_done: int) -> bool:
+    res = await session.execute(
+        update(ChallengeParticipation)
+        .where(ChallengeParticipation.id == pid, ChallengeParticipation.status == "active")
+        .values(progress=progress, steps_done=steps_done)
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+async def mark_completed(session: AsyncSession, pid: int, at: datetime) -> bool:
+    res = await session.execute(
+        update(ChallengeParticipation)
+        .where(ChallengeParticipation.id == pid, ChallengeParticipation.status == "active")
+        .values(status="completed", completed_at=at)
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+async def mark_expired(session: AsyncSession, pid: int, at: datetime) -> bool:
+    res = await session.execute(
+        update(ChallengeParticipation)
+        .where(ChallengeParticipation.id == pid, ChallengeParticipation.status == "active")
+        .values(status="expired", expired_at=at)
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+async def due_for_expiry(
+    session: AsyncSession, now: datetime, limit: int, user_id: int | None = None
+) -> list[tuple[ChallengeParticipation, Challenge, User]]:
+    """Active participations whose deadline has passed, locked (skipping rows another worker holds)."""
+    ids_stmt = (
+        select(ChallengeParticipation.id)
+        .where(ChallengeParticipation.status == "active", ChallengeParticipation.deadline <= now)
+        .order_by(ChallengeParticipation.deadline, ChallengeParticipation.id)
+        .limit(limit)
+        .with_for_update(**skip_locked(session))
+    )
+    if user_id is not None:
+        ids_stmt = ids_stmt.where(ChallengeParticipation.user_id == user_id)
+    ids = (await session.execute(ids_stmt)).scalars().all()
+    return await _with_challenge_and_user(session, ids)
+
+
+async def active_of_challenge(
+    session: AsyncSession, challenge_id: int
+) -> list[tuple[ChallengeParticipation, Challenge, User]]:
+    ids = (
+        await session.execute(
+            select(ChallengeParticipation.id).where(
+                ChallengeParticipation.challenge_id == challenge_id, ChallengeParticipation.status == "active"
+            )
+        )
+    ).scalars().all()
+    return await _with_challenge_and_user(session, ids)
+
+
+async def _with_challenge_and_user(
+    session: AsyncSession, ids: Sequence[int]
+) -> list[tuple[ChallengeParticipation, Challenge, User]]:
+    if not ids:
+        return []
+    rows = await session.execute(
+        select(ChallengeParticipation, Challenge, User)
+        .join(Challenge, Challenge.id == ChallengeParticipation.challenge_id)
+        .join(User, User.id == ChallengeParticipation.user_id)
+        .where(ChallengeParticipation.id.in_(ids))
+        .order_by(ChallengeParticipation.id)
+        .execution_options(populate_existing=True)
+    )
+    return [(r[0], r[1], r[2]) for r in rows.all()]
+
+
+async def set_deadline(session: AsyncSession, pid: int, deadline: datetime | None) -> None:
+    await session.execute(
+        update(ChallengeParticipation)
+        .where(ChallengeParticipation.id == pid, ChallengeParticipation.status == "active")
+        .values(deadline=deadline)
+    )
+
+
+async def for_user(
+    session: AsyncSession, user_id: int, limit: int, offset: int, status: str | None = None
+) -> tuple[list[tuple[ChallengeParticipation, Challenge]], int]:
+    cond = [ChallengeParticipation.user_id == user_id]
+    if status:
+        cond.append(ChallengeParticipation.status == status)
+    rows = await session.execute(
+        select(ChallengeParticipation, Challenge)
+        .join(Challenge, Challenge.id == ChallengeParticipation.challenge_id)
+        .where(*cond)
+        .order_by(ChallengeParticipation.joined_at.desc(), ChallengeParticipation.id.desc())
+        .limit(limit).offset(offset)
+        .execution_options(populate_existing=True)
+    )
+    total = (await session.execute(select(func.count()).select_from(ChallengeParticipation).where(*cond))).scalar_one()
+    return [(r[0], r[1]) for r in rows.all()], total
+
+
+async def participation_count(session: AsyncSession, challenge_id: int) -> int:
+    return (
+        await session.execute(select(func.count()).where(ChallengeParticipation.challenge_id == challenge_id))
+    ).scalar_one()
+
+
+async def stats_rows(session: AsyncSession, challenge_id: int) -> Sequence[Row[Any]]:
+    rows = await session.execute(
+        select(
+            ChallengeParticipation.instance_key, ChallengeParticipation.status, ChallengeParticipation.joined_at,
+            ChallengeParticipation.completed_at, ChallengeParticipation.progress,
+        ).where(ChallengeParticipation.challenge_id == challenge_id)
+    )
+    return rows.all()
+
+
+async def held_badge_keys(session: AsyncSession, user_id: int) -> frozenset[str]:
+    rows = await session.execute(
+        select(Badge.key).join(UserBadge, UserBadge.badge_id == Badge.id).where(UserBadge.user_id == user_id).distinct()
+    )
+    return frozenset(rows.scalars())

@@ -1,0 +1,268 @@
+"""Challenge bodies (admin) and the member's views of challenges and participations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, Field, ValidationInfo, field_validator
+
+from app.kit.schemas import ReadModel, WriteModel
+from app.rules.criteria import Criterion, LifetimeWindow
+
+KEY_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
+MAX_STEPS = 20
+
+Status = Literal["draft", "published", "archived"]
+
+
+class StepCriterion(Criterion):
+    """A step's criterion: the engine's language without a window (the participation is the window)."""
+
+    @field_validator("aggregate")
+    @classmethod
+    def _no_streak(cls, v: str) -> str:
+        if v == "streak":
+            raise ValueError("aggregate 'streak' is not available in challenge steps")
+        return v
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _no_window(cls, v: Any) -> Any:
+        if not isinstance(v, LifetimeWindow):  # the default is an instance; anything posted is not
+            raise ValueError("a step has no window of its own: only events between joining and the deadline count")
+        return v
+
+
+def criterion_json(c: Criterion) -> dict[str, Any]:
+    """Stored/returned form of a step criterion (no window, no streak grace)."""
+    return c.model_dump(mode="json", exclude={"window", "grace"})
+
+
+class StepIn(WriteModel):
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=2000)
+    icon: str | None = Field(default=None, max_length=256)
+    criterion: StepCriterion
+
+
+class Eligibility(WriteModel):
+    """Empty lists and nulls mean "everyone"; every rule given must hold."""
+
+    tiers: list[str] = Field(default_factory=list, max_length=50)
+    segments: list[str] = Field(default_factory=list, max_length=50)
+    min_level: str | None = Field(default=None, max_length=64)
+    required_badge: str | None = Field(default=None, max_length=64)
+
+
+class Schedule(WriteModel):
+    type: Literal["one_time", "recurring"] = "one_time"
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    recurrence: Literal["weekly", "monthly"] | None = Field(default=None, validate_default=True)
+    time_limit_days: int | None = Field(default=None, ge=1, le=366)
+
+    @field_validator("ends_at")
+    @classmethod
+    def _after_start(cls, v: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("starts_at")
+        if v is not None and start is not None and v <= start:
+            raise ValueError("ends_at must be after starts_at")
+        return v
+
+    @field_validator("recurrence")
+    @classmethod
+    def _recurrence_fits_type(cls, v: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("type")
+        if kind == "recurring" and v is None:
+            raise ValueError("a recurring challenge needs 'weekly' or 'monthly'")
+        if kind == "one_time" and v is not None:
+            raise ValueError("a one-time challenge has no recurrence")
+        return v
+
+
+class Rewards(WriteModel):
+    points_per_step: int = Field(default=0, ge=0, le=1_000_000)
+    bonus_points: int = Field(default=0, ge=0, le=1_000_000)
+    badge: str | None = Field(default=None, max_length=64)
+    voucher: str | None = Field(default=None, max_length=64)
+
+
+class ChallengeCreate(WriteModel):
+    key: str = Field(pattern=KEY_PATTERN)
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=5000)
+    icon: str | None = Field(default=None, max_length=256)
+    steps: list[StepIn] = Field(min_length=1, max_length=MAX_STEPS)
+    eligibility: Eligibility = Field(default_factory=Eligibility)
+    schedule: Schedule = Field(default_factory=Schedule)
+    rewards: Rewards = Field(default_factory=Rewards)
+    status: Literal["draft", "published"] = "draft"
+
+
+class ChallengeReplace(WriteModel):
+    """PUT body: the whole definition (key, if given, must match the path)."""
+
+    key: str | None = Field(default=None, pattern=KEY_PATTERN)
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=5000)
+    icon: str | None = Field(default=None, max_length=256)
+    steps: list[StepIn] = Field(min_length=1, max_length=MAX_STEPS)
+    eligibility: Eligibility = Field(default_factory=Eligibility)
+    schedule: Schedule = Field(default_factory=Schedule)
+    rewards: Rewards = Field(default_factory=Rewards)
+
+
+class ChallengeUpdate(WriteModel):
+    """PATCH body: only the fields given change."""
+
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+    icon: str | None = Field(default=None, max_length=256)
+    steps: list[StepIn] | None = Field(default=None, min_length=1, max_length=MAX_STEPS)
+    eligibility: Eligibility | None = None
+    schedule: Schedule | None = None
+    rewards: Rewards | None = None
+
+
+class StepOut(BaseModel):
+    title: str
+    description: str
+    icon: str | None
+    criterion: dict[str, Any]
+
+
+class EligibilityOut(BaseModel):
+    tiers: list[str]
+    segments: list[str]
+    min_level: str | None
+    required_badge: str | None
+
+
+class ScheduleOut(BaseModel):
+    type: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+    recurrence: str | None
+    time_limit_days: int | None
+
+
+class RewardsOut(BaseModel):
+    points_per_step: int
+    bonus_points: int
+    badge: str | None
+    voucher: str | None
+
+
+class ChallengeOut(BaseModel):
+    key: str
+    title: str
+    description: str
+    icon: str | None
+    steps: list[StepOut]
+    eligibility: EligibilityOut
+    schedule: ScheduleOut
+    rewards: RewardsOut
+    status: Status
+    published_at: datetime | None
+    archived_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Reason(BaseModel):
+    """An eligibility rule the member does not meet, as data and as display text."""
+
+    rule: Literal["tier", "segment", "min_level", "required_badge"]
+    required: Any
+    text: str
+
+
+class MemberChallenge(BaseModel):
+    """A published challenge as the Mini Program shows it to the caller."""
+
+    key: str
+    title: str
+    description: str
+    icon: str | None
+    steps: list[StepOut]
+    schedule: ScheduleOut
+    rewards: RewardsOut
+    open: bool
+    instance: str | None
+    deadline: datetime | None
+    eligible: bool
+    reasons: list[Reason]
+    reason_text: str | None
+    joined: bool
+    participation_status: str | None
+
+
+class StepProgress(BaseModel):
+    step: int
+    title: str
+    description: str
+    icon: str | None
+    current: int | float
+    target: int | float
+    done: bool
+    done_at: datetime | None
+
+
+class Participation(BaseModel):
+    """One joined challenge instance with the member's progress."""
+
+    key: str
+    title: str
+    description: str
+    icon: str | None
+    instance: str
+    status: Literal["active", "completed", "expired"]
+    joined_at: datetime
+    completed_at: datetime | None
+    deadline: datetime | None
+    time_left_seconds: int | None
+    percent: int
+    steps_done: int
+    steps_total: int
+    steps: list[StepProgress]
+    rewards: RewardsOut
+
+
+class StepStats(BaseModel):
+    step: int
+    title: str
+    reached: int
+    rate: float
+
+
+class InstanceStats(BaseModel):
+    instance: str
+    current: bool
+    joined: int
+    active: int
+    completed: int
+    expired: int
+    completion_rate: float
+    median_time_to_complete_seconds: float | None
+    steps: list[StepStats]
+
+
+class VoucherHealth(ReadModel):
+    key: str
+    pending_count: int
+    codes_available: int | None
+    warning: str | None
+
+
+class ChallengeStats(BaseModel):
+    key: str
+    joined: int
+    active: int
+    completed: int
+    expired: int
+    completion_rate: float
+    median_time_to_complete_seconds: float | None
+    steps: list[StepStats]
+    instances: list[InstanceStats]
+    voucher: VoucherHealth | None

@@ -1,0 +1,1 @@
+"""Vouchers: reward definitions, code pools and the vouchers members hold."""

@@ -1,0 +1,82 @@
+"""Voucher definitions and code pools (admin), and the member's own vouchers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
+
+from app.auth.deps import AdminKey, CurrentUser
+from app.challenges import repository as challenges_repo
+from app.errors import responses
+from app.kit.db import SessionDep
+from app.kit.pagination import Page, PageDep
+from app.vouchers import repository as vouchers_repo
+from app.vouchers import service as vouchers_service
+from app.vouchers.schemas import (
+    CodesIn,
+    CodesResult,
+    MemberVoucherOut,
+    VoucherCreate,
+    VoucherOut,
+    VoucherReplace,
+    VoucherUpdate,
+)
+
+admin_router = APIRouter(prefix="/v1/admin/vouchers", tags=["admin", "vouchers"])
+router = APIRouter(tags=["vouchers"])
+
+VoucherKey = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@admin_router.post("", status_code=201, response_model=VoucherOut, responses=responses(401, 403, 409, 422))
+async def create_voucher(body: VoucherCreate, session: SessionDep, _: AdminKey) -> VoucherOut:
+    """Define a voucher with an uploaded pool of codes or generated codes."""
+    voucher = await vouchers_service.create(session, body)
+    return await vouchers_service.view(session, voucher)
+
+
+@admin_router.get("", response_model=Page[VoucherOut], responses=responses(401, 403))
+async def list_vouchers(session: SessionDep, page: PageDep, _: AdminKey) -> Page[VoucherOut]:
+    """All vouchers with pool health (`pending_count`, `warning: voucher_pool_exhausted`)."""
+    items, total = await vouchers_repo.page(session, page.limit, page.offset)
+    return Page(items=[await vouchers_service.view(session, v) for v in items], total=total,
+                limit=page.limit, offset=page.offset)
+
+
+@admin_router.get("/{key}", response_model=VoucherOut, responses=responses(401, 403, 404))
+async def get_voucher(key: VoucherKey, session: SessionDep, _: AdminKey) -> VoucherOut:
+    """One voucher with pool health."""
+    return await vouchers_service.view(session, await vouchers_service.get(session, key))
+
+
+@admin_router.put("/{key}", response_model=VoucherOut, responses=responses(401, 403, 404, 422))
+async def replace_voucher(key: VoucherKey, body: VoucherReplace, session: SessionDep, _: AdminKey) -> VoucherOut:
+    """Replace a voucher's definition (codes are added with POST …/codes)."""
+    return await vouchers_service.view(session, await vouchers_service.update(session, key, body))
+
+
+@admin_router.patch("/{key}", response_model=VoucherOut, responses=responses(401, 403, 404, 422))
+async def update_voucher(key: VoucherKey, body: VoucherUpdate, session: SessionDep, _: AdminKey) -> VoucherOut:
+    """Change some fields of a voucher."""
+    return await vouchers_service.view(session, await vouchers_service.update(session, key, body))
+
+
+@admin_router.delete("/{key}", status_code=204, responses=responses(401, 403, 404, 409))
+async def delete_voucher(key: VoucherKey, session: SessionDep, _: AdminKey) -> Response:
+    """Delete a voucher nobody holds and no challenge rewards."""
+    await vouchers_service.delete(session, key, await challenges_repo.keys_rewarding_voucher(session, key))
+    return Response(status_code=204)
+
+
+@admin_router.post("/{key}/codes", response_model=CodesResult, responses=responses(401, 403, 404, 409, 422))
+async def add_codes(key: VoucherKey, body: CodesIn, session: SessionDep, _: AdminKey) -> CodesResult:
+    """Add codes to the pool; pending member vouchers are fulfilled from them at once."""
+    return await vouchers_service.add_codes(session, key, body.codes)
+
+
+@router.get("/v1/me/vouchers", response_model=Page[MemberVoucherOut], responses=responses(401, 403))
+async def my_vouchers(session: SessionDep, user: CurrentUser, page: PageDep) -> Page[MemberVoucherOut]:
+    """The caller's vouchers, newest first (`pending` ones get their code as soon as one is available)."""
+    items, total = await vouchers_service.for_member(session, user, page.limit, page.offset)
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)

@@ -1,0 +1,113 @@
+"""Voucher bodies: definitions (admin), code uploads, and a member's vouchers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
+
+from app.kit.schemas import WriteModel
+
+KEY_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
+MAX_CODES = 10_000
+Code = str
+
+
+def _clean_codes(codes: list[str]) -> list[str]:
+    out: list[str] = []
+    for i, raw in enumerate(codes):
+        code = raw.strip()
+        if not code or len(code) > 64:
+            raise ValueError(f"code {i} must be 1-64 characters")
+        out.append(code)
+    return out
+
+
+class VoucherCreate(WriteModel):
+    key: str = Field(pattern=KEY_PATTERN)
+    name: str = Field(min_length=1, max_length=100)
+    description: str = Field(default="", max_length=5000)
+    face_value: Decimal = Field(default=Decimal(0), ge=0, max_digits=12, decimal_places=2)
+    validity_days: int | None = Field(default=None, ge=1, le=3650)
+    codes: list[str] = Field(default_factory=list, max_length=MAX_CODES)
+    generated: bool = Field(default=False, validate_default=True)
+
+    @field_validator("codes")
+    @classmethod
+    def _codes(cls, v: list[str]) -> list[str]:
+        return _clean_codes(v)
+
+    @field_validator("generated")
+    @classmethod
+    def _pool_or_generated(cls, v: bool, info: ValidationInfo) -> bool:
+        if v and info.data.get("codes"):
+            raise ValueError("a voucher has either an uploaded pool of codes or generated codes, not both")
+        return v
+
+
+class VoucherReplace(WriteModel):
+    key: str | None = Field(default=None, pattern=KEY_PATTERN)
+    name: str = Field(min_length=1, max_length=100)
+    description: str = Field(default="", max_length=5000)
+    face_value: Decimal = Field(default=Decimal(0), ge=0, max_digits=12, decimal_places=2)
+    validity_days: int | None = Field(default=None, ge=1, le=3650)
+    generated: bool = False
+
+
+class VoucherUpdate(WriteModel):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=5000)
+    face_value: Decimal | None = Field(default=None, ge=0, max_digits=12, decimal_places=2)
+    validity_days: int | None = Field(default=None, ge=1, le=3650)
+    generated: bool | None = None
+
+
+class CodesIn(WriteModel):
+    codes: list[str] = Field(min_length=1, max_length=MAX_CODES)
+
+    @field_validator("codes")
+    @classmethod
+    def _codes(cls, v: list[str]) -> list[str]:
+        return _clean_codes(v)
+
+
+class VoucherOut(BaseModel):
+    key: str
+    name: str
+    description: str
+    face_value: float
+    validity_days: int | None
+    generated: bool
+    codes_total: int
+    codes_available: int | None
+    issued_count: int
+    pending_count: int
+    warning: Literal["voucher_pool_exhausted"] | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class CodesResult(BaseModel):
+    added: int
+    duplicates: int
+    fulfilled: int
+    codes_available: int | None
+    pending_count: int
+    warning: Literal["voucher_pool_exhausted"] | None
+
+
+class MemberVoucherOut(BaseModel):
+    id: int
+    voucher: str
+    name: str
+    description: str
+    face_value: float
+    code: str | None
+    status: Literal["pending", "issued", "expired"]
+    issued_at: datetime | None
+    expires_at: datetime | None
+    created_at: datetime
+    source_type: str
+    source_id: str

@@ -1,0 +1,160 @@
+"""Admin contract: validation, lifecycle, progress-safe edits, visibility and join rules, stats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.challenges.conftest import step
+
+pytestmark = pytest.mark.sqlite_too
+
+ISSUE_EXAMPLE = {
+    "key": "complete-profile", "title": "Complete Your Profile", "description": "…", "icon": "icons/profile.png",
+    "steps": [{"title": "Upload a profile image", "description": "…", "icon": "icons/img.png",
+               "criterion": {"event": "profile.image", "aggregate": "count", "threshold": 1}}],
+    "eligibility": {"tiers": ["premium"], "segments": [], "min_level": "Engaged Member", "required_badge": None},
+    "schedule": {"type": "one_time", "starts_at": None, "ends_at": None, "recurrence": None, "time_limit_days": None},
+    "rewards": {"points_per_step": 5, "bonus_points": 20, "badge": None, "voucher": None},
+}
+
+
+async def test_issue_example_round_trips(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], backend: str
+) -> None:
+    r = await client.post("/v1/admin/challenges", json=ISSUE_EXAMPLE, headers=admin_headers)
+    assert r.status_code == 201, r.text
+    got = r.json()
+    for field in ("key", "title", "description", "icon", "eligibility", "schedule", "rewards"):
+        assert got[field] == ISSUE_EXAMPLE[field], field
+    assert got["steps"][0]["criterion"] == {"event": "profile.image", "where": [], "aggregate": "count",
+                                            "field": None, "threshold": 1.0}
+    assert got["status"] == "draft"
+    listed = (await client.get("/v1/admin/challenges", headers=admin_headers)).json()
+    assert [c["key"] for c in listed["items"]] == ["complete-profile"]
+    assert (await client.post("/v1/admin/challenges", json=ISSUE_EXAMPLE, headers=admin_headers)).status_code == 409
+
+
+async def test_step_window_is_refused_naming_the_field(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], backend: str
+) -> None:
+    body = {**ISSUE_EXAMPLE, "eligibility": {}, "steps": [
+        step("ok", "post"), step("weekly", "post", 3, window={"type": "calendar", "unit": "week"})]}
+    r = await client.post("/v1/admin/challenges", json=body, headers=admin_headers)
+    assert r.status_code == 422
+    assert [d["field"] for d in r.json()["error"]["details"]] == ["body.steps.1.criterion.window"]
+
+
+async def test_unknown_references_are_refused(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], backend: str
+) -> None:
+    body = {**ISSUE_EXAMPLE, "eligibility": {"min_level": "Grand Poobah"},
+            "rewards": {"badge": "nope", "voucher": "nada"}}
+    r = await client.post("/v1/admin/challenges", json=body, headers=admin_headers)
+    assert r.status_code == 422
+    assert [d["field"] for d in r.json()["error"]["details"]] == [
+        "eligibility.min_level", "rewards.badge", "rewards.voucher"]
+
+
+async def test_drafts_are_invisible_and_join_rules(
+    client: httpx.AsyncClient, member: Any, make_challenge: Any, clock: Any, backend: str
+) -> None:
+    await make_challenge("draft-one", [step("Post", "post")], publish=False)
+    await make_challenge("future", [step("Post", "post")], schedule={"starts_at": "2026-12-01T00:00:00+08:00"})
+    await make_challenge("past", [step("Post", "post")], schedule={"ends_at": "2026-11-01T00:00:00+08:00"})
+    await make_challenge("open", [step("Post", "post")])
+    m = await member()
+    clock.set("2026-11-20T10:00:00+08:00")
+    listed = (await client.get("/v1/challenges", headers=m.headers)).json()["items"]
+    assert {c["key"]: c["open"] for c in listed} == {"future": False, "open": True}
+    assert (await client.get("/v1/challenges/draft-one", headers=m.headers)).status_code == 404
+    r = await client.post("/v1/challenges/nope/join", headers=m.headers)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "challenge_not_found"
+    r = await client.post("/v1/challenges/future/join", headers=m.headers)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "challenge_not_started"
+    r = await client.post("/v1/challenges/past/join", headers=m.headers)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "challenge_closed"
+    r = await client.post("/v1/challenges/draft-one/join", headers=m.headers)
+    assert r.status_code == 409
+    assert (await client.post("/v1/challenges/open/join", headers=m.headers)).status_code == 201
+    assert (await client.post("/v1/challenges/open/join", headers=m.headers)).status_code == 200
+
+
+async def test_published_edits_keep_progress_safe(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], member: Any, make_challenge: Any, backend: str
+) -> None:
+    await make_challenge("edit-me", [step("Post", "post", 3), step("Comment", "comment", 2)])
+    # Nobody joined yet: anything may change.
+    r = await client.patch("/v1/admin/challenges/edit-me", headers=admin_headers,
+                           json={"steps": [step("Post", "post", 3), step("Comment", "comment", 5)]})
+    assert r.status_code == 200, r.text
+    m = await member()
+    assert (await client.post("/v1/challenges/edit-me/join", headers=m.headers)).status_code == 201
+    r = await client.patch("/v1/admin/challenges/edit-me", headers=admin_headers,
+                           json={"steps": [step("Post", "post", 3), step("Comment", "comment", 9)]})
+    assert r.status_code == 409
+    assert r.json()["error"]["code"] == "challenge_in_progress"
+    assert r.json()["error"]["details"] == [{"field": "steps.1.criterion",
+                                             "reason": "the criterion of a started step would change"}]
+    r = await client.patch("/v1/admin/challenges/edit-me", headers=admin_headers,
+                           json={"steps": [step("Post", "post", 3)]})
+    assert r.status_code == 409
+    r = await client.patch("/v1/admin/challenges/edit-me", headers=admin_headers,
+                           json={"schedule": {"type": "recurring", "recurrence": "weekly"}})
+    assert r.status_code == 409
+    # Copy and icons may change.
+    new_steps = [{**step("Write 3 posts", "post", 3), "icon": "i/post.png"}, step("Comment twice", "comment", 5)]
+    r = await client.put("/v1/admin/challenges/edit-me", headers=admin_headers,
+                         json={"title": "Edited", "icon": "i/c.png", "steps": new_steps})
+    assert r.status_code == 200, r.text
+    assert r.json()["title"] == "Edited" and r.json()["steps"][0]["title"] == "Write 3 posts"
+    mine = (await client.get("/v1/me/challenges", headers=m.headers)).json()["items"]
+    assert mine[0]["title"] == "Edited" and mine[0]["steps"][0]["icon"] == "i/post.png"
+    assert (await client.delete("/v1/admin/challenges/edit-me", headers=admin_headers)).status_code == 409
+
+
+async def test_lifecycle_and_delete(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], member: Any, make_challenge: Any, outbox: Any,
+    backend: str,
+) -> None:
+    await make_challenge("life", [step("Post", "post")], publish=False)
+    r = await client.post("/v1/admin/challenges/life/publish", headers=admin_headers)
+    assert r.json()["status"] == "published" and r.json()["published_at"]
+    m = await member()
+    assert (await client.post("/v1/challenges/life/join", headers=m.headers)).status_code == 201
+    r = await client.post("/v1/admin/challenges/life/archive", headers=admin_headers)
+    assert r.json()["status"] == "archived"
+    assert len(await outbox("challenge.expired", m.external_id)) == 1
+    assert (await client.post("/v1/admin/challenges/life/publish", headers=admin_headers)).status_code == 409
+    assert (await client.post("/v1/challenges/life/join", headers=m.headers)).status_code == 409
+    await make_challenge("gone", [step("Post", "post")], publish=False)
+    assert (await client.delete("/v1/admin/challenges/gone", headers=admin_headers)).status_code == 204
+    assert (await client.get("/v1/admin/challenges/gone", headers=admin_headers)).status_code == 404
+
+
+async def test_stats(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], member: Any, send: Any, make_challenge: Any,
+    clock: Any, backend: str,
+) -> None:
+    await make_challenge("weekly-duo", [step("Post", "post"), step("Comment", "comment")],
+                         schedule={"type": "recurring", "recurrence": "weekly"})
+    clock.set("2026-11-16T10:00:00+08:00")
+    a, b, c = await member(), await member(), await member()
+    for m in (a, b, c):
+        assert (await client.post("/v1/challenges/weekly-duo/join", headers=m.headers)).status_code == 201
+    await send(a, "post", "2026-11-16T11:00:00+08:00")
+    await send(a, "comment", "2026-11-16T12:00:00+08:00")
+    await send(b, "post", "2026-11-17T11:00:00+08:00")
+    clock.set("2026-11-24T10:00:00+08:00")
+    assert (await client.post("/v1/challenges/weekly-duo/join", headers=a.headers)).status_code == 201
+    r = await client.get("/v1/admin/challenges/weekly-duo/stats", headers=admin_headers)
+    assert r.status_code == 200, r.text
+    s = r.json()
+    assert (s["joined"], s["active"], s["completed"], s["expired"]) == (4, 1, 1, 2)
+    assert s["completion_rate"] == 0.25 and s["median_time_to_complete_seconds"] == 7200
+    assert [x["reached"] for x in s["steps"]] == [2, 1]
+    assert [(i["instance"], i["current"], i["joined"]) for i in s["instances"]] == [
+        ("2026-W48", True, 1), ("2026-W47", False, 3)]
+    assert s["instances"][1]["completion_rate"] == pytest.approx(1 / 3, abs=1e-4)

@@ -1,0 +1,93 @@
+"""The completing event arriving twice at the same moment credits, awards and issues exactly once (PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from app.models import MemberVoucher, PointsEntry, UserBadge
+from tests.challenges.conftest import step
+
+
+async def _setup(client: httpx.AsyncClient, admin_headers: dict[str, str], make_challenge: Any) -> None:
+    r = await client.post("/v1/admin/badges", headers=admin_headers, json={
+        "key": "finisher", "name": "Finisher", "visibility": "invite_only", "points": 7, "status": "active"})
+    assert r.status_code == 201, r.text
+    r = await client.post("/v1/admin/vouchers", headers=admin_headers, json={
+        "key": "coffee", "name": "Free coffee", "face_value": 25, "validity_days": 30, "codes": ["C1", "C2", "C3"]})
+    assert r.status_code == 201, r.text
+    await make_challenge("post-and-comment", [step("Post", "post"), step("Comment", "comment")],
+                         rewards={"points_per_step": 5, "bonus_points": 20, "badge": "finisher", "voucher": "coffee"})
+
+
+async def _counts(app: FastAPI, external_id: str) -> dict[str, int]:
+    from app.models import User
+
+    async with app.state.db.sessionmaker() as s:
+        uid = (await s.execute(select(User.id).where(User.external_id == external_id))).scalar_one()
+        ledger = (await s.execute(select(PointsEntry.source_type, func.count(), func.sum(PointsEntry.amount))
+                                  .where(PointsEntry.user_id == uid).group_by(PointsEntry.source_type))).all()
+        badges = (await s.execute(select(func.count()).where(UserBadge.user_id == uid))).scalar_one()
+        vouchers = (await s.execute(select(func.count()).where(MemberVoucher.user_id == uid))).scalar_one()
+        points = (await s.execute(select(User.points).where(User.id == uid))).scalar_one()
+    out = {f"{t}:n": n for t, n, _ in ledger} | {f"{t}:sum": int(v) for t, _, v in ledger}
+    return out | {"badges": badges, "vouchers": vouchers, "points": points}
+
+
+EXPECTED = {"challenge_step:n": 2, "challenge_step:sum": 10, "challenge_bonus:n": 1, "challenge_bonus:sum": 20,
+            "badge:n": 1, "badge:sum": 7, "badges": 1, "vouchers": 1, "points": 37}
+
+
+async def _twice(app: FastAPI, bodies: list[dict[str, Any]], headers: dict[str, str]) -> list[dict[str, Any]]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://a") as c1, \
+            httpx.AsyncClient(transport=transport, base_url="http://b") as c2:
+        r1, r2 = await asyncio.gather(c1.post("/v1/events", json=bodies[0], headers=headers),
+                                      c2.post("/v1/events", json=bodies[1], headers=headers))
+    assert r1.status_code == 200 and r2.status_code == 200, (r1.text, r2.text)
+    return [r1.json(), r2.json()]
+
+
+async def test_same_completing_event_twice_concurrently_credits_once(
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str], member: Any, send: Any,
+    make_challenge: Any, outbox: Any, clock: Any,
+) -> None:
+    await _setup(client, admin_headers, make_challenge)
+    m = await member()
+    clock.set("2026-11-20T10:00:00+08:00")
+    assert (await client.post("/v1/challenges/post-and-comment/join", headers=m.headers)).status_code == 201
+    await send(m, "post", "2026-11-20T10:01:00+08:00")
+    body = {"id": f"e-{uuid.uuid4().hex}", "user_id": m.external_id, "type": "comment",
+            "occurred_at": "2026-11-20T10:02:00+08:00", "attributes": {}}
+    results = await _twice(app, [body, body], admin_headers)
+    assert sorted(r["duplicate"] for r in results) == [False, True]
+    assert await _counts(app, m.external_id) == EXPECTED
+    assert len(await outbox("challenge.completed", m.external_id)) == 1
+    assert len(await outbox("voucher.issued", m.external_id)) == 1
+    assert len(await outbox("challenge.step_completed", m.external_id)) == 2
+
+
+async def test_two_different_completing_events_concurrently_credit_once(
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str], member: Any, send: Any,
+    make_challenge: Any, outbox: Any, clock: Any,
+) -> None:
+    await _setup(client, admin_headers, make_challenge)
+    m = await member()
+    clock.set("2026-11-20T10:00:00+08:00")
+    assert (await client.post("/v1/challenges/post-and-comment/join", headers=m.headers)).status_code == 201
+    await send(m, "post", "2026-11-20T10:01:00+08:00")
+    bodies = [{"id": f"e-{uuid.uuid4().hex}", "user_id": m.external_id, "type": "comment",
+               "occurred_at": f"2026-11-20T10:0{2 + i}:00+08:00", "attributes": {}} for i in range(2)]
+    results = await _twice(app, bodies, admin_headers)
+    assert [r["duplicate"] for r in results] == [False, False]
+    statuses = sorted(tuple(e["status"] for e in r["challenges"]) for r in results)
+    assert statuses == [(), ("completed",)]
+    assert await _counts(app, m.external_id) == EXPECTED
+    assert len(await outbox("challenge.completed", m.external_id)) == 1
+    vouchers = (await client.get("/v1/me/vouchers", headers=m.headers)).json()["items"]
+    assert [(v["voucher"], v["status"], v["code"]) for v in vouchers] == [("coffee", "issued", "C1")]

@@ -1,0 +1,119 @@
+"""Vouchers: pool issuing, exhausted pool held as pending and fulfilled when codes arrive, generated codes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.challenges.conftest import step
+
+pytestmark = pytest.mark.sqlite_too
+
+
+async def _voucher(client: httpx.AsyncClient, admin_headers: dict[str, str], **body: Any) -> dict[str, Any]:
+    payload = {"key": "coffee", "name": "Free coffee", "description": "Any size", "face_value": 25.5,
+               "validity_days": 30, **body}
+    r = await client.post("/v1/admin/vouchers", json=payload, headers=admin_headers)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def _complete(client: httpx.AsyncClient, m: Any, send: Any, at: str) -> dict[str, Any]:
+    assert (await client.post("/v1/challenges/one-post/join", headers=m.headers)).status_code == 201
+    out = await send(m, "post", at)
+    assert out["challenges"][-1]["status"] == "completed"
+    return out
+
+
+async def test_pool_exhausted_is_pending_then_issued_when_codes_are_added(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], member: Any, send: Any, make_challenge: Any,
+    outbox: Any, clock: Any, backend: str,
+) -> None:
+    v = await _voucher(client, admin_headers, codes=["ONLY-1"])
+    assert (v["codes_total"], v["codes_available"], v["pending_count"], v["warning"]) == (1, 1, 0, None)
+    await make_challenge("one-post", [step("Post", "post")], rewards={"voucher": "coffee"})
+    clock.set("2026-11-20T10:00:00+08:00")
+    first, second = await member(), await member()
+
+    out = await _complete(client, first, send, "2026-11-20T10:05:00+08:00")
+    assert out["challenges"][-1]["rewards"]["voucher"]["status"] == "issued"
+    mine = (await client.get("/v1/me/vouchers", headers=first.headers)).json()["items"]
+    assert [(x["voucher"], x["code"], x["status"], x["face_value"]) for x in mine] == [
+        ("coffee", "ONLY-1", "issued", 25.5)]
+    assert mine[0]["expires_at"].startswith("2026-12-20T02:00:00")
+
+    out = await _complete(client, second, send, "2026-11-20T10:06:00+08:00")
+    assert out["challenges"][-1]["rewards"]["voucher"] | {} == {
+        "key": "coffee", "member_voucher_id": out["challenges"][-1]["rewards"]["voucher"]["member_voucher_id"],
+        "status": "pending", "code": None, "expires_at": None, "warning": "voucher_pool_exhausted"}
+    mine = (await client.get("/v1/me/vouchers", headers=second.headers)).json()["items"]
+    assert [(x["status"], x["code"]) for x in mine] == [("pending", None)]
+    admin_view = (await client.get("/v1/admin/vouchers/coffee", headers=admin_headers)).json()
+    assert (admin_view["pending_count"], admin_view["codes_available"], admin_view["warning"]) == (
+        1, 0, "voucher_pool_exhausted")
+    stats = (await client.get("/v1/admin/challenges/one-post/stats", headers=admin_headers)).json()
+    assert stats["voucher"] == {"key": "coffee", "pending_count": 1, "codes_available": 0,
+                                "warning": "voucher_pool_exhausted"}
+
+    clock.set("2026-11-21T10:00:00+08:00")
+    r = await client.post("/v1/admin/vouchers/coffee/codes", json={"codes": ["ONLY-1", "NEW-1", "NEW-2"]},
+                          headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"added": 2, "duplicates": 1, "fulfilled": 1, "codes_available": 1, "pending_count": 0,
+                        "warning": None}
+    mine = (await client.get("/v1/me/vouchers", headers=second.headers)).json()["items"]
+    assert [(x["status"], x["code"]) for x in mine] == [("issued", "NEW-1")]
+    assert mine[0]["expires_at"].startswith("2026-12-21T02:00:00")  # validity counts from issuing
+    issued = await outbox("voucher.issued")
+    assert [(p["user_id"], p["code"]) for p in issued] == [(first.external_id, "ONLY-1"),
+                                                           (second.external_id, "NEW-1")]
+
+
+async def test_fulfil_job_hands_out_codes_to_pending_vouchers(
+    app: Any, client: httpx.AsyncClient, admin_headers: dict[str, str], member: Any, send: Any,
+    make_challenge: Any, clock: Any, backend: str,
+) -> None:
+    await _voucher(client, admin_headers)
+    await make_challenge("one-post", [step("Post", "post")], rewards={"voucher": "coffee"})
+    clock.set("2026-11-20T10:00:00+08:00")
+    m = await member()
+    await _complete(client, m, send, "2026-11-20T10:05:00+08:00")
+    # Switch the voucher to generated codes: the job (and the update itself) fulfil what is pending.
+    from app.vouchers import tasks
+    async with app.state.db.sessionmaker() as s, s.begin():
+        assert await tasks.fulfil_pending(s, app.state.settings) == 0
+    r = await client.patch("/v1/admin/vouchers/coffee", json={"generated": True}, headers=admin_headers)
+    assert r.status_code == 200 and r.json()["pending_count"] == 0
+    mine = (await client.get("/v1/me/vouchers", headers=m.headers)).json()["items"]
+    assert mine[0]["status"] == "issued" and len(mine[0]["code"]) == 12
+
+
+async def test_generated_voucher_and_crud(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], member: Any, send: Any, make_challenge: Any,
+    clock: Any, backend: str,
+) -> None:
+    r = await client.post("/v1/admin/vouchers", headers=admin_headers,
+                          json={"key": "bad", "name": "x", "codes": ["A"], "generated": True})
+    assert r.status_code == 422
+    v = await _voucher(client, admin_headers, generated=True, validity_days=None)
+    assert v["codes_available"] is None and v["warning"] is None
+    await make_challenge("one-post", [step("Post", "post")], rewards={"voucher": "coffee"})
+    clock.set("2026-11-20T10:00:00+08:00")
+    m = await member()
+    await _complete(client, m, send, "2026-11-20T10:05:00+08:00")
+    mine = (await client.get("/v1/me/vouchers", headers=m.headers)).json()["items"]
+    assert mine[0]["status"] == "issued" and mine[0]["expires_at"] is None and len(mine[0]["code"]) == 12
+    r = await client.put("/v1/admin/vouchers/coffee", headers=admin_headers,
+                         json={"name": "Coffee", "face_value": 30, "validity_days": 7, "generated": True})
+    assert r.status_code == 200 and r.json()["name"] == "Coffee" and r.json()["issued_count"] == 1
+    assert (await client.post("/v1/admin/vouchers/coffee/codes", json={"codes": ["X"]},
+                              headers=admin_headers)).status_code == 409
+    r = await client.delete("/v1/admin/vouchers/coffee", headers=admin_headers)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "voucher_in_use"
+    await _voucher(client, admin_headers, key="spare")
+    assert (await client.delete("/v1/admin/vouchers/spare", headers=admin_headers)).status_code == 204
+    listed = (await client.get("/v1/admin/vouchers", headers=admin_headers)).json()
+    assert [x["key"] for x in listed["items"]] == ["coffee"]
+    assert (await client.get("/v1/admin/vouchers/spare", headers=admin_headers)).status_code == 404
