@@ -50,14 +50,19 @@ async def _actives(run: EngineRun) -> list[Active]:
 
 @hooks.on_event
 async def advance_challenges(run: EngineRun, event: Event) -> None:
+    pending: list[tuple[Active, list[dict[str, Any]], int, list[prog.StepChange]]] = []
     for a in await _actives(run):
         if not a.counts(event.occurred_at):
             continue
         new, changes = prog.apply_event(a.steps, a.progress, event.type, event.attributes, event.occurred_at, run.tz)
-        if not changes:
-            continue
-        done = prog.steps_done(new)
-        if not await repo.save_progress(run.session, a.id, new, done):
+        if changes:
+            pending.append((a, new, prog.steps_done(new), changes))
+    if not pending:
+        return
+    # One statement for all of the member's participations this event moved.
+    saved = await repo.save_progress_many(run.session, [(a.id, new, done) for a, new, done, _ in pending])
+    for a, new, done, changes in pending:
+        if a.id not in saved:
             a.status = "gone"  # expired meanwhile (deadline job); the event no longer counts
             continue
         a.progress = new

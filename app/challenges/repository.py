@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Row, case, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.dialect import insert_ignore, skip_locked
@@ -103,6 +103,29 @@ async def save_progress(session: AsyncSession, pid: int, progress: list[dict[str
         .values(progress=progress, steps_done=steps_done)
     )
     return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+async def save_progress_many(
+    session: AsyncSession, rows: list[tuple[int, list[dict[str, Any]], int]]
+) -> set[int]:
+    """Save several participations' progress in one statement; the ids still active (and so saved)."""
+    if not rows:
+        return set()
+    if len(rows) == 1:
+        pid, progress, done = rows[0]
+        return {pid} if await save_progress(session, pid, progress, done) else set()
+    cp = ChallengeParticipation
+    ids = [pid for pid, _, _ in rows]
+    stmt = (
+        update(cp)
+        .where(cp.id.in_(ids), cp.status == "active")
+        .values(
+            progress=case({pid: literal(prog, cp.progress.type) for pid, prog, _ in rows}, value=cp.id),
+            steps_done=case({pid: done for pid, _, done in rows}, value=cp.id),
+        )
+        .returning(cp.id)
+    )
+    return set((await session.execute(stmt)).scalars())
 
 
 async def mark_completed(session: AsyncSession, pid: int, at: datetime) -> bool:

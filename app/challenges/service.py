@@ -41,12 +41,12 @@ from app.challenges.schemas import (
 from app.config import Settings
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.kit import clock
-from app.kit.dialect import lock_key
 from app.models import Challenge, ChallengeParticipation, Event, User
 from app.outbox import service as outbox
 from app.points import levels as levels_service
 from app.rules import evaluator as ev
 from app.rules.criteria import Criterion
+from app.users import repository as users_repo
 from app.vouchers import repository as vouchers_repo
 from app.vouchers import service as vouchers_service
 
@@ -386,7 +386,7 @@ async def join(session: AsyncSession, settings: Settings, user: User, key: str) 
         raise ChallengeNotStarted("This challenge has not started yet", details={"starts_at": spec.starts_at})
     if state == "ended":
         raise ChallengeClosed("This challenge has ended", details={"ends_at": spec.ends_at})
-    await lock_key(session, "user", user.id)  # ordered with this member's engine runs
+    await users_repo.lock_member(session, user.id)  # ordered with this member's engine runs
     instance, _ = prog.instance_at(spec, now, settings.tz)
     existing = await repo.participation(session, ch.id, instance, user.id)
     if existing is None:

@@ -28,7 +28,6 @@ from app.config import Settings
 from app.events import hooks
 from app.events import repository as events_repo
 from app.kit.clock import utcnow
-from app.kit.dialect import lock_key
 from app.kit.periods import period_key
 from app.models import Badge, BadgeLevel, Event, PointsEntry, User
 from app.outbox import service as outbox
@@ -36,6 +35,7 @@ from app.points import levels as levels_service
 from app.points import repository as points_repo
 from app.rules import evaluator as ev
 from app.rules.criteria import CalendarWindow, Criterion, FixedWindow, RollingWindow, threshold_decimal
+from app.users import repository as users_repo
 
 MAX_DEPTH = 4
 
@@ -82,9 +82,8 @@ class EngineRun:
 
     @classmethod
     async def begin(cls, session: AsyncSession, settings: Settings, user: User) -> EngineRun:
-        await lock_key(session, "user", user.id)
-        # Read the balance again now that we hold the lock: another request may have just changed it.
-        set_committed_value(user, "points", await points_repo.current_balance(session, user.id))
+        """Lock the member and refresh the balance (another request may have just changed it)."""
+        set_committed_value(user, "points", await users_repo.lock_member(session, user.id))
         return cls(session, settings, user)
 
     # ------------------------------------------------------------------ events

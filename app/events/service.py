@@ -21,8 +21,15 @@ from app.users import repository as users_repo
 async def ingest(session: AsyncSession, settings: Settings, item: EventIn, user: User | None = None) -> IngestResult:
     """Store and evaluate one event; a known id returns the first outcome and changes nothing."""
     if user is None:
-        user = await users_repo.ensure_external(session, item.user_id)
-    run = await EngineRun.begin(session, settings, user)
+        # One statement finds, locks and refreshes the member (created first when unknown).
+        user = await users_repo.lock_by_external_id(session, item.user_id)
+        if user is None:
+            await users_repo.ensure_external(session, item.user_id)
+            user = await users_repo.lock_by_external_id(session, item.user_id)
+            assert user is not None
+        run = EngineRun(session, settings, user)
+    else:
+        run = await EngineRun.begin(session, settings, user)
     attributes = item.attributes.as_dict()
     received_at = utcnow()
     event_id = await events_repo.insert_event(

@@ -43,10 +43,6 @@ async def set_balance(session: AsyncSession, user_id: int, balance: int) -> None
     await session.execute(update(User).where(User.id == user_id).values(points=balance))
 
 
-async def current_balance(session: AsyncSession, user_id: int) -> int:
-    return (await session.execute(select(User.points).where(User.id == user_id))).scalar_one()
-
-
 async def mark_level(session: AsyncSession, user_id: int, rank: int, name: str, at: datetime) -> bool:
     stmt = (
         insert_ignore(session, UserLevel.__table__, ["user_id", "rank"])  # type: ignore[arg-type]

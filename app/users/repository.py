@@ -45,6 +45,27 @@ async def ensure_external(session: AsyncSession, external_id: str) -> User:
     return user
 
 
+async def lock_member(session: AsyncSession, user_id: int) -> int:
+    """Serialise this member's engine work until the transaction ends; returns the fresh points balance.
+
+    A row lock (FOR NO KEY UPDATE, so rows referencing the member can still be inserted) doubles as the
+    read of the balance: after waiting it sees the latest committed row. SQLite serialises writers anyway.
+    """
+    stmt = select(User.points).where(User.id == user_id).with_for_update(key_share=True)
+    return (await session.execute(stmt)).scalar_one()
+
+
+async def lock_by_external_id(session: AsyncSession, external_id: str) -> User | None:
+    """The member, locked as by `lock_member`, with fresh attributes."""
+    stmt = (
+        select(User)
+        .where(User.external_id == external_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
 async def ensure_openid(session: AsyncSession, openid: str, unionid: str | None) -> User:
     await session.execute(
         insert_ignore(session, User.__table__, ["openid"]).values(  # type: ignore[arg-type]
