@@ -13,7 +13,7 @@ from app.challenges.schemas import ChallengeCreate, ChallengeOut, ChallengeRepla
 from app.errors import responses
 from app.kit.db import SessionDep
 from app.kit.deps import SettingsDep
-from app.kit.pagination import Page, PageDep
+from app.kit.pagination import PageDep
 
 router = APIRouter(prefix="/v1/admin/challenges", tags=["admin", "challenges"])
 
@@ -26,15 +26,14 @@ async def create_challenge(body: ChallengeCreate, session: SessionDep, _: AdminK
     return challenges_service.to_out(await challenges_service.create(session, body))
 
 
-@router.get("", response_model=Page[ChallengeOut], responses=responses(401, 403))
+@router.get("", response_model=list[ChallengeOut], responses=responses(401, 403))
 async def list_challenges(
     session: SessionDep, page: PageDep, _: AdminKey,
     status: Annotated[Literal["draft", "published", "archived"] | None, Query()] = None,
-) -> Page[ChallengeOut]:
-    """All challenges, optionally by status."""
-    items, total = await challenges_repo.page(session, page.limit, page.offset, status)
-    return Page(items=[challenges_service.to_out(c) for c in items], total=total, limit=page.limit,
-                offset=page.offset)
+) -> list[ChallengeOut]:
+    """All challenges, optionally by status (`limit`/`offset` slice the array)."""
+    items, _total = await challenges_repo.page(session, page.limit, page.offset, status)
+    return [challenges_service.to_out(c) for c in items]
 
 
 @router.get("/{key}", response_model=ChallengeOut, responses=responses(401, 403, 404))

@@ -12,21 +12,17 @@ from app.challenges.schemas import MemberChallenge, Participation
 from app.errors import responses
 from app.kit.db import SessionDep
 from app.kit.deps import SettingsDep
-from app.kit.pagination import Page, PageDep
+from app.kit.pagination import PageDep
 
 router = APIRouter(tags=["challenges"])
 
 ChallengeKey = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-@router.get("/v1/challenges", response_model=Page[MemberChallenge], responses=responses(401, 403))
-async def list_challenges(
-    session: SessionDep, settings: SettingsDep, user: CurrentUser, page: PageDep
-) -> Page[MemberChallenge]:
+@router.get("/v1/challenges", response_model=list[MemberChallenge], responses=responses(401, 403))
+async def list_challenges(session: SessionDep, settings: SettingsDep, user: CurrentUser) -> list[MemberChallenge]:
     """Published challenges that have not ended, with `eligible`, the reasons if not, and `joined`."""
-    items = await challenges_service.list_for_member(session, settings, user)
-    return Page(items=items[page.offset:page.offset + page.limit], total=len(items), limit=page.limit,
-                offset=page.offset)
+    return await challenges_service.list_for_member(session, settings, user)
 
 
 @router.get("/v1/challenges/{key}", response_model=MemberChallenge, responses=responses(401, 403, 404))
@@ -49,11 +45,11 @@ async def join_challenge(
     return view
 
 
-@router.get("/v1/me/challenges", response_model=Page[Participation], responses=responses(401, 403))
+@router.get("/v1/me/challenges", response_model=list[Participation], responses=responses(401, 403))
 async def my_challenges(
     session: SessionDep, settings: SettingsDep, user: CurrentUser, page: PageDep,
     status: Annotated[Literal["active", "completed", "expired"] | None, Query()] = None,
-) -> Page[Participation]:
+) -> list[Participation]:
     """The caller's joined challenges, newest first, with per-step progress, percent and time left."""
-    items, total = await challenges_service.my_challenges(session, settings, user, page.limit, page.offset, status)
-    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+    items, _total = await challenges_service.my_challenges(session, settings, user, page.limit, page.offset, status)
+    return items

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Header, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 
 from app.auth.deps import AdminKey
@@ -13,7 +13,7 @@ from app.icons import service as icons_service
 from app.icons.schemas import IconOut, IconUploaded
 from app.kit.db import SessionDep
 from app.kit.deps import SettingsDep
-from app.kit.pagination import Page, PageDep
+from app.kit.pagination import PageParams
 
 router = APIRouter(tags=["icons"])
 
@@ -31,18 +31,20 @@ def _with_415(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return out
 
 
-@router.get("/v1/icons", response_model=Page[IconOut], responses=responses(422))
+@router.get("/v1/icons", response_model=list[IconOut], responses=responses(422))
 async def list_icons(
     session: SessionDep,
     settings: SettingsDep,
-    page: PageDep,
     response: Response,
     accept_language: Annotated[str | None, Header()] = None,
-) -> Page[IconOut]:
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[IconOut]:
     """Built-in icons, then uploaded icons newest first; alt text follows Accept-Language (zh → Chinese)."""
     response.headers["Vary"] = "Accept-Language"
     lang = icons_service.pick_language(accept_language)
-    return await icons_service.list_icons(session, settings, lang, page)
+    page = PageParams(limit=limit, offset=offset)
+    return (await icons_service.list_icons(session, settings, lang, page)).items
 
 
 @router.get(

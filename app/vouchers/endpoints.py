@@ -10,7 +10,7 @@ from app.auth.deps import AdminKey, CurrentUser
 from app.challenges import repository as challenges_repo
 from app.errors import responses
 from app.kit.db import SessionDep
-from app.kit.pagination import Page, PageDep
+from app.kit.pagination import PageDep
 from app.vouchers import repository as vouchers_repo
 from app.vouchers import service as vouchers_service
 from app.vouchers.schemas import (
@@ -36,12 +36,11 @@ async def create_voucher(body: VoucherCreate, session: SessionDep, _: AdminKey) 
     return await vouchers_service.view(session, voucher)
 
 
-@admin_router.get("", response_model=Page[VoucherOut], responses=responses(401, 403))
-async def list_vouchers(session: SessionDep, page: PageDep, _: AdminKey) -> Page[VoucherOut]:
+@admin_router.get("", response_model=list[VoucherOut], responses=responses(401, 403))
+async def list_vouchers(session: SessionDep, page: PageDep, _: AdminKey) -> list[VoucherOut]:
     """All vouchers with pool health (`pending_count`, `warning: voucher_pool_exhausted`)."""
-    items, total = await vouchers_repo.page(session, page.limit, page.offset)
-    return Page(items=[await vouchers_service.view(session, v) for v in items], total=total,
-                limit=page.limit, offset=page.offset)
+    items, _total = await vouchers_repo.page(session, page.limit, page.offset)
+    return [await vouchers_service.view(session, v) for v in items]
 
 
 @admin_router.get("/{key}", response_model=VoucherOut, responses=responses(401, 403, 404))
@@ -75,8 +74,8 @@ async def add_codes(key: VoucherKey, body: CodesIn, session: SessionDep, _: Admi
     return await vouchers_service.add_codes(session, key, body.codes)
 
 
-@router.get("/v1/me/vouchers", response_model=Page[MemberVoucherOut], responses=responses(401, 403))
-async def my_vouchers(session: SessionDep, user: CurrentUser, page: PageDep) -> Page[MemberVoucherOut]:
+@router.get("/v1/me/vouchers", response_model=list[MemberVoucherOut], responses=responses(401, 403))
+async def my_vouchers(session: SessionDep, user: CurrentUser, page: PageDep) -> list[MemberVoucherOut]:
     """The caller's vouchers, newest first (`pending` ones get their code as soon as one is available)."""
-    items, total = await vouchers_service.for_member(session, user, page.limit, page.offset)
-    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+    items, _total = await vouchers_service.for_member(session, user, page.limit, page.offset)
+    return items

@@ -33,7 +33,7 @@ async def test_issue_example_round_trips(
                                             "field": None, "threshold": 1.0}
     assert got["status"] == "draft"
     listed = (await client.get("/v1/admin/challenges", headers=admin_headers)).json()
-    assert [c["key"] for c in listed["items"]] == ["complete-profile"]
+    assert [c["key"] for c in listed] == ["complete-profile"]
     assert (await client.post("/v1/admin/challenges", json=ISSUE_EXAMPLE, headers=admin_headers)).status_code == 409
 
 
@@ -67,7 +67,7 @@ async def test_drafts_are_invisible_and_join_rules(
     await make_challenge("open", [step("Post", "post")])
     m = await member()
     clock.set("2026-11-20T10:00:00+08:00")
-    listed = (await client.get("/v1/challenges", headers=m.headers)).json()["items"]
+    listed = (await client.get("/v1/challenges", headers=m.headers)).json()
     assert {c["key"]: c["open"] for c in listed} == {"future": False, "open": True}
     assert (await client.get("/v1/challenges/draft-one", headers=m.headers)).status_code == 404
     r = await client.post("/v1/challenges/nope/join", headers=m.headers)
@@ -110,7 +110,7 @@ async def test_published_edits_keep_progress_safe(
                          json={"title": "Edited", "icon": "i/c.png", "steps": new_steps})
     assert r.status_code == 200, r.text
     assert r.json()["title"] == "Edited" and r.json()["steps"][0]["title"] == "Write 3 posts"
-    mine = (await client.get("/v1/me/challenges", headers=m.headers)).json()["items"]
+    mine = (await client.get("/v1/me/challenges", headers=m.headers)).json()
     assert mine[0]["title"] == "Edited" and mine[0]["steps"][0]["icon"] == "i/post.png"
     assert (await client.delete("/v1/admin/challenges/edit-me", headers=admin_headers)).status_code == 409
 

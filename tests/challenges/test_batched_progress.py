@@ -26,6 +26,6 @@ async def test_event_advances_every_joined_challenge(client: httpx.AsyncClient, 
         ("posts-0", 1, 2), ("posts-1", 1, 3), ("posts-2", 1, 4)]
     out = await event(client, "MC", "post", at)
     assert out["points_credited"] == 1  # posts-0 completed its only step
-    mine = {c["key"]: c for c in (await client.get("/v1/me/challenges", headers=member)).json()["items"]}
+    mine = {c["key"]: c for c in (await client.get("/v1/me/challenges", headers=member)).json()}
     assert mine["posts-0"]["status"] == "completed"
     assert mine["posts-2"]["status"] == "active"

@@ -15,7 +15,7 @@ PROFILE_STEPS = ["profile.image", "profile.banner", "profile.intro", "profile.bi
 async def me_challenges(client: httpx.AsyncClient, m: Any) -> list[dict[str, Any]]:
     r = await client.get("/v1/me/challenges", headers=m.headers)
     assert r.status_code == 200, r.text
-    return r.json()["items"]
+    return r.json()
 
 
 async def points(client: httpx.AsyncClient, m: Any) -> int:
@@ -153,7 +153,7 @@ async def test_engaged_member_level_gate(
         "points": 50, "status": "active"})
     assert r.status_code == 201, r.text
     m = await member()
-    listed = (await client.get("/v1/challenges", headers=m.headers)).json()["items"]
+    listed = (await client.get("/v1/challenges", headers=m.headers)).json()
     assert listed[0]["eligible"] is False and listed[0]["joined"] is False
     assert listed[0]["reasons"] == [{"rule": "min_level", "required": "Engaged Member",
                                      "text": "Requires Engaged Member level"}]

@@ -67,7 +67,7 @@ async def test_catalog_lists_at_least_36_builtin_icons_each_with_alt_and_a_serve
 ) -> None:
     r = await client.get("/v1/icons", params={"limit": 200})
     assert r.status_code == 200, r.text
-    builtins = [i for i in r.json()["items"] if i["source"] == "builtin"]
+    builtins = [i for i in r.json() if i["source"] == "builtin"]
     names = {i["name"] for i in builtins}
     assert len(builtins) >= 36
     assert {f"level-{n}" for n in range(1, 10)} <= names
@@ -96,8 +96,8 @@ async def test_alt_text_is_chinese_when_accept_language_prefers_chinese(client: 
     zh = await client.get("/v1/icons", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"})
     en = await client.get("/v1/icons", headers={"Accept-Language": "en-US,en;q=0.9,zh-CN;q=0.8"})
     assert zh.headers["vary"] == "Accept-Language"
-    trophy_zh = next(i for i in zh.json()["items"] if i["name"] == "trophy")
-    trophy_en = next(i for i in en.json()["items"] if i["name"] == "trophy")
+    trophy_zh = next(i for i in zh.json() if i["name"] == "trophy")
+    trophy_en = next(i for i in en.json() if i["name"] == "trophy")
     assert trophy_zh["alt"] == icons_service.catalog()["trophy"].alt["zh-CN"]
     assert trophy_en["alt"] == icons_service.catalog()["trophy"].alt["en"]
     assert trophy_zh["alt"] != trophy_en["alt"]
@@ -162,7 +162,7 @@ async def test_upload_is_stored_listed_and_served_back_byte_identical(
         assert served.headers["content-security-policy"] == "default-src 'none'; style-src 'unsafe-inline'"
 
     listed = (await client.get("/v1/icons", params={"limit": 200})).json()
-    assert listed["items"][-1] == {
+    assert listed[-1] == {
         "name": body["name"],
         "url": body["url"],
         "alt": "Store logo",
@@ -177,14 +177,14 @@ async def test_uploads_are_listed_after_builtins_newest_first_and_paged_as_one_l
     ids = [(await _upload(client, admin_headers, PNG, alt=f"icon {n}")).json()["id"] for n in range(3)]
     n_builtin = len(icons_service.catalog())
     everything = (await client.get("/v1/icons", params={"limit": 200})).json()
-    assert everything["total"] == n_builtin + 3
-    assert [i["source"] for i in everything["items"]] == ["builtin"] * n_builtin + ["upload"] * 3
-    assert [i["name"] for i in everything["items"][n_builtin:]] == [f"upload:{i}" for i in reversed(ids)]
+    assert len(everything) == n_builtin + 3
+    assert [i["source"] for i in everything] == ["builtin"] * n_builtin + ["upload"] * 3
+    assert [i["name"] for i in everything[n_builtin:]] == [f"upload:{i}" for i in reversed(ids)]
 
     page = (await client.get("/v1/icons", params={"limit": 2, "offset": n_builtin - 1})).json()
-    assert [i["name"] for i in page["items"]] == [everything["items"][n_builtin - 1]["name"], f"upload:{ids[2]}"]
+    assert [i["name"] for i in page] == [everything[n_builtin - 1]["name"], f"upload:{ids[2]}"]
     page = (await client.get("/v1/icons", params={"limit": 5, "offset": n_builtin + 1})).json()
-    assert [i["name"] for i in page["items"]] == [f"upload:{ids[1]}", f"upload:{ids[0]}"]
+    assert [i["name"] for i in page] == [f"upload:{ids[1]}", f"upload:{ids[0]}"]
 
 
 async def test_urls_use_the_public_base_url_when_set(
@@ -197,7 +197,7 @@ async def test_urls_use_the_public_base_url_when_set(
     monkeypatch.setattr(app.state.settings, "public_base_url", "https://cdn.example.com/")
     body = (await _upload(client, admin_headers, PNG)).json()
     assert body["url"] == f"https://cdn.example.com/v1/icons/uploads/{body['id']}.png"
-    items = (await client.get("/v1/icons", params={"limit": 200})).json()["items"]
+    items = (await client.get("/v1/icons", params={"limit": 200})).json()
     assert items[0]["url"] == f"https://cdn.example.com/v1/icons/{items[0]['name']}.svg"
 
 

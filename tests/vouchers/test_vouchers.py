@@ -39,7 +39,7 @@ async def test_pool_exhausted_is_pending_then_issued_when_codes_are_added(
 
     out = await _complete(client, first, send, "2026-11-20T10:05:00+08:00")
     assert out["challenges"][-1]["rewards"]["voucher"]["status"] == "issued"
-    mine = (await client.get("/v1/me/vouchers", headers=first.headers)).json()["items"]
+    mine = (await client.get("/v1/me/vouchers", headers=first.headers)).json()
     assert [(x["voucher"], x["code"], x["status"], x["face_value"]) for x in mine] == [
         ("coffee", "ONLY-1", "issued", 25.5)]
     assert mine[0]["expires_at"].startswith("2026-12-20T02:00:00")
@@ -48,7 +48,7 @@ async def test_pool_exhausted_is_pending_then_issued_when_codes_are_added(
     assert out["challenges"][-1]["rewards"]["voucher"] | {} == {
         "key": "coffee", "member_voucher_id": out["challenges"][-1]["rewards"]["voucher"]["member_voucher_id"],
         "status": "pending", "code": None, "expires_at": None, "warning": "voucher_pool_exhausted"}
-    mine = (await client.get("/v1/me/vouchers", headers=second.headers)).json()["items"]
+    mine = (await client.get("/v1/me/vouchers", headers=second.headers)).json()
     assert [(x["status"], x["code"]) for x in mine] == [("pending", None)]
     admin_view = (await client.get("/v1/admin/vouchers/coffee", headers=admin_headers)).json()
     assert (admin_view["pending_count"], admin_view["codes_available"], admin_view["warning"]) == (
@@ -63,7 +63,7 @@ async def test_pool_exhausted_is_pending_then_issued_when_codes_are_added(
     assert r.status_code == 200, r.text
     assert r.json() == {"added": 2, "duplicates": 1, "fulfilled": 1, "codes_available": 1, "pending_count": 0,
                         "warning": None}
-    mine = (await client.get("/v1/me/vouchers", headers=second.headers)).json()["items"]
+    mine = (await client.get("/v1/me/vouchers", headers=second.headers)).json()
     assert [(x["status"], x["code"]) for x in mine] == [("issued", "NEW-1")]
     assert mine[0]["expires_at"].startswith("2026-12-21T02:00:00")  # validity counts from issuing
     issued = await outbox("voucher.issued")
@@ -86,7 +86,7 @@ async def test_fulfil_job_hands_out_codes_to_pending_vouchers(
         assert await tasks.fulfil_pending(s, app.state.settings) == 0
     r = await client.patch("/v1/admin/vouchers/coffee", json={"generated": True}, headers=admin_headers)
     assert r.status_code == 200 and r.json()["pending_count"] == 0
-    mine = (await client.get("/v1/me/vouchers", headers=m.headers)).json()["items"]
+    mine = (await client.get("/v1/me/vouchers", headers=m.headers)).json()
     assert mine[0]["status"] == "issued" and len(mine[0]["code"]) == 12
 
 
@@ -103,7 +103,7 @@ async def test_generated_voucher_and_crud(
     clock.set("2026-11-20T10:00:00+08:00")
     m = await member()
     await _complete(client, m, send, "2026-11-20T10:05:00+08:00")
-    mine = (await client.get("/v1/me/vouchers", headers=m.headers)).json()["items"]
+    mine = (await client.get("/v1/me/vouchers", headers=m.headers)).json()
     assert mine[0]["status"] == "issued" and mine[0]["expires_at"] is None and len(mine[0]["code"]) == 12
     r = await client.put("/v1/admin/vouchers/coffee", headers=admin_headers,
                          json={"name": "Coffee", "face_value": 30, "validity_days": 7, "generated": True})
@@ -115,5 +115,5 @@ async def test_generated_voucher_and_crud(
     await _voucher(client, admin_headers, key="spare")
     assert (await client.delete("/v1/admin/vouchers/spare", headers=admin_headers)).status_code == 204
     listed = (await client.get("/v1/admin/vouchers", headers=admin_headers)).json()
-    assert [x["key"] for x in listed["items"]] == ["coffee"]
+    assert [x["key"] for x in listed] == ["coffee"]
     assert (await client.get("/v1/admin/vouchers/spare", headers=admin_headers)).status_code == 404
