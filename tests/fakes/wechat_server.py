@@ -275,6 +275,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # the default backlog of 5 drops connects under concurrent tests (then 1 s timeouts)
 
     def __init__(self, fake: FakeWeChat) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
