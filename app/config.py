@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     webhook_retry_hours: float = Field(default=24.0, gt=0, le=24 * 7)
     outbox_retention_days: int = Field(default=7, ge=1)
+    leaderboard_cache_seconds: float = Field(default=5.0, ge=0, le=300)
 
     @field_validator("timezone")
     @classmethod

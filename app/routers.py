@@ -12,9 +12,11 @@ from app.challenges import admin_endpoints as challenges_admin_endpoints
 from app.challenges import endpoints as challenges_endpoints
 from app.events import endpoints as events_endpoints
 from app.icons import endpoints as icons_endpoints
+from app.notifications import endpoints as notifications_endpoints
 from app.points import endpoints as points_endpoints
 from app.users import endpoints as users_endpoints
 from app.vouchers import endpoints as vouchers_endpoints
+from app.webhooks import endpoints as webhooks_endpoints
 
 
 def include_all(app: FastAPI) -> None:
@@ -32,5 +34,8 @@ def include_all(app: FastAPI) -> None:
         challenges_admin_endpoints.router,
         vouchers_endpoints.router,
         vouchers_endpoints.admin_router,
+        notifications_endpoints.router,
+        notifications_endpoints.admin,
+        webhooks_endpoints.admin,
     ):
         app.include_router(router)

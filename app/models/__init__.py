@@ -15,8 +15,19 @@ from app.models.engine import (
 )
 from app.models.icon import Icon
 from app.models.level import BadgeLevel
+from app.models.notification import (
+    DispatchPause,
+    Notification,
+    NotificationMark,
+    NotificationTemplate,
+    SubscriptionCredit,
+    SubscriptionReport,
+    WeChatAttempt,
+    WeChatDelivery,
+)
 from app.models.user import Friendship, User
 from app.models.voucher import MemberVoucher, Voucher, VoucherCode
+from app.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -26,16 +37,27 @@ __all__ = [
     "Base",
     "Challenge",
     "ChallengeParticipation",
+    "DispatchPause",
     "Event",
     "Friendship",
     "Icon",
     "MemberVoucher",
+    "Notification",
+    "NotificationMark",
+    "NotificationTemplate",
     "OutboxMessage",
     "PointsEntry",
     "RuleCounter",
+    "SubscriptionCredit",
+    "SubscriptionReport",
     "User",
     "UserBadge",
     "UserLevel",
     "Voucher",
     "VoucherCode",
+    "WeChatAttempt",
+    "WeChatDelivery",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.integrations.wechat.gateway import WeChatGateway
 from app.kit.dialect import try_lock_key
 
 log = logging.getLogger("laurel.worker")
@@ -18,11 +19,24 @@ log = logging.getLogger("laurel.worker")
 JobFn = Callable[[AsyncSession, Settings], Awaitable[int]]
 
 
+@dataclass(frozen=True)
+class JobContext:
+    """What a job that runs several short transactions and talks to the outside world needs."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    settings: Settings
+    wechat: WeChatGateway | None
+
+
+ContextJobFn = Callable[[JobContext], Awaitable[int]]
+
+
 @dataclass
 class Job:
     name: str
     every_seconds: float
-    fn: JobFn
+    fn: JobFn | None = None
+    context_fn: ContextJobFn | None = None
 
 
 JOBS: list[Job] = []
@@ -36,8 +50,34 @@ def register(name: str, every_seconds: float) -> Callable[[JobFn], JobFn]:
     return deco
 
 
-async def run_job_once(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, job: Job) -> int | None:
-    """One transaction per run; None when another replica holds the job's lock."""
+def register_with_context(name: str, every_seconds: float) -> Callable[[ContextJobFn], ContextJobFn]:
+    """For dispatchers: the job gets a JobContext and opens its own transactions (sends happen between them)."""
+
+    def deco(fn: ContextJobFn) -> ContextJobFn:
+        JOBS.append(Job(name, every_seconds, context_fn=fn))
+        return fn
+
+    return deco
+
+
+async def run_job_once(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, job: Job, wechat: WeChatGateway | None = None
+) -> int | None:
+    """One transaction per run; None when another replica holds the job's lock.
+
+    A context job runs while the lock's transaction stays open on its own connection (idle), so still only one
+    replica runs it. SQLite has one process by design and BEGIN IMMEDIATE would block the job's own writes, so
+    there the lock transaction is skipped.
+    """
+    if job.context_fn is not None:
+        context = JobContext(sessionmaker, settings, wechat)
+        if settings.is_sqlite:
+            return await job.context_fn(context)
+        async with sessionmaker() as lock_session, lock_session.begin():
+            if not await try_lock_key(lock_session, job.name):
+                return None
+            return await job.context_fn(context)
+    assert job.fn is not None
     async with sessionmaker() as session, session.begin():
         if not await try_lock_key(session, job.name):
             return None
@@ -49,6 +89,7 @@ class Worker:
     sessionmaker: async_sessionmaker[AsyncSession]
     settings: Settings
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    wechat: WeChatGateway | None = None
 
     def start(self) -> None:
         for job in JOBS:
@@ -57,7 +98,7 @@ class Worker:
     async def _loop(self, job: Job) -> None:
         while True:
             try:
-                await run_job_once(self.sessionmaker, self.settings, job)
+                await run_job_once(self.sessionmaker, self.settings, job, self.wechat)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -73,6 +114,6 @@ class Worker:
 def start_in_app(app: FastAPI) -> Worker:
     from app import jobs  # noqa: F401  (registers the jobs)
 
-    worker = Worker(app.state.db.sessionmaker, app.state.settings)
+    worker = Worker(app.state.db.sessionmaker, app.state.settings, wechat=app.state.wechat)
     worker.start()
     return worker

@@ -1,0 +1,156 @@
+"""Notification kinds: where they come from, the params they carry, and their texts in zh-CN and en."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+Kind = Literal[
+    "badge_unlocked",
+    "level_reached",
+    "challenge_available",
+    "challenge_completed",
+    "challenge_expiring",
+    "challenge_expired",
+    "rank_improved",
+    "voucher_issued",
+]
+KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
+
+# Outbox kinds (dotted, written by the engine, challenges and vouchers) that become member notifications.
+FROM_OUTBOX: dict[str, str] = {
+    "badge.awarded": "badge_unlocked",
+    "level.reached": "level_reached",
+    "challenge.completed": "challenge_completed",
+    "challenge.expired": "challenge_expired",
+    "challenge.published": "challenge_available",
+    "voucher.issued": "voucher_issued",
+}
+
+# The param that names the thing a notification is about; a bundle replaces it with a summary.
+TITLE_PARAM: dict[str, str] = {
+    "badge_unlocked": "badge_name",
+    "level_reached": "level",
+    "challenge_available": "challenge_name",
+    "challenge_completed": "challenge_name",
+    "challenge_expiring": "challenge_name",
+    "challenge_expired": "challenge_name",
+    "rank_improved": "board_name",
+    "voucher_issued": "voucher_name",
+}
+# Where the title may be found in a producer's payload, first match wins.
+_TITLE_SOURCES: dict[str, tuple[str, ...]] = {
+    "badge_name": ("badge_name", "badge"),
+    "level": ("level", "level_name"),
+    "challenge_name": ("challenge_name", "title", "name", "challenge", "challenge_key"),
+    "board_name": ("board_name", "board", "board_key"),
+    "voucher_name": ("voucher_name", "title", "name", "voucher", "code"),
+}
+
+Locale = Literal["en", "zh-CN"]
+TEXTS: dict[str, dict[str, tuple[str, str]]] = {
+    "zh-CN": {
+        "badge_unlocked": ("徽章解锁", "你获得了「{badge_name}」徽章"),
+        "level_reached": ("等级提升", "恭喜升到「{level}」"),
+        "challenge_available": ("新挑战", "新挑战「{challenge_name}」已开启，快来参加"),
+        "challenge_completed": ("挑战完成", "你完成了挑战「{challenge_name}」"),
+        "challenge_expiring": ("挑战即将结束", "挑战「{challenge_name}」将于 {deadline} 结束，抓紧完成"),
+        "challenge_expired": ("挑战已结束", "挑战「{challenge_name}」已结束，下期再来挑战吧"),
+        "rank_improved": ("排名上升", "你在「{board_name}」升至第 {rank} 名"),
+        "voucher_issued": ("获得优惠券", "你获得了「{voucher_name}」"),
+    },
+    "en": {
+        "badge_unlocked": ("Badge unlocked", "You unlocked the “{badge_name}” badge"),
+        "level_reached": ("Level up", "You reached level “{level}”"),
+        "challenge_available": ("New challenge", "A new challenge is open: “{challenge_name}”"),
+        "challenge_completed": ("Challenge completed", "You completed “{challenge_name}”"),
+        "challenge_expiring": ("Challenge ending soon", "“{challenge_name}” ends {deadline}: finish it in time"),
+        "challenge_expired": ("Challenge ended", "“{challenge_name}” has ended; try again next time"),
+        "rank_improved": ("You moved up", "You are now #{rank} on “{board_name}”"),
+        "voucher_issued": ("Voucher issued", "You received “{voucher_name}”"),
+    },
+}
+# Bundle summaries by WeChat template language family (zh_* → Chinese, anything else → English).
+SUMMARIES: dict[str, dict[str, str]] = {
+    "zh": {
+        "badge_unlocked": "你解锁了{count}枚徽章",
+        "level_reached": "你连升{count}级",
+        "challenge_available": "{count}个新挑战已开启",
+        "challenge_completed": "你完成了{count}个挑战",
+        "challenge_expiring": "{count}个挑战即将结束",
+        "challenge_expired": "{count}个挑战已结束",
+        "rank_improved": "你在{count}个榜单排名上升",
+        "voucher_issued": "你获得了{count}张优惠券",
+    },
+    "en": {
+        "badge_unlocked": "{count} badges unlocked",
+        "level_reached": "Up {count} levels",
+        "challenge_available": "{count} new challenges",
+        "challenge_completed": "{count} challenges done",
+        "challenge_expiring": "{count} ending soon",
+        "challenge_expired": "{count} challenges ended",
+        "rank_improved": "Up on {count} boards",
+        "voucher_issued": "{count} vouchers for you",
+    },
+}
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def local_time(value: datetime, tz: ZoneInfo) -> str:
+    """The format WeChat's `time`/`date` fields accept, in program time: 2026-11-24 21:30."""
+    return value.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _maybe_time(value: Any, tz: ZoneInfo) -> Any:
+    if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and "T" in value:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        if parsed.tzinfo is not None:
+            return local_time(parsed, tz)
+    return value
+
+
+def build_params(kind: str, payload: dict[str, Any], created_at: datetime, tz: ZoneInfo) -> dict[str, Any]:
+    """Params a notification keeps for its texts and template fields (scalars only, times in program time)."""
+    params: dict[str, Any] = {}
+    for key, value in payload.items():
+        if isinstance(value, str | int | float | bool) or value is None:
+            params[key] = _maybe_time(value, tz)
+    title = TITLE_PARAM[kind]
+    if params.get(title) in (None, ""):
+        for source in _TITLE_SOURCES.get(title, ()):
+            if params.get(source) not in (None, ""):
+                params[title] = params[source]
+                break
+    if kind == "badge_unlocked":
+        params.setdefault("earned_at", params.get("awarded_at") or local_time(created_at, tz))
+    params["time"] = local_time(created_at, tz)
+    params["date"] = created_at.astimezone(tz).strftime("%Y-%m-%d")
+    return params
+
+
+def fill(fmt: str, params: dict[str, Any]) -> str:
+    """Substitute {name} placeholders; a missing param renders as empty."""
+    return _PLACEHOLDER.sub(lambda m: "" if params.get(m.group(1)) is None else str(params[m.group(1)]), fmt)
+
+
+def inbox_text(kind: str, params: dict[str, Any], locale: str) -> tuple[str, str]:
+    """Title and body of an inbox entry in the reader's language (names use their translation if known)."""
+    texts = TEXTS["zh-CN" if locale == "zh-CN" else "en"]
+    title_fmt, body_fmt = texts.get(kind, (kind, ""))
+    localized = dict(params)
+    names = params.get("names")
+    if isinstance(names, dict) and names.get(locale):
+        localized[TITLE_PARAM.get(kind, "")] = names[locale]
+    return fill(title_fmt, localized), fill(body_fmt, localized)
+
+
+def summary(kind: str, count: int, template_lang: str) -> str:
+    """"You unlocked 3 badges" in the template's language (zh_CN/zh_TW/zh_HK → Chinese)."""
+    family = "zh" if template_lang.lower().startswith("zh") else "en"
+    return fill(SUMMARIES[family].get(kind, "{count}"), {"count": count})

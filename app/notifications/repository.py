@@ -1,0 +1,183 @@
+"""Inbox, template and consent-ledger queries (never commits)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.kit.dialect import insert_for, insert_ignore
+from app.models import (
+    Notification,
+    NotificationTemplate,
+    SubscriptionCredit,
+    SubscriptionReport,
+    User,
+    WeChatDelivery,
+)
+
+# ----------------------------------------------------------------- inbox
+
+
+async def inbox(session: AsyncSession, user_id: int, limit: int, offset: int) -> Sequence[Notification]:
+    stmt = (
+        select(Notification)
+        .where(Notification.user_id == user_id)
+        .order_by(Notification.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def inbox_counts(session: AsyncSession, user_id: int) -> tuple[int, int]:
+    """(total, unread) for a member's inbox."""
+    stmt = select(func.count(), func.count(Notification.id).filter(Notification.read_at.is_(None))).where(
+        Notification.user_id == user_id
+    )
+    total, unread = (await session.execute(stmt)).one()
+    return int(total), int(unread)
+
+
+async def mark_read(session: AsyncSession, user_id: int, ids: Sequence[int] | None, at: datetime) -> int:
+    """Mark unread notifications read (only the member's own); `ids=None` marks all."""
+    stmt = update(Notification).where(Notification.user_id == user_id, Notification.read_at.is_(None))
+    if ids is not None:
+        stmt = stmt.where(Notification.id.in_(list(ids)))
+    result = await session.execute(stmt.values(read_at=at).execution_options(synchronize_session=False))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# ----------------------------------------------------------------- templates
+
+
+async def template(session: AsyncSession, kind: str) -> NotificationTemplate | None:
+    return await session.get(NotificationTemplate, kind)
+
+
+async def templates(session: AsyncSession, *, enabled_only: bool = False) -> Sequence[NotificationTemplate]:
+    stmt = select(NotificationTemplate).order_by(NotificationTemplate.kind)
+    if enabled_only:
+        stmt = stmt.where(NotificationTemplate.enabled.is_(True))
+    return (await session.execute(stmt)).scalars().all()
+
+
+# ----------------------------------------------------------------- consent ledger
+
+
+async def record_report(
+    session: AsyncSession, user_id: int, request_id: str, results: dict[str, str], at: datetime
+) -> bool:
+    """Store a subscription report; False when this request_id was already applied."""
+    stmt = (
+        insert_ignore(session, SubscriptionReport.__table__, ["user_id", "request_id"])  # type: ignore[arg-type]
+        .values(user_id=user_id, request_id=request_id, results=results, created_at=at)
+        .returning(SubscriptionReport.id)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+async def add_result(session: AsyncSession, user_id: int, template_id: str, result: str, at: datetime) -> None:
+    """accept → one more credit; ban → none left (the member switched the template off); others → noted."""
+    table = SubscriptionCredit.__table__
+    initial = 1 if result == "accept" else 0
+    if result == "accept":
+        credits: Any = table.c.credits + 1
+    elif result == "ban":
+        credits = 0
+    else:
+        credits = table.c.credits
+    stmt = (
+        insert_for(session, table)  # type: ignore[arg-type]
+        .values(user_id=user_id, template_id=template_id, credits=initial, last_result=result, updated_at=at)
+        .on_conflict_do_update(
+            index_elements=["user_id", "template_id"],
+            set_={"credits": credits, "last_result": result, "updated_at": at},
+        )
+    )
+    await session.execute(stmt)
+
+
+async def credits(session: AsyncSession, user_id: int) -> Sequence[SubscriptionCredit]:
+    stmt = select(SubscriptionCredit).where(SubscriptionCredit.user_id == user_id)
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def take_credit(session: AsyncSession, user_id: int, template_id: str) -> bool:
+    """Consume one credit atomically; False (and nothing changed) when none is left."""
+    stmt = (
+        update(SubscriptionCredit)
+        .where(
+            SubscriptionCredit.user_id == user_id,
+            SubscriptionCredit.template_id == template_id,
+            SubscriptionCredit.credits > 0,
+        )
+        .values(credits=SubscriptionCredit.credits - 1)
+        .returning(SubscriptionCredit.credits)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+async def refund_credit(session: AsyncSession, user_id: int, template_id: str) -> None:
+    await session.execute(
+        update(SubscriptionCredit)
+        .where(SubscriptionCredit.user_id == user_id, SubscriptionCredit.template_id == template_id)
+        .values(credits=SubscriptionCredit.credits + 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def zero_credits(session: AsyncSession, user_id: int, template_id: str) -> None:
+    await session.execute(
+        update(SubscriptionCredit)
+        .where(SubscriptionCredit.user_id == user_id, SubscriptionCredit.template_id == template_id)
+        .values(credits=0)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# ----------------------------------------------------------------- admin
+
+
+def _admin_filter(stmt: Any, member_id: int | None, external_id: str | None, kind: str | None) -> Any:
+    if member_id is not None:
+        stmt = stmt.where(Notification.user_id == member_id)
+    if external_id is not None:
+        stmt = stmt.where(Notification.user_id.in_(select(User.id).where(User.external_id == external_id)))
+    if kind is not None:
+        stmt = stmt.where(Notification.kind == kind)
+    return stmt
+
+
+_STATUS = func.coalesce(WeChatDelivery.status, "inbox_only")
+
+
+async def admin_list(
+    session: AsyncSession,
+    *,
+    member_id: int | None,
+    external_id: str | None,
+    kind: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[tuple[Notification, WeChatDelivery | None, str | None]], int, dict[str, int]]:
+    """Notifications with their WeChat delivery and member's external id, the total, and counts by status."""
+    base: Any = select(Notification, WeChatDelivery, User.external_id).join(
+        WeChatDelivery, WeChatDelivery.notification_id == Notification.id, isouter=True
+    ).join(User, User.id == Notification.user_id)
+    base = _admin_filter(base, member_id, external_id, kind)
+    if status is not None:
+        base = base.where(status == _STATUS)
+    total = (await session.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
+    rows = (await session.execute(base.order_by(Notification.id.desc()).limit(limit).offset(offset))).all()
+    count_stmt: Any = select(_STATUS, func.count()).select_from(Notification).join(
+        WeChatDelivery, WeChatDelivery.notification_id == Notification.id, isouter=True
+    )
+    count_stmt = _admin_filter(count_stmt, member_id, external_id, kind).group_by(_STATUS)
+    counts = {str(s): int(n) for s, n in (await session.execute(count_stmt)).all()}
+    return [(n, d, e) for n, d, e in rows], int(total), counts

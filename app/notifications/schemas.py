@@ -1,0 +1,145 @@
+"""Inbox, subscription (consent) and WeChat template bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from app.kit.schemas import ReadModel, WriteModel
+from app.notifications import fields as wechat_fields
+
+SubscribeResult = Literal["accept", "reject", "ban", "filter"]
+DeliveryStatus = Literal["inbox_only", "pending", "sending", "sent", "no_consent", "dropped", "failed"]
+
+
+class NotificationOut(ReadModel):
+    id: int
+    kind: str
+    title: str
+    body: str
+    params: dict[str, Any]
+    created_at: datetime
+    read_at: datetime | None
+    read: bool
+
+
+class InboxPage(ReadModel):
+    items: list[NotificationOut]
+    total: int
+    unread_count: int
+    limit: int
+    offset: int
+
+
+class ReadIn(WriteModel):
+    """Mark notifications read: `{"ids": [...]}` or `{"all": true}`."""
+
+    ids: list[int] = Field(default_factory=list, max_length=500)
+    all: bool = False
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ReadIn:
+        if not self.ids and not self.all:
+            raise ValueError('give "ids" or "all": true')
+        return self
+
+
+class ReadOut(ReadModel):
+    updated: int
+    unread_count: int
+
+
+class SubscriptionsIn(WriteModel):
+    """What wx.requestSubscribeMessage answered, per template id; applied once per request_id."""
+
+    request_id: str = Field(min_length=1, max_length=128)
+    results: dict[str, SubscribeResult] = Field(min_length=1, max_length=20)
+
+    @model_validator(mode="after")
+    def _template_ids(self) -> SubscriptionsIn:
+        for template_id in self.results:
+            if not template_id or len(template_id) > 128:
+                raise ValueError("results: template ids are 1-128 characters")
+        return self
+
+
+class SubscriptionOut(ReadModel):
+    template_id: str
+    kinds: list[str]
+    credits: int
+    last_result: str | None
+    ask: bool = Field(description="True when no credit is left: the Mini Program should ask again")
+
+
+class SubscriptionsOut(ReadModel):
+    templates: list[SubscriptionOut]
+    duplicate: bool = False
+
+
+class TemplateIn(WriteModel):
+    template_id: str = Field(min_length=1, max_length=128)
+    page: str | None = Field(default=None, max_length=256)
+    fields: dict[str, str] = Field(min_length=1, max_length=10)
+    miniprogram_state: Literal["developer", "trial", "formal"] = "formal"
+    lang: Literal["zh_CN", "en_US", "zh_HK", "zh_TW"] = "zh_CN"
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _fields(self) -> TemplateIn:
+        for key, fmt in self.fields.items():
+            if len(fmt) > 200:
+                raise ValueError(f"fields.{key}: at most 200 characters")
+            try:
+                wechat_fields.check_format(key, fmt)
+            except wechat_fields.FieldInvalid as exc:
+                raise ValueError(f"fields.{key}: {exc.reason}") from exc
+        return self
+
+
+class TemplateOut(ReadModel):
+    kind: str
+    template_id: str
+    page: str | None
+    fields: dict[str, str]
+    miniprogram_state: str
+    lang: str
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class WeChatDeliveryOut(ReadModel):
+    id: int
+    status: str
+    template_id: str
+    data: dict[str, str]
+    attempts: int
+    next_attempt_at: datetime
+    bundle_id: int | None
+    bundle_size: int
+    msgid: str | None
+    last_errcode: int | None
+    last_errmsg: str | None
+    sent_at: datetime | None
+
+
+class AdminNotificationOut(ReadModel):
+    id: int
+    user_id: int
+    external_id: str | None
+    kind: str
+    params: dict[str, Any]
+    created_at: datetime
+    read_at: datetime | None
+    status: DeliveryStatus
+    wechat: WeChatDeliveryOut | None
+
+
+class AdminNotificationsPage(ReadModel):
+    items: list[AdminNotificationOut]
+    total: int
+    limit: int
+    offset: int
+    counts: dict[str, int] = Field(description="Notifications by WeChat delivery status (same member/kind filter)")

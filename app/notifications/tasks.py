@@ -1,0 +1,71 @@
+"""Periodic jobs of notifications and webhooks (registered with the worker; tests call the functions directly)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.kit.clock import utcnow
+from app.models import OutboxMessage
+from app.notifications import fanout
+from app.notifications import scheduler as notifications_scheduler
+from app.notifications.dispatcher import dispatch_wechat_once
+from app.webhooks.dispatcher import dispatch_webhooks_once
+from app.worker.runner import JobContext, register, register_with_context
+
+
+@register_with_context("notifications.fanout", every_seconds=2)
+async def fanout_job(ctx: JobContext) -> int:
+    """Turn new outbox rows into inbox notifications, WeChat deliveries and webhook deliveries."""
+    return await fanout.fanout_all(ctx.sessionmaker, ctx.settings)
+
+
+@register_with_context("notifications.wechat", every_seconds=5)
+async def wechat_job(ctx: JobContext) -> int:
+    """Send due WeChat subscription messages (several batches per run while there is work)."""
+    if ctx.wechat is None:
+        return 0
+    total = 0
+    for _ in range(20):
+        sent = await dispatch_wechat_once(ctx.sessionmaker, ctx.settings, ctx.wechat)
+        total += sent
+        if not sent:
+            break
+    return total
+
+
+@register_with_context("webhooks.dispatch", every_seconds=5)
+async def webhooks_job(ctx: JobContext) -> int:
+    """POST due webhook deliveries."""
+    total = 0
+    for _ in range(20):
+        sent = await dispatch_webhooks_once(ctx.sessionmaker, ctx.settings)
+        total += sent
+        if not sent:
+            break
+    return total
+
+
+@register("notifications.challenge_available", every_seconds=60)
+async def challenge_available_job(session: AsyncSession, settings: Settings) -> int:
+    """Tell eligible members about newly published challenges (once per publication)."""
+    return await notifications_scheduler.challenge_available(session, settings)
+
+
+@register("notifications.challenge_expiring", every_seconds=600)
+async def challenge_expiring_job(session: AsyncSession, settings: Settings) -> int:
+    """Warn members whose joined challenge ends within LAUREL_CHALLENGE_EXPIRING_HOURS (once each)."""
+    return await notifications_scheduler.challenge_expiring(session, settings)
+
+
+@register("outbox.cleanup", every_seconds=3600)
+async def outbox_cleanup_job(session: AsyncSession, settings: Settings) -> int:
+    """Delete processed outbox rows older than LAUREL_OUTBOX_RETENTION_DAYS."""
+    cutoff = utcnow() - timedelta(days=settings.outbox_retention_days)
+    result = await session.execute(
+        delete(OutboxMessage).where(OutboxMessage.processed_at.is_not(None), OutboxMessage.processed_at < cutoff)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

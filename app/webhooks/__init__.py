@@ -1,0 +1,1 @@
+"""Signed webhooks for integrators: endpoints, deliveries with retries, dead letters and redelivery."""

@@ -1,0 +1,174 @@
+"""Webhook dispatcher: claim due deliveries (SKIP LOCKED), POST them signed outside any transaction, record
+each attempt, back off 30 s → 2 min → 10 min → 1 h → 6 h… until the retry window (24 h) closes, then dead-letter.
+
+At-least-once and ordered per member: a member's delivery is not sent while an earlier one for the same
+endpoint is still pending or in flight (a dead-lettered one no longer blocks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import exists, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
+
+from app.config import Settings
+from app.kit.clock import utcnow
+from app.kit.dialect import skip_locked
+from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from app.webhooks import signing
+
+log = logging.getLogger("laurel.webhooks")
+
+BACKOFF_SECONDS = (30, 120, 600, 3600, 6 * 3600)
+IN_FLIGHT = ("pending", "delivering")
+USER_AGENT = "Laurel-Webhooks/1"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    pk: int
+    delivery_id: str
+    url: str
+    secret: str
+    event: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Result:
+    claimed: Claimed
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def body_of(delivery_id: str, event: str, created_at: datetime, payload: dict[str, Any]) -> bytes:
+    """The JSON body receivers get: the delivery id (dedupe on it), the event kind and its data."""
+    doc = {"id": delivery_id, "event": event, "created_at": created_at.isoformat(), "data": payload}
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+def backoff(attempts: int) -> timedelta:
+    """Delay after the n-th failed attempt (1-based)."""
+    return timedelta(seconds=BACKOFF_SECONDS[min(max(attempts, 1), len(BACKOFF_SECONDS)) - 1])
+
+
+async def _claim(session: AsyncSession, settings: Settings, limit: int, now: datetime) -> list[Claimed]:
+    lease = timedelta(seconds=settings.webhook_timeout_seconds * 2 + 30)
+    # A dispatcher that died mid-send left its claim behind: at-least-once means send it again.
+    await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.status == "delivering", WebhookDelivery.lease_until < now)
+        .values(status="pending", lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    earlier = aliased(WebhookDelivery)
+    blocked = exists().where(
+        earlier.endpoint_id == WebhookDelivery.endpoint_id,
+        earlier.user_id == WebhookDelivery.user_id,
+        earlier.id < WebhookDelivery.id,
+        earlier.status.in_(IN_FLIGHT),
+    )
+    stmt = (
+        select(WebhookDelivery, WebhookEndpoint.url, WebhookEndpoint.secret)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .where(
+            WebhookDelivery.status == "pending",
+            WebhookDelivery.next_attempt_at <= now,
+            WebhookEndpoint.enabled.is_(True),
+            ~blocked,
+        )
+        .order_by(WebhookDelivery.id)
+        .limit(limit)
+        .with_for_update(of=WebhookDelivery, **skip_locked(session))
+    )
+    claimed = []
+    for d, url, secret in (await session.execute(stmt)).all():
+        d.status = "delivering"
+        d.lease_until = now + lease
+        claimed.append(Claimed(d.id, d.delivery_id, url, secret, d.event, d.payload, d.created_at))
+    return claimed
+
+
+async def _send(client: httpx.AsyncClient, c: Claimed) -> Result:
+    body = body_of(c.delivery_id, c.event, c.created_at, c.payload)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-Laurel-Delivery": c.delivery_id,
+        "X-Laurel-Event": c.event,
+        signing.HEADER: signing.sign(c.secret, body),
+    }
+    started = time.monotonic()
+    try:
+        response = await client.post(c.url, content=body, headers=headers)
+        status, error = response.status_code, None if response.is_success else f"HTTP {response.status_code}"
+    except httpx.HTTPError as exc:
+        status, error = None, f"{type(exc).__name__}: {exc}"[:500]
+    return Result(c, status, error, int((time.monotonic() - started) * 1000))
+
+
+async def _record(session: AsyncSession, results: list[Result], now: datetime) -> None:
+    for r in results:
+        session.add(WebhookAttempt(
+            delivery_id=r.claimed.pk, attempted_at=now, status_code=r.status_code, error=r.error,
+            duration_ms=r.duration_ms,
+        ))
+        d = await session.get(WebhookDelivery, r.claimed.pk, with_for_update=True)
+        if d is None or d.status != "delivering":
+            continue  # the lease expired and someone else owns it now
+        d.attempts += 1
+        d.lease_until = None
+        d.last_status_code = r.status_code
+        d.last_error = r.error
+        if r.ok:
+            d.status = "delivered"
+            d.delivered_at = now
+            continue
+        next_at = now + backoff(d.attempts)
+        if next_at > d.retry_until:
+            d.status = "dead"
+            log.warning("webhook delivery %s dead after %s attempts: %s", d.delivery_id, d.attempts, r.error)
+        else:
+            d.status = "pending"
+            d.next_attempt_at = next_at
+
+
+async def dispatch_webhooks_once(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    client: httpx.AsyncClient | None = None,
+    *,
+    limit: int = 100,
+    now: datetime | None = None,
+) -> int:
+    """Claim, send and record one batch; returns how many deliveries were attempted."""
+    now = now or utcnow()
+    async with sessionmaker() as session, session.begin():
+        claimed = await _claim(session, settings, limit, now)
+    if not claimed:
+        return 0
+    own = client is None
+    http = client or httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
+    try:
+        results = list(await asyncio.gather(*(_send(http, c) for c in claimed)))
+    finally:
+        if own:
+            await http.aclose()
+    async with sessionmaker() as session, session.begin():
+        await _record(session, results, now)
+    return len(claimed)

@@ -1,0 +1,112 @@
+"""Webhook endpoint and delivery bodies."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from app.kit.schemas import ReadModel, WriteModel
+
+EVENT_PATTERN = r"^(\*|[a-z][a-z_]*\.[a-z][a-z_]*)$"
+KNOWN_EVENTS = (
+    "badge.awarded",
+    "level.reached",
+    "points.credited",
+    "challenge.completed",
+    "challenge.expired",
+    "challenge.published",
+    "voucher.issued",
+)
+DeliveryState = Literal["pending", "delivering", "delivered", "dead"]
+
+
+def _check_url(value: str) -> str:
+    if not value.startswith(("https://", "http://")):
+        raise ValueError("url must be http(s)")
+    return value
+
+
+class WebhookCreate(WriteModel):
+    url: str = Field(min_length=8, max_length=2048)
+    events: list[str] = Field(
+        min_length=1, max_length=50, description=f"Outbox kinds such as {', '.join(KNOWN_EVENTS)}, or '*'"
+    )
+    secret: str | None = Field(default=None, min_length=16, max_length=128, description="Generated when omitted")
+    description: str = Field(default="", max_length=500)
+    enabled: bool = True
+
+    _url = field_validator("url")(_check_url)
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[str]) -> list[str]:
+        for e in value:
+            if not re.match(EVENT_PATTERN, e):
+                raise ValueError(f"{e!r} is not an event kind like badge.awarded (or '*')")
+        return sorted(set(value))
+
+
+class WebhookPatch(WriteModel):
+    url: str | None = Field(default=None, min_length=8, max_length=2048)
+    events: list[str] | None = Field(default=None, min_length=1, max_length=50)
+    secret: str | None = Field(default=None, min_length=16, max_length=128)
+    description: str | None = Field(default=None, max_length=500)
+    enabled: bool | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value)
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else WebhookCreate._events(value)
+
+
+class WebhookOut(ReadModel):
+    id: int
+    url: str
+    events: list[str]
+    description: str
+    enabled: bool
+    secret_hint: str = Field(description="Last four characters of the secret")
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="Shown once: verify X-Laurel-Signature with it")
+
+
+class AttemptOut(ReadModel):
+    attempted_at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+class DeliveryOut(ReadModel):
+    delivery_id: str
+    event: str
+    status: DeliveryState
+    attempts: int
+    user_id: int | None
+    next_attempt_at: datetime
+    retry_until: datetime
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    payload: dict[str, Any]
+    history: list[AttemptOut] = Field(default_factory=list)
+
+
+class DeliveriesPage(ReadModel):
+    items: list[DeliveryOut]
+    total: int
+    limit: int
+    offset: int

@@ -1,0 +1,101 @@
+"""Webhook endpoints (admin CRUD), the delivery log and redelivery."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.errors import NotFound
+from app.kit.clock import utcnow
+from app.models import WebhookEndpoint
+from app.webhooks import repository as repo
+from app.webhooks.schemas import (
+    AttemptOut,
+    DeliveriesPage,
+    DeliveryOut,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookOut,
+    WebhookPatch,
+)
+
+
+def _out(ep: WebhookEndpoint) -> WebhookOut:
+    return WebhookOut(
+        id=ep.id, url=ep.url, events=list(ep.events), description=ep.description, enabled=ep.enabled,
+        secret_hint=ep.secret[-4:], created_at=ep.created_at, updated_at=ep.updated_at,
+    )
+
+
+async def _get(session: AsyncSession, endpoint_id: int) -> WebhookEndpoint:
+    ep = await repo.endpoint(session, endpoint_id)
+    if ep is None:
+        raise NotFound("Webhook endpoint not found", code="webhook_not_found")
+    return ep
+
+
+async def create(session: AsyncSession, body: WebhookCreate) -> WebhookCreated:
+    ep = WebhookEndpoint(
+        url=body.url, events=body.events, secret=body.secret or f"whsec_{secrets.token_urlsafe(32)}",
+        description=body.description, enabled=body.enabled,
+    )
+    session.add(ep)
+    await session.flush()
+    await session.refresh(ep)
+    return WebhookCreated(**_out(ep).model_dump(), secret=ep.secret)
+
+
+async def list_all(session: AsyncSession) -> list[WebhookOut]:
+    return [_out(ep) for ep in await repo.endpoints(session)]
+
+
+async def get(session: AsyncSession, endpoint_id: int) -> WebhookOut:
+    return _out(await _get(session, endpoint_id))
+
+
+async def patch(session: AsyncSession, endpoint_id: int, body: WebhookPatch) -> WebhookOut:
+    ep = await _get(session, endpoint_id)
+    for name, value in body.model_dump(exclude_unset=True).items():
+        if value is not None:
+            setattr(ep, name, value)
+    await session.flush()
+    await session.refresh(ep)
+    return _out(ep)
+
+
+async def delete(session: AsyncSession, endpoint_id: int) -> None:
+    await session.delete(await _get(session, endpoint_id))
+    await session.flush()
+
+
+async def deliveries(
+    session: AsyncSession, endpoint_id: int, status: str | None, limit: int, offset: int
+) -> DeliveriesPage:
+    await _get(session, endpoint_id)
+    rows, total = await repo.deliveries(session, endpoint_id, status, limit, offset)
+    items = []
+    for d in rows:
+        out = DeliveryOut.model_validate(d)
+        out.history = [AttemptOut.model_validate(a) for a in await repo.attempts(session, d.id)]
+        items.append(out)
+    return DeliveriesPage(items=items, total=total, limit=limit, offset=offset)
+
+
+async def redeliver(session: AsyncSession, settings: Settings, endpoint_id: int, delivery_id: str) -> DeliveryOut:
+    """Queue a delivery again now (same delivery id, so receivers can dedupe) with a fresh retry window."""
+    await _get(session, endpoint_id)
+    d = await repo.delivery(session, endpoint_id, delivery_id)
+    if d is None:
+        raise NotFound("Delivery not found", code="delivery_not_found")
+    now = utcnow()
+    if d.status != "delivering":
+        d.status = "pending"
+        d.next_attempt_at = now
+        d.retry_until = now + timedelta(hours=settings.webhook_retry_hours)
+        await session.flush()
+    out = DeliveryOut.model_validate(d)
+    out.history = [AttemptOut.model_validate(a) for a in await repo.attempts(session, d.id)]
+    return out

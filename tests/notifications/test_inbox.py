@@ -1,0 +1,116 @@
+"""The member's inbox, the consent ledger, template mapping and the admin log, through HTTP."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.api import ADMIN, badge, event
+from tests.notifications.conftest import BADGE_TEMPLATE, Kit
+
+NOW = datetime.now(UTC)
+
+
+@pytest.mark.sqlite_too
+async def test_inbox_is_newest_first_paginated_with_unread_count_and_read_marks(kit: Kit) -> None:
+    for i in range(5):
+        await badge(kit.client, f"b{i}", [{"event": "visit", "threshold": i + 1}], name=f"Badge {i}")
+    m, other = await kit.member(), await kit.member()
+    for i in range(5):
+        await event(kit.client, m.external_id, "visit", NOW - timedelta(minutes=10 - i))
+    await event(kit.client, other.external_id, "visit", NOW)
+    await kit.fanout()
+    page1 = (await kit.client.get("/v1/me/notifications?limit=3", headers=m.headers)).json()
+    assert page1["total"] == 5 and page1["unread_count"] == 5 and len(page1["items"]) == 3
+    assert [n["params"]["badge"] for n in page1["items"]] == ["b4", "b3", "b2"]
+    page2 = (await kit.client.get("/v1/me/notifications?limit=3&offset=3", headers=m.headers)).json()
+    assert [n["params"]["badge"] for n in page2["items"]] == ["b1", "b0"]
+    theirs = (await kit.client.get("/v1/me/notifications", headers=other.headers)).json()["items"][0]["id"]
+    r = await kit.client.post("/v1/me/notifications/read", json={"ids": [page1["items"][0]["id"], theirs]},
+                              headers=m.headers)
+    assert r.json() == {"updated": 1, "unread_count": 4}  # someone else's id is ignored
+    assert (await kit.client.get("/v1/me/notifications", headers=other.headers)).json()["unread_count"] == 1
+    r = await kit.client.post("/v1/me/notifications/read", json={"all": True}, headers=m.headers)
+    assert r.json() == {"updated": 4, "unread_count": 0}
+    items = (await kit.client.get("/v1/me/notifications", headers=m.headers)).json()["items"]
+    assert all(n["read"] and n["read_at"] for n in items)
+    assert (await kit.client.post("/v1/me/notifications/read", json={}, headers=m.headers)).status_code == 422
+    assert (await kit.client.get("/v1/me/notifications")).status_code == 401
+
+
+async def test_texts_follow_accept_language(kit: Kit) -> None:
+    await badge(kit.client, "explorer", [{"event": "visit", "threshold": 1}], name="Explorer",
+                translations={"zh-CN": {"name": "探店达人"}})
+    m = await kit.member()
+    await event(kit.client, m.external_id, "visit", NOW)
+    await kit.fanout()
+    zh = (await kit.client.get("/v1/me/notifications", headers={**m.headers, "Accept-Language": "zh-CN,zh;q=0.9"}))
+    en = (await kit.client.get("/v1/me/notifications", headers={**m.headers, "Accept-Language": "en-US"}))
+    z, e = zh.json()["items"][0], en.json()["items"][0]
+    assert z["title"] == "徽章解锁" and z["body"] == "你获得了「探店达人」徽章"
+    assert e["title"] == "Badge unlocked" and e["body"] == "You unlocked the “Explorer” badge"
+    assert "names" not in z["params"]
+
+
+async def test_subscription_reports_are_idempotent_per_request_id(kit: Kit) -> None:
+    await kit.template()
+    m = await kit.member()
+    body = {"request_id": "req-1", "results": {BADGE_TEMPLATE: "accept", "tmpl-other": "reject"}}
+    first = (await kit.client.post("/v1/me/subscriptions", json=body, headers=m.headers)).json()
+    again = (await kit.client.post("/v1/me/subscriptions", json=body, headers=m.headers)).json()
+    assert first["duplicate"] is False and again["duplicate"] is True
+    by_id = {t["template_id"]: t for t in again["templates"]}
+    assert by_id[BADGE_TEMPLATE]["credits"] == 1 and by_id[BADGE_TEMPLATE]["kinds"] == ["badge_unlocked"]
+    assert by_id[BADGE_TEMPLATE]["ask"] is False
+    assert by_id["tmpl-other"]["credits"] == 0 and by_id["tmpl-other"]["last_result"] == "reject"
+    await kit.credit(m, n=2)
+    assert await kit.credits(m) == 3
+    body = {"request_id": uuid.uuid4().hex, "results": {BADGE_TEMPLATE: "ban"}}
+    out = (await kit.client.post("/v1/me/subscriptions", json=body, headers=m.headers)).json()
+    assert {t["template_id"]: t["credits"] for t in out["templates"]}[BADGE_TEMPLATE] == 0
+    other = await kit.member()
+    mine = (await kit.client.get("/v1/me/subscriptions", headers=other.headers)).json()["templates"]
+    assert mine == [{"template_id": BADGE_TEMPLATE, "kinds": ["badge_unlocked"], "credits": 0, "last_result": None,
+                     "ask": True}]
+    bad = {"request_id": "r", "results": {BADGE_TEMPLATE: "maybe"}}
+    assert (await kit.client.post("/v1/me/subscriptions", json=bad, headers=m.headers)).status_code == 422
+
+
+async def test_templates_are_validated_against_wechat_field_types(kit: Kit) -> None:
+    await kit.template()
+    r = await kit.client.get("/v1/admin/notification-templates/badge_unlocked", headers=ADMIN)
+    assert r.status_code == 200 and r.json()["fields"] == {"thing1": "{badge_name}", "time2": "{earned_at}"}
+    assert [t["kind"] for t in (await kit.client.get("/v1/admin/notification-templates", headers=ADMIN)).json()] == [
+        "badge_unlocked"]
+    bad = {"template_id": "t", "fields": {"colour1": "{badge_name}"}}
+    r = await kit.client.put("/v1/admin/notification-templates/level_reached", json=bad, headers=ADMIN)
+    assert r.status_code == 422 and "colour1" in r.text
+    r = await kit.client.put("/v1/admin/notification-templates/nonsense", json={"template_id": "t",
+                             "fields": {"thing1": "x"}}, headers=ADMIN)
+    assert r.status_code == 422
+    assert (await kit.client.get("/v1/admin/notification-templates/level_reached", headers=ADMIN)).status_code == 404
+    assert (await kit.client.delete("/v1/admin/notification-templates/badge_unlocked",
+                                    headers=ADMIN)).status_code == 204
+
+
+async def test_admin_lists_notifications_by_member_kind_and_status_with_counts(kit: Kit) -> None:
+    await kit.template()
+    await badge(kit.client, "first-visit", [{"event": "visit", "threshold": 1}], points=10)
+    a, b = await kit.member("A1"), await kit.member("B1")
+    await kit.credit(a)
+    for m in (a, b):
+        await event(kit.client, m.external_id, "visit", NOW)
+    await kit.fanout()
+    await kit.dispatch()
+    r = (await kit.client.get("/v1/admin/notifications", headers=ADMIN)).json()
+    # Each member: badge_unlocked (WeChat) and level_reached (no template: inbox only).
+    assert r["total"] == 4
+    assert r["counts"] == {"sent": 1, "no_consent": 1, "inbox_only": 2}
+    r = (await kit.client.get("/v1/admin/notifications?user_id=A1&kind=badge_unlocked", headers=ADMIN)).json()
+    (item,) = r["items"]
+    assert item["status"] == "sent" and item["external_id"] == "A1" and item["wechat"]["attempts"] == 1
+    r = (await kit.client.get("/v1/admin/notifications?status=no_consent", headers=ADMIN)).json()
+    assert [i["external_id"] for i in r["items"]] == ["B1"]
+    assert (await kit.client.get("/v1/admin/notifications?status=weird", headers=ADMIN)).status_code == 422

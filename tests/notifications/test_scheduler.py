@@ -1,0 +1,68 @@
+"""Scheduler checks: a joined challenge about to end, a challenge published; running twice sends nothing twice."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from app.models import Challenge, ChallengeParticipation, User
+from app.notifications import scheduler
+from tests.api import ADMIN
+from tests.notifications.conftest import Kit
+
+NOW = datetime.now(UTC)
+
+
+async def _challenge(kit: Kit, key: str, **fields: object) -> int:
+    async with kit.app.state.db.sessionmaker() as s, s.begin():
+        ch = Challenge(key=key, title=f"挑战{key}", steps=[{"title": "step", "event": "visit", "threshold": 1}],
+                       status="published", published_at=NOW - timedelta(hours=1),
+                       ends_at=NOW + timedelta(days=3), **{"eligibility": {}, **fields})
+        s.add(ch)
+        await s.flush()
+        return ch.id
+
+
+async def _user_id(kit: Kit, external_id: str) -> int:
+    async with kit.app.state.db.sessionmaker() as s:
+        return (await s.execute(select(User.id).where(User.external_id == external_id))).scalar_one()
+
+
+async def _run(kit: Kit, fn: object, now: datetime) -> int:
+    async with kit.app.state.db.sessionmaker() as s, s.begin():
+        return await fn(s, kit.settings, now=now)  # type: ignore[operator,no-any-return]
+
+
+async def test_a_joined_challenge_ending_within_the_window_is_announced_once(kit: Kit) -> None:
+    await kit.template("challenge_expiring", "tmpl-expiring", fields={"thing1": "{challenge_name}",
+                                                                      "time2": "{deadline}"})
+    m, later = await kit.member(), await kit.member()
+    cid = await _challenge(kit, "week")
+    async with kit.app.state.db.sessionmaker() as s, s.begin():
+        for who, hours in ((m, 5), (later, 30)):
+            uid = await _user_id(kit, who.external_id)
+            s.add(ChallengeParticipation(challenge_id=cid, instance_key="once", user_id=uid, status="active",
+                                         deadline=NOW + timedelta(hours=hours), progress=[{}]))
+    assert await _run(kit, scheduler.challenge_expiring, NOW) == 1
+    assert await _run(kit, scheduler.challenge_expiring, NOW + timedelta(minutes=10)) == 0
+    items = (await kit.client.get("/v1/me/notifications", headers={**m.headers, "Accept-Language": "en"})).json()
+    (n,) = items["items"]
+    assert n["kind"] == "challenge_expiring" and n["title"] == "Challenge ending soon" and "挑战week" in n["body"]
+    assert (await kit.client.get("/v1/me/notifications", headers=later.headers)).json()["total"] == 0
+    (d,) = await kit.deliveries()
+    assert d.kind == "challenge_expiring" and d.data["thing1"] == "挑战week"
+
+
+async def test_a_published_challenge_is_announced_once_to_eligible_members(kit: Kit) -> None:
+    gold, plain = await kit.member("GOLD"), await kit.member("PLAIN")
+    await kit.client.put("/v1/users/GOLD", json={"tier": "gold"}, headers=ADMIN)
+    await _challenge(kit, "vip", eligibility={"tiers": ["gold"]})
+    await _challenge(kit, "all")
+    assert await _run(kit, scheduler.challenge_available, NOW) == 3  # vip → GOLD; all → both
+    assert await _run(kit, scheduler.challenge_available, NOW) == 0
+    got = {m.external_id: sorted(n["params"]["challenge"] for n in
+                                 (await kit.client.get("/v1/me/notifications", headers=m.headers)).json()["items"])
+           for m in (gold, plain)}
+    assert got == {"GOLD": ["all", "vip"], "PLAIN": ["all"]}
+

@@ -1,0 +1,141 @@
+"""Signed webhooks against a local receiver: retries with backoff, dead letters, ordering, redelivery."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from app.notifications.fanout import fanout_all
+from app.webhooks import signing
+from app.webhooks.dispatcher import dispatch_webhooks_once
+from tests.api import ADMIN, badge, event
+from tests.webhooks.receiver import Receiver
+
+NOW = datetime.now(UTC)
+
+
+async def _endpoint(client: httpx.AsyncClient, url: str, events: list[str]) -> dict[str, Any]:
+    r = await client.post("/v1/admin/webhooks", json={"url": url, "events": events}, headers=ADMIN)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def _dispatch(app: FastAPI, now: datetime) -> int:
+    await fanout_all(app.state.db.sessionmaker, app.state.settings)
+    now = max(now, datetime.now(UTC))  # never before the fan-out queued the deliveries
+    return await dispatch_webhooks_once(app.state.db.sessionmaker, app.state.settings, now=now)
+
+
+async def _log(client: httpx.AsyncClient, endpoint_id: int) -> list[dict[str, Any]]:
+    r = await client.get(f"/v1/admin/webhooks/{endpoint_id}/deliveries", headers=ADMIN)
+    assert r.status_code == 200, r.text
+    return list(r.json()["items"])
+
+
+async def test_failing_twice_then_succeeding_is_delivered_once_with_a_verifiable_signature(
+    app: FastAPI, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    ep = await _endpoint(client, receiver.url, ["badge.awarded"])
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}])
+    await event(client, "M1", "visit", NOW)
+    receiver.statuses.extend([500, 503])
+    t0 = datetime.now(UTC)
+    assert await _dispatch(app, t0) == 1
+    assert await _dispatch(app, t0 + timedelta(seconds=10)) == 0  # backing off (30 s)
+    assert await _dispatch(app, t0 + timedelta(seconds=31)) == 1
+    assert await _dispatch(app, t0 + timedelta(seconds=31 + 60)) == 0  # backing off (2 min)
+    assert await _dispatch(app, t0 + timedelta(seconds=31 + 121)) == 1
+    assert await _dispatch(app, t0 + timedelta(hours=30)) == 0
+    assert len(receiver.received) == 3
+    ids = {json.loads(r.body)["id"] for r in receiver.received}
+    assert len(ids) == 1  # the same delivery id every time: receivers dedupe on it
+    last = receiver.received[-1]
+    assert signing.verify(ep["secret"], last.body, last.headers["X-Laurel-Signature"])
+    assert not signing.verify("wrong-secret-0123456789", last.body, last.headers["X-Laurel-Signature"])
+    assert not signing.verify(ep["secret"], last.body + b" ", last.headers["X-Laurel-Signature"])
+    doc = json.loads(last.body)
+    assert doc["event"] == "badge.awarded" and doc["data"]["badge"] == "first-visit" and doc["data"]["user_id"] == "M1"
+    (d,) = await _log(client, ep["id"])
+    assert d["status"] == "delivered" and d["attempts"] == 3 and d["last_status_code"] == 200
+    assert [a["status_code"] for a in d["history"]] == [500, 503, 200]
+
+
+async def test_signature_is_timestamped_so_old_ones_are_refused() -> None:
+    body = b'{"id":"x"}'
+    header = signing.sign("s" * 20, body, timestamp=1_000_000)
+    assert signing.verify("s" * 20, body, header, now=1_000_100)
+    assert not signing.verify("s" * 20, body, header, now=1_000_000 + 3600)
+    t, v1 = header.split(",")
+    assert t == "t=1000000" and v1.startswith("v1=") and len(v1) == 3 + 64
+
+
+async def test_an_endpoint_that_never_answers_is_dead_lettered_after_24_hours(
+    app: FastAPI, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    ep = await _endpoint(client, receiver.url, ["*"])
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}])
+    await event(client, "M1", "visit", NOW)
+    receiver.statuses.extend([500] * 100)
+    clock = datetime.now(UTC)
+    await fanout_all(app.state.db.sessionmaker, app.state.settings)
+    for _ in range(40):
+        await _dispatch(app, clock)
+        clock += timedelta(minutes=40)
+    deliveries = await _log(client, ep["id"])
+    assert deliveries and all(d["status"] == "dead" for d in deliveries)
+    assert all(5 <= d["attempts"] <= 9 for d in deliveries)
+    # Redeliver: same delivery id, a fresh window, and this time it works.
+    receiver.statuses.clear()
+    target = deliveries[0]["delivery_id"]
+    r = await client.post(f"/v1/admin/webhooks/{ep['id']}/deliveries/{target}/redeliver", headers=ADMIN)
+    assert r.status_code == 200 and r.json()["status"] == "pending"
+    before = len(receiver.received)
+    await dispatch_webhooks_once(app.state.db.sessionmaker, app.state.settings)
+    assert len(receiver.received) == before + 1
+    assert json.loads(receiver.received[-1].body)["id"] == target
+    assert (await client.post(f"/v1/admin/webhooks/{ep['id']}/deliveries/nope/redeliver",
+                              headers=ADMIN)).status_code == 404
+
+
+async def test_a_members_deliveries_stay_in_order_while_an_earlier_one_is_retrying(
+    app: FastAPI, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    await _endpoint(client, receiver.url, ["badge.awarded"])
+    await badge(client, "one", [{"event": "visit", "threshold": 1}])
+    await badge(client, "two", [{"event": "visit", "threshold": 2}])
+    await event(client, "M1", "visit", NOW - timedelta(minutes=2))
+    await event(client, "M1", "visit", NOW - timedelta(minutes=1))
+    await event(client, "M2", "visit", NOW - timedelta(minutes=1))
+    receiver.fail_once[b'"user_id":"M1"'] = 500  # M1's first delivery fails once
+    t0 = datetime.now(UTC)
+    assert await _dispatch(app, t0) == 2  # M1's first (fails) and M2's; M1's second waits
+    sent = [json.loads(r.body)["data"] for r in receiver.received]
+    assert sorted((d["user_id"], d["badge"]) for d in sent) == [("M1", "one"), ("M2", "one")]
+    assert await _dispatch(app, t0 + timedelta(seconds=5)) == 0  # still waiting behind the retry
+    assert await _dispatch(app, t0 + timedelta(seconds=31)) == 1  # M1 "one" succeeds
+    assert await _dispatch(app, t0 + timedelta(seconds=32)) == 1  # then M1 "two"
+    m1 = [json.loads(r.body)["data"]["badge"] for r in receiver.received if b'"M1"' in r.body]
+    assert m1 == ["one", "one", "two"]
+
+
+async def test_webhook_crud_and_validation(client: httpx.AsyncClient) -> None:
+    bad = await client.post("/v1/admin/webhooks", json={"url": "ftp://x.example", "events": ["badge.awarded"]},
+                            headers=ADMIN)
+    assert bad.status_code == 422
+    bad = await client.post("/v1/admin/webhooks", json={"url": "https://x.example/h", "events": ["Badge!"]},
+                            headers=ADMIN)
+    assert bad.status_code == 422
+    created = await _endpoint(client, "https://crm.example/hooks", ["level.reached", "badge.awarded"])
+    assert created["secret"].startswith("whsec_") and created["secret_hint"] == created["secret"][-4:]
+    got = (await client.get(f"/v1/admin/webhooks/{created['id']}", headers=ADMIN)).json()
+    assert "secret" not in got and got["events"] == ["badge.awarded", "level.reached"]
+    r = await client.patch(f"/v1/admin/webhooks/{created['id']}", json={"enabled": False}, headers=ADMIN)
+    assert r.json()["enabled"] is False
+    assert len((await client.get("/v1/admin/webhooks", headers=ADMIN)).json()) == 1
+    assert (await client.delete(f"/v1/admin/webhooks/{created['id']}", headers=ADMIN)).status_code == 204
+    assert (await client.get(f"/v1/admin/webhooks/{created['id']}", headers=ADMIN)).status_code == 404
+    assert (await client.get("/v1/admin/webhooks")).status_code == 401
