@@ -50,6 +50,14 @@ class Settings(BaseSettings):
         ZoneInfo(value)  # raises for an unknown zone, so a typo fails at start-up
         return value
 
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours_format(cls, value: str) -> str:
+        from app.notifications.quiet import parse
+
+        parse(value)  # a malformed window fails at start-up, not on every dispatcher run
+        return value
+
     @field_validator("wechat_api_base_url")
     @classmethod
     def _trailing_slash(cls, value: str) -> str:

@@ -9,7 +9,6 @@ import sys
 from typing import Any
 
 import httpx
-import pytest
 from fastapi import FastAPI
 
 
@@ -73,13 +72,3 @@ async def test_cli_key_calls_admin_endpoint(client: httpx.AsyncClient, app: Fast
     r = await client.get("/v1/admin/api-keys", headers={"Authorization": f"Bearer {key}"})
     assert r.status_code == 200
     assert [k["name"] for k in r.json()] == ["ops"]
-
-
-def test_production_refuses_default_jwt_secret() -> None:
-    from pydantic import ValidationError
-
-    from app.config import Settings
-
-    with pytest.raises(ValidationError, match="LAUREL_JWT_SECRET"):
-        Settings(env="production")
-    Settings(env="production", jwt_secret="x" * 40)
