@@ -67,7 +67,7 @@ def keys_revoke(key_id: int) -> None:
 
 
 @db_cli.command("upgrade")
-def db_upgrade(revision: str = "heads") -> None:
+def db_upgrade(revision: str = "head") -> None:
     """Apply migrations (the only way the schema is created)."""
     from app.kit import migrate
 

@@ -12,6 +12,8 @@ from app.challenges import admin_endpoints as challenges_admin_endpoints
 from app.challenges import endpoints as challenges_endpoints
 from app.events import endpoints as events_endpoints
 from app.icons import endpoints as icons_endpoints
+from app.leaderboards import admin_endpoints as leaderboards_admin_endpoints
+from app.leaderboards import endpoints as leaderboards_endpoints
 from app.notifications import endpoints as notifications_endpoints
 from app.points import endpoints as points_endpoints
 from app.users import endpoints as users_endpoints
@@ -37,5 +39,7 @@ def include_all(app: FastAPI) -> None:
         notifications_endpoints.router,
         notifications_endpoints.admin,
         webhooks_endpoints.admin,
+        leaderboards_endpoints.router,
+        leaderboards_admin_endpoints.router,
     ):
         app.include_router(router)

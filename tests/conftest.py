@@ -24,6 +24,7 @@ from sqlalchemy import delete, inspect
 from app.badges import rules_cache
 from app.config import Settings
 from app.kit import migrate
+from app.leaderboards import service as lb_service
 from app.main import create_app
 from app.models import Base
 from app.points import levels as levels_service
@@ -143,6 +144,7 @@ async def reset_database(app: FastAPI) -> None:
                 await session.execute(delete(table))
         await levels_service.install_default(session)
     rules_cache.invalidate()
+    lb_service.forget_all()
 
 
 @pytest.fixture

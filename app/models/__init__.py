@@ -14,6 +14,7 @@ from app.models.engine import (
     UserLevel,
 )
 from app.models.icon import Icon
+from app.models.leaderboard import Leaderboard, LeaderboardScore, LeaderboardScoreCount
 from app.models.level import BadgeLevel
 from app.models.notification import (
     DispatchPause,
@@ -41,6 +42,9 @@ __all__ = [
     "Event",
     "Friendship",
     "Icon",
+    "Leaderboard",
+    "LeaderboardScore",
+    "LeaderboardScoreCount",
     "MemberVoucher",
     "Notification",
     "NotificationMark",

@@ -1,7 +1,7 @@
 """notifications: inbox, templates, consent ledger, WeChat deliveries, webhooks
 
 Revision ID: 0005_notifications
-Revises: 0002_engine
+Revises: 0004_leaderboards
 Create Date: 2026-11-24 20:23:17.630917
 """
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ import app.models.base  # noqa: F401  (UTCDateTime)
 from sqlalchemy.dialects import postgresql
 
 revision: str = '0005_notifications'
-down_revision: str | None = '0002_engine'
+down_revision: str | None = '0004_leaderboards'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

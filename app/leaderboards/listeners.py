@@ -1,0 +1,43 @@
+"""Engine hooks: scores move inside the ingestion transaction, under the member's lock."""
+
+from __future__ import annotations
+
+from app.events import hooks
+from app.events.engine import EngineRun
+from app.leaderboards import repository as lb_repo
+from app.leaderboards import scoring
+from app.models import Event, PointsEntry
+
+_CACHE_KEY = "leaderboards.active"
+
+
+async def active_boards(run: EngineRun) -> list[scoring.ActiveBoard]:
+    """Active boards, loaded once per run."""
+    boards = run.extras.get(_CACHE_KEY)
+    if boards is None:
+        boards = [scoring.parse(r) for r in await lb_repo.active_rows(run.session)]
+        run.extras[_CACHE_KEY] = boards
+    return boards
+
+
+@hooks.on_event
+async def on_event(run: EngineRun, event: Event) -> None:
+    boards = await active_boards(run)
+    if not boards:
+        return
+    changes = scoring.event_changes(
+        boards, event.type, event.attributes or {}, event.occurred_at, run.user.city, run.tz
+    )
+    if changes:
+        await lb_repo.add_scores(run.session, run.user.id, changes)
+
+
+@hooks.on_points
+async def on_points(run: EngineRun, entry: PointsEntry) -> None:
+    boards = [b for b in await active_boards(run) if b.metric.type == "points"]
+    if not boards:
+        return
+    attributes = {"amount": entry.amount, "source_type": entry.source_type, "reason": entry.reason}
+    changes = scoring.points_changes(boards, entry.amount, attributes, entry.created_at, run.user.city, run.tz)
+    if changes:
+        await lb_repo.add_scores(run.session, run.user.id, changes)

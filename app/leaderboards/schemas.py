@@ -1,0 +1,205 @@
+"""Leaderboard bodies: the admin definition (field names are the admin web app's contract) and member views."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from app.kit.schemas import ReadModel, WriteModel
+from app.rules.criteria import EVENT_PATTERN, FIELD_PATTERN, MAX_CONDITIONS, Condition
+
+MetricType = Literal["sum", "count", "badges", "points"]
+PeriodName = Literal["daily", "weekly", "monthly", "all_time"]
+Privacy = Literal["public", "anonymous"]
+Status = Literal["draft", "active", "archived"]
+KEY_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
+BUILTIN_DIMENSIONS = frozenset({"city", "friends"})
+MAX_DIMENSIONS = 8
+
+
+class Metric(BaseModel):
+    """What a board ranks: `sum` of an event field, `count` of events, `badges` earned, or `points` credited."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: MetricType
+    event: str | None = Field(default=None, max_length=64, pattern=EVENT_PATTERN)
+    field: str | None = Field(default=None, max_length=64, pattern=FIELD_PATTERN)
+    where: list[Condition] = Field(default_factory=list, max_length=MAX_CONDITIONS)
+
+    @model_validator(mode="after")
+    def _fits_type(self) -> Metric:
+        if self.type in ("sum", "count") and self.event is None:
+            raise ValueError(f"metric '{self.type}' needs 'event'")
+        if self.type == "sum" and self.field is None:
+            raise ValueError("metric 'sum' needs 'field' (the numeric event attribute to add up)")
+        if self.type != "sum" and self.field is not None:
+            raise ValueError(f"metric '{self.type}' does not take 'field'")
+        if self.type == "badges" and self.event not in (None, "badge.awarded"):
+            raise ValueError("metric 'badges' counts badge.awarded events; leave 'event' out")
+        if self.type == "points" and self.event is not None:
+            raise ValueError("metric 'points' counts points credits; leave 'event' out")
+        return self
+
+
+class Display(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    nickname: bool = True
+    avatar: bool = True
+    tier: bool = False
+
+
+def _check_dimensions(value: list[str]) -> list[str]:
+    seen: list[str] = []
+    for d in value:
+        if d not in BUILTIN_DIMENSIONS and not re.match(FIELD_PATTERN, d):
+            raise ValueError(f"dimension {d!r} is not 'city', 'friends' or an event attribute name")
+        if d in seen:
+            raise ValueError(f"dimension {d!r} is listed twice")
+        seen.append(d)
+    return seen
+
+
+class LeaderboardCreate(WriteModel):
+    key: str = Field(pattern=KEY_PATTERN)
+    title: str = Field(min_length=1, max_length=100)
+    description: str = Field(default="", max_length=2000)
+    icon: str | None = Field(default=None, max_length=256)
+    metric: Metric
+    period: PeriodName
+    dimensions: list[str] = Field(default_factory=list, max_length=MAX_DIMENSIONS)
+    display: Display = Field(default_factory=Display)
+    privacy: Privacy = "public"
+    min_group_size: int = Field(default=5, ge=1, le=10_000)
+    status: Status = "draft"
+
+    _dims = field_validator("dimensions")(_check_dimensions)
+
+
+class LeaderboardReplace(LeaderboardCreate):
+    """PUT body: the whole definition; `key` may be left out (the path names the board)."""
+
+    key: str | None = Field(default=None, pattern=KEY_PATTERN)  # type: ignore[assignment]
+
+
+class LeaderboardUpdate(WriteModel):
+    """PATCH body: only the fields sent change."""
+
+    title: str | None = Field(default=None, min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=2000)
+    icon: str | None = Field(default=None, max_length=256)
+    metric: Metric | None = None
+    period: PeriodName | None = None
+    dimensions: list[str] | None = Field(default=None, max_length=MAX_DIMENSIONS)
+    display: Display | None = None
+    privacy: Privacy | None = None
+    min_group_size: int | None = Field(default=None, ge=1, le=10_000)
+    status: Status | None = None
+
+    _dims = field_validator("dimensions")(lambda v: None if v is None else _check_dimensions(v))
+
+
+class LeaderboardOut(ReadModel):
+    key: str
+    title: str
+    description: str
+    icon: str | None
+    metric: Metric
+    period: PeriodName
+    dimensions: list[str]
+    display: Display
+    privacy: Privacy
+    min_group_size: int
+    status: Status
+    current_period: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class BoardSummary(BaseModel):
+    """A board as members see it in the list."""
+
+    key: str
+    title: str
+    description: str
+    icon: str | None
+    metric: MetricType
+    period: PeriodName
+    current_period: str
+    period_start: datetime | None
+    period_end: datetime | None
+    dimensions: list[str]
+    privacy: Privacy
+
+
+class Me(BaseModel):
+    rank: int
+    score: int | float
+    above: list[dict[str, Any]]
+    below: list[dict[str, Any]]
+
+
+class BoardView(BaseModel):
+    """One page of a board. Entries carry `nickname`, `avatar_url` and `tier` only when the board shows them."""
+
+    board: str
+    title: str
+    period: str
+    period_start: datetime | None
+    period_end: datetime | None
+    filter: dict[str, str]
+    entries: list[dict[str, Any]]
+    me: Me | None
+    total: int
+    limit: int
+    offset: int
+
+
+class Preferences(BaseModel):
+    leaderboard_opt_out: bool = False
+
+
+class PreferencesIn(WriteModel):
+    leaderboard_opt_out: bool
+
+
+class PeriodStat(BaseModel):
+    period: str
+    period_start: datetime | None
+    period_end: datetime | None
+    participants: int
+
+
+class Bin(BaseModel):
+    low: int | float
+    high: int | float
+    count: int
+
+
+class Distribution(BaseModel):
+    board: str
+    period: str
+    participants: int
+    min: int | float | None
+    max: int | float | None
+    bins: list[Bin]
+
+
+class AdminEntry(BaseModel):
+    rank: int
+    user_id: str | None
+    nickname: str | None
+    city: str | None
+    score: int | float
+    reached_at: datetime
+
+
+class AdminTop(BaseModel):
+    board: str
+    period: str
+    total: int
+    entries: list[AdminEntry]

@@ -1,0 +1,414 @@
+"""Leaderboard definitions (admin), the member's ranked view with privacy applied, and admin reports."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.errors import Conflict, InvalidInput, NotFound
+from app.kit.clock import utcnow
+from app.leaderboards import repository as lb_repo
+from app.leaderboards import scoring
+from app.leaderboards.schemas import (
+    AdminEntry,
+    AdminTop,
+    Bin,
+    BoardSummary,
+    BoardView,
+    Distribution,
+    LeaderboardCreate,
+    LeaderboardOut,
+    LeaderboardReplace,
+    LeaderboardUpdate,
+    Me,
+    PeriodStat,
+    Preferences,
+)
+from app.models import Leaderboard, User
+from app.users import repository as users_repo
+
+NEIGHBOURS = 2
+OPT_OUT = "leaderboard_opt_out"
+
+
+class LeaderboardNotFound(NotFound):
+    code = "leaderboard_not_found"
+
+
+@dataclass(frozen=True)
+class BoardInfo:
+    """What a member view needs of a board; cached briefly per process (see `board_for_members`)."""
+
+    id: int
+    key: str
+    title: str
+    status: str
+    period: str
+    dimensions: tuple[str, ...]
+    display: dict[str, Any]
+    privacy: str
+    min_group_size: int
+
+
+_BOARDS: dict[str, tuple[float, BoardInfo | None]] = {}
+
+
+async def board_for_members(session: AsyncSession, settings: Settings, key: str) -> BoardInfo | None:
+    """The board by key, from a per-process cache of LAUREL_LEADERBOARD_CACHE_SECONDS (admin changes made
+    through this process clear it at once; other replicas see them within that time)."""
+    now = time.monotonic()
+    hit = _BOARDS.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    board = await lb_repo.by_key(session, key)
+    info = None if board is None else BoardInfo(
+        id=board.id, key=board.key, title=board.title, status=board.status, period=board.period,
+        dimensions=tuple(board.dimensions), display=dict(board.display or {}), privacy=board.privacy,
+        min_group_size=board.min_group_size,
+    )
+    if settings.leaderboard_cache_seconds > 0:
+        if len(_BOARDS) > 10_000:
+            _BOARDS.clear()
+        _BOARDS[key] = (now + settings.leaderboard_cache_seconds, info)
+    return info
+
+
+def forget(key: str) -> None:
+    _BOARDS.pop(key, None)
+
+
+def forget_all() -> None:
+    _BOARDS.clear()
+
+
+def num(value: Decimal) -> int | float:
+    value = Decimal(value)
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+# --------------------------------------------------------------------------- admin: definitions
+
+
+def to_out(board: Leaderboard, settings: Settings) -> LeaderboardOut:
+    return LeaderboardOut.model_validate({
+        "key": board.key, "title": board.title, "description": board.description, "icon": board.icon,
+        "metric": board.metric, "period": board.period, "dimensions": board.dimensions, "display": board.display,
+        "privacy": board.privacy, "min_group_size": board.min_group_size, "status": board.status,
+        "current_period": scoring.period_of(board.period, utcnow(), settings.tz),
+        "created_at": board.created_at, "updated_at": board.updated_at,
+    })
+
+
+async def list_all(session: AsyncSession, status: str | None) -> Sequence[Leaderboard]:
+    return await lb_repo.list_all(session, status)
+
+
+async def get(session: AsyncSession, key: str) -> Leaderboard:
+    board = await lb_repo.by_key(session, key)
+    if board is None:
+        raise LeaderboardNotFound(f"No leaderboard {key!r}", details={"key": key})
+    return board
+
+
+async def create(session: AsyncSession, body: LeaderboardCreate) -> Leaderboard:
+    if await lb_repo.by_key(session, body.key) is not None:
+        raise Conflict(f"A leaderboard with key {body.key!r} exists", code="leaderboard_exists",
+                       details={"key": body.key})
+    board = Leaderboard(**body.model_dump(mode="json"))
+    session.add(board)
+    await session.flush()
+    forget(board.key)
+    return board
+
+
+async def replace(session: AsyncSession, key: str, body: LeaderboardReplace) -> Leaderboard:
+    if body.key is not None and body.key != key:
+        raise InvalidInput("The body's key must match the path (keys cannot be renamed)", code="key_mismatch")
+    fields = body.model_dump(mode="json", exclude={"key"})
+    return await _apply(session, await get(session, key), fields)
+
+
+async def update(session: AsyncSession, key: str, body: LeaderboardUpdate) -> Leaderboard:
+    fields = {k: v for k, v in body.model_dump(mode="json", exclude_unset=True).items()}
+    for name in ("title", "metric", "period", "dimensions", "display", "privacy", "min_group_size", "status"):
+        if name in fields and fields[name] is None:
+            raise InvalidInput(f"'{name}' cannot be null", code="validation_error", details={"field": name})
+    return await _apply(session, await get(session, key), fields)
+
+
+async def _apply(session: AsyncSession, board: Leaderboard, fields: dict[str, Any]) -> Leaderboard:
+    changes_meaning = any(name in fields and fields[name] != getattr(board, name) for name in ("metric", "period"))
+    if changes_meaning and await lb_repo.has_scores(session, board.id):
+        # Mixing two measures in one set of scores would make every rank meaningless.
+        raise Conflict("This board already has scores; its metric and period cannot change. Create a new board.",
+                       code="leaderboard_has_scores")
+    for name, value in fields.items():
+        setattr(board, name, value)
+    await session.flush()
+    await session.refresh(board)
+    forget(board.key)
+    return board
+
+
+async def delete(session: AsyncSession, key: str) -> None:
+    await lb_repo.delete_board(session, await get(session, key))
+    forget(key)
+
+
+# --------------------------------------------------------------------------- member views
+
+
+def mask(board_key: str, user_id: int) -> str:
+    digest = hashlib.sha256(f"{board_key}:{user_id}".encode()).hexdigest()[:4].upper()
+    return f"Member ·{digest}"
+
+
+def _entry(board: BoardInfo, row: Row[Any], rank: int, me_id: int, names: bool) -> dict[str, Any]:
+    is_me = row.user_id == me_id
+    opted_out = bool((row.preferences or {}).get(OPT_OUT))
+    masked = not is_me and (board.privacy == "anonymous" or opted_out or not names)
+    entry: dict[str, Any] = {"rank": rank, "score": num(row.score)}
+    display = board.display or {}
+    if display.get("nickname", True):
+        entry["nickname"] = mask(board.key, row.user_id) if masked else row.nickname
+    if display.get("avatar", True):
+        entry["avatar_url"] = None if masked else row.avatar_url
+    if display.get("tier", False):
+        entry["tier"] = None if masked else row.tier
+    entry["masked"] = masked
+    entry["is_me"] = is_me
+    return entry
+
+
+def _competition_ranks(rows: Sequence[Row[Any]]) -> list[int]:
+    """1,1,3 ranks for rows already in display order, starting at the top."""
+    ranks: list[int] = []
+    for i, r in enumerate(rows):
+        ranks.append(ranks[-1] if i and r.score == rows[i - 1].score else i + 1)
+    return ranks
+
+
+def summaries(boards: Sequence[Leaderboard], settings: Settings) -> list[BoardSummary]:
+    now, tz = utcnow(), settings.tz
+    out = []
+    for b in boards:
+        current = scoring.period_of(b.period, now, tz)
+        start, end = scoring.bounds(b.period, current, tz)
+        out.append(BoardSummary(
+            key=b.key, title=b.title, description=b.description, icon=b.icon, metric=b.metric["type"],
+            period=b.period, current_period=current, period_start=start, period_end=end,
+            dimensions=list(b.dimensions), privacy=b.privacy,
+        ))
+    return out
+
+
+async def active_boards(session: AsyncSession, settings: Settings) -> list[BoardSummary]:
+    return summaries(await lb_repo.list_all(session, "active"), settings)
+
+
+def _resolve_filter(board: BoardInfo, filters: dict[str, str], scope: str | None) -> tuple[str, dict[str, str]]:
+    """The view's dim and the filter echoed back; one filter at a time, and only a dimension the board has."""
+    chosen = {k: v for k, v in filters.items() if v}
+    if scope is not None:
+        chosen["scope"] = scope
+    if len(chosen) > 1:
+        raise InvalidInput("Use one filter at a time (city, an attribute dimension, or scope=friends)",
+                           code="too_many_filters", details={"filters": sorted(chosen)})
+    if not chosen:
+        return "", {}
+    name, value = next(iter(chosen.items()))
+    wanted = "friends" if name == "scope" else name
+    if wanted not in board.dimensions:
+        raise InvalidInput(f"Board {board.key!r} has no {wanted!r} dimension", code="unknown_dimension",
+                           details={"dimension": wanted, "dimensions": board.dimensions})
+    if name == "scope":
+        return "", chosen
+    return f"{name}:{value}", chosen
+
+
+async def view(
+    session: AsyncSession, settings: Settings, user: User, key: str, *, period: str, filters: dict[str, str],
+    scope: str | None, limit: int, offset: int,
+) -> BoardView:
+    board = await board_for_members(session, settings, key)
+    if board is None or board.status == "draft":
+        raise LeaderboardNotFound(f"No leaderboard {key!r}", details={"key": key})
+    try:
+        period_id = scoring.resolve_period(board.period, period, utcnow(), settings.tz)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), code="invalid_period", details={"period": period}) from None
+    dim, echoed = _resolve_filter(board, filters, scope)
+    view_key = (board.id, period_id, dim)
+    start, end = scoring.bounds(board.period, period_id, settings.tz)
+    if scope == "friends":
+        entries, me, total = await _friends(session, board, view_key, user, limit, offset)
+    else:
+        entries, me, total = await _ranked(session, board, view_key, user, limit, offset)
+    return BoardView(board=board.key, title=board.title, period=period_id, period_start=start, period_end=end,
+                     filter=echoed, entries=entries, me=me, total=total, limit=limit, offset=offset)
+
+
+async def _ranked(
+    session: AsyncSession, board: BoardInfo, view_key: lb_repo.ViewKey, user: User, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], Me | None, int]:
+    found = await lb_repo.page(session, view_key, user.id, limit, offset, NEIGHBOURS)
+    rows, mine, above, below = found.rows, found.mine, found.above, found.below
+    wanted: list[Decimal] = []
+    if mine is not None:
+        wanted = [mine.score, *(r.score for r in above), *(r.score for r in below)]
+    if rows and offset:
+        wanted.append(rows[0].score)
+    ranks, total = await lb_repo.ranks_and_total(session, view_key, wanted)
+    # Small filtered groups would make members identifiable: no names unless the view is big enough.
+    names = view_key[2] == "" or total >= board.min_group_size
+    entries: list[dict[str, Any]] = []
+    for i, r in enumerate(rows):
+        if i and r.score == rows[i - 1].score:
+            rank = entries[-1]["rank"]
+        elif i == 0:
+            rank = ranks[r.score] if offset else 1
+        else:
+            rank = offset + i + 1  # first of its score on this page: everyone before it scored more
+        entries.append(_entry(board, r, rank, user.id, names))
+    me = None
+    if mine is not None:
+        me = Me(
+            rank=ranks[mine.score], score=num(mine.score),
+            above=[_entry(board, r, ranks[r.score], user.id, names) for r in above],
+            below=[_entry(board, r, ranks[r.score], user.id, names) for r in below],
+        )
+    return entries, me, total
+
+
+async def _friends(
+    session: AsyncSession, board: BoardInfo, view_key: lb_repo.ViewKey, user: User, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], Me | None, int]:
+    """The member and their friends, ranked among themselves on the whole-board scores."""
+    ids = [user.id, *await users_repo.friend_ids(session, user.id)]
+    rows = await lb_repo.friends_rows(session, view_key, ids)
+    ranks = _competition_ranks(rows)
+    entries = [_entry(board, r, ranks[i], user.id, True) for i, r in enumerate(rows)][offset:offset + limit]
+    me = None
+    for i, r in enumerate(rows):
+        if r.user_id == user.id:
+            me = Me(
+                rank=ranks[i], score=num(r.score),
+                above=[_entry(board, rows[j], ranks[j], user.id, True) for j in range(max(0, i - NEIGHBOURS), i)],
+                below=[_entry(board, rows[j], ranks[j], user.id, True)
+                       for j in range(i + 1, min(len(rows), i + 1 + NEIGHBOURS))],
+            )
+    return entries, me, len(rows)
+
+
+# --------------------------------------------------------------------------- preferences
+
+
+def preferences(user: User) -> Preferences:
+    return Preferences(leaderboard_opt_out=bool((user.preferences or {}).get(OPT_OUT)))
+
+
+async def set_preferences(session: AsyncSession, user: User, opt_out: bool) -> Preferences:
+    user.preferences = {**(user.preferences or {}), OPT_OUT: opt_out}  # a new dict, so the JSON change is seen
+    await session.flush()
+    return preferences(user)
+
+
+# --------------------------------------------------------------------------- admin reports
+
+
+def _admin_period(board: Leaderboard, period: str | None, settings: Settings) -> str:
+    try:
+        return scoring.resolve_period(board.period, period or "current", utcnow(), settings.tz)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), code="invalid_period", details={"period": period}) from None
+
+
+async def periods(session: AsyncSession, settings: Settings, key: str) -> list[PeriodStat]:
+    board = await get(session, key)
+    out = []
+    for period_id, n in await lb_repo.participants_per_period(session, board.id):
+        start, end = scoring.bounds(board.period, period_id, settings.tz)
+        out.append(PeriodStat(period=period_id, period_start=start, period_end=end, participants=n))
+    return out
+
+
+async def distribution(
+    session: AsyncSession, settings: Settings, key: str, period: str | None, bins: int
+) -> Distribution:
+    """Equal-width histogram of the period's scores; each bin count comes from the rank aggregate."""
+    board = await get(session, key)
+    period_id = _admin_period(board, period, settings)
+    view_key = (board.id, period_id, "")
+    lo, hi = await lb_repo.extremes(session, view_key)
+    _, total = await lb_repo.ranks_and_total(session, view_key, [])
+    if lo is None or hi is None:
+        return Distribution(board=board.key, period=period_id, participants=0, min=None, max=None, bins=[])
+    if lo == hi:
+        bins = 1
+    width = (hi - lo) / bins
+    edges = [lo + width * i for i in range(bins)] + [hi]
+    above = await lb_repo.members_above(session, view_key, edges[1:-1])
+    # Bins are [e0, e1], (e1, e2], …: counts from "members above each inner edge".
+    cumulative = [total, *above, 0]
+    out = [Bin(low=num(edges[i]), high=num(edges[i + 1]), count=cumulative[i] - cumulative[i + 1])
+           for i in range(bins)]
+    return Distribution(board=board.key, period=period_id, participants=total, min=num(lo), max=num(hi), bins=out)
+
+
+async def admin_top(session: AsyncSession, settings: Settings, key: str, period: str | None, limit: int) -> AdminTop:
+    board = await get(session, key)
+    period_id = _admin_period(board, period, settings)
+    view_key = (board.id, period_id, "")
+    rows = await lb_repo.admin_page(session, view_key, limit)
+    _, total = await lb_repo.ranks_and_total(session, view_key, [])
+    ranks = _competition_ranks(rows)
+    entries = [AdminEntry(rank=ranks[i], user_id=r.external_id, nickname=r.nickname, city=r.city,
+                          score=num(r.score), reached_at=r.reached_at) for i, r in enumerate(rows)]
+    return AdminTop(board=board.key, period=period_id, total=total, entries=entries)
+
+
+async def export_target(
+    session: AsyncSession, settings: Settings, key: str, period: str | None
+) -> tuple[lb_repo.ViewKey, str]:
+    """(view, board key) after checking the board and period; the rows are streamed by `export_rows`."""
+    board = await get(session, key)
+    return (board.id, _admin_period(board, period, settings), ""), board.key
+
+
+def _cell(value: str | None) -> str:
+    """Member-supplied text, defused so a spreadsheet never runs it as a formula."""
+    text = value or ""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+async def export_rows(sessionmaker: Any, view_key: lb_repo.ViewKey, page_size: int = 5000) -> AsyncIterator[str]:
+    """CSV lines in rank order, read in keyset pages, each page in its own short transaction."""
+    yield "rank,user_id,nickname,city,score,reached_at\r\n"
+    after = None
+    position, rank, last = 0, 0, None
+    while True:
+        async with sessionmaker() as session:
+            rows = await lb_repo.admin_page(session, view_key, page_size, after)
+        if not rows:
+            return
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        for r in rows:
+            position += 1
+            if r.score != last:
+                rank, last = position, r.score
+            writer.writerow([rank, _cell(r.external_id), _cell(r.nickname), _cell(r.city), num(r.score),
+                             r.reached_at.isoformat()])
+        yield buf.getvalue()
+        tail = rows[-1]
+        after = (tail.score, tail.reached_at, tail.user_id)

@@ -1,0 +1,123 @@
+"""Admin leaderboards: the definition contract, validation, and reports on any period."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import httpx
+
+from tests.leaderboards.helpers import World, board_body, make_board, week_start
+
+
+async def test_crud_round_trip_with_the_admin_app_field_names(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    body = board_body(dimensions=["city"], min_group_size=5)
+    r = await client.post("/v1/admin/leaderboards", json=body, headers=admin_headers)
+    assert r.status_code == 201, r.text
+    created = r.json()
+    for name, value in body.items():
+        assert created[name] == value, name
+    assert created["current_period"] == week_start().strftime("%G-W%V")
+    dup = await client.post("/v1/admin/leaderboards", json=body, headers=admin_headers)
+    assert dup.status_code == 409 and dup.json()["error"]["code"] == "leaderboard_exists"
+    listed = await client.get("/v1/admin/leaderboards?status=active", headers=admin_headers)
+    assert [b["key"] for b in listed.json()] == ["top-spenders-weekly"]
+    assert (await client.get("/v1/admin/leaderboards?status=draft", headers=admin_headers)).json() == []
+    got = await client.get("/v1/admin/leaderboards/top-spenders-weekly", headers=admin_headers)
+    assert got.json()["metric"] == body["metric"]
+    replaced = await client.put("/v1/admin/leaderboards/top-spenders-weekly",
+                                json={**body, "title": "Big Spenders", "privacy": "anonymous"}, headers=admin_headers)
+    assert replaced.status_code == 200 and replaced.json()["title"] == "Big Spenders"
+    patched = await client.patch("/v1/admin/leaderboards/top-spenders-weekly", json={"status": "archived"},
+                                 headers=admin_headers)
+    assert patched.json()["status"] == "archived" and patched.json()["privacy"] == "anonymous"
+    renamed = await client.put("/v1/admin/leaderboards/top-spenders-weekly", json={**body, "key": "other"},
+                               headers=admin_headers)
+    assert renamed.status_code == 422
+    assert (await client.delete("/v1/admin/leaderboards/top-spenders-weekly", headers=admin_headers)).status_code == 204
+    assert (await client.get("/v1/admin/leaderboards/top-spenders-weekly", headers=admin_headers)).status_code == 404
+    assert (await client.delete("/v1/admin/leaderboards/top-spenders-weekly", headers=admin_headers)).status_code == 404
+
+
+async def test_definitions_are_validated(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
+    bad = [
+        {"metric": {"type": "sum", "event": "purchase"}},  # sum needs field
+        {"metric": {"type": "count", "event": "visit", "field": "amount"}},
+        {"metric": {"type": "count"}},  # needs event
+        {"metric": {"type": "points", "event": "purchase"}},
+        {"metric": {"type": "median", "event": "purchase"}},
+        {"metric": {"type": "count", "event": "visit", "where": [{"field": "x", "op": "gt", "value": "a"}]}},
+        {"period": "hourly"},
+        {"dimensions": ["city", "city"]},
+        {"dimensions": ["Bad Name"]},
+        {"privacy": "secret"},
+        {"min_group_size": 0},
+        {"status": "live"},
+        {"key": "Has Spaces"},
+        {"colour": "red"},
+    ]
+    for overrides in bad:
+        r = await client.post("/v1/admin/leaderboards", json=board_body(**overrides), headers=admin_headers)
+        assert r.status_code == 422, overrides
+    member = await client.get("/v1/admin/leaderboards", headers={"Authorization": "Bearer nope"})
+    assert member.status_code == 401
+
+
+async def test_metric_and_period_are_fixed_once_scores_exist(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
+) -> None:
+    await make_board(client, admin_headers)
+    r = await client.patch("/v1/admin/leaderboards/top-spenders-weekly", json={"period": "monthly"},
+                           headers=admin_headers)
+    assert r.status_code == 200  # no scores yet
+    await world.member("A")
+    await world.buy("A", 10)
+    r = await client.patch("/v1/admin/leaderboards/top-spenders-weekly", json={"period": "weekly"},
+                           headers=admin_headers)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "leaderboard_has_scores"
+    r = await client.patch("/v1/admin/leaderboards/top-spenders-weekly", json={"title": "Renamed", "min_group_size": 9},
+                           headers=admin_headers)
+    assert r.status_code == 200
+
+
+async def test_admin_reports_cover_past_periods(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
+) -> None:
+    await make_board(client, admin_headers, dimensions=["city"])
+    monday = week_start()
+    last_week = monday - timedelta(days=3)
+    for i, m in enumerate(("A", "B", "C", "D")):
+        await world.member(m, city="Shanghai", nickname="=cmd()" if m == "D" else None)
+        await world.buy(m, 10 * (i + 1), last_week)
+    await world.buy("A", 5, monday + timedelta(hours=1))
+    r = await client.get("/v1/admin/leaderboards/top-spenders-weekly/periods", headers=admin_headers)
+    assert r.status_code == 200
+    assert [(p["period"], p["participants"]) for p in r.json()] == [
+        (monday.strftime("%G-W%V"), 1), (last_week.strftime("%G-W%V"), 4)]
+    top = await client.get("/v1/admin/leaderboards/top-spenders-weekly/top",
+                           params={"period": "previous", "limit": 3}, headers=admin_headers)
+    assert top.status_code == 200
+    body = top.json()
+    assert body["total"] == 4
+    assert [(e["rank"], e["user_id"], e["score"], e["city"]) for e in body["entries"]] == [
+        (1, "D", 40, "Shanghai"), (2, "C", 30, "Shanghai"), (3, "B", 20, "Shanghai")]
+    dist = await client.get("/v1/admin/leaderboards/top-spenders-weekly/distribution",
+                            params={"period": "previous", "bins": 3}, headers=admin_headers)
+    assert dist.status_code == 200
+    d = dist.json()
+    assert (d["participants"], d["min"], d["max"]) == (4, 10, 40)
+    assert [b["count"] for b in d["bins"]] == [2, 1, 1]  # [10, 20] holds 10 and 20; (20, 30]; (30, 40]
+    assert sum(b["count"] for b in d["bins"]) == 4
+    csv_r = await client.get("/v1/admin/leaderboards/top-spenders-weekly/export.csv",
+                             params={"period": last_week.strftime("%G-W%V")}, headers=admin_headers)
+    assert csv_r.status_code == 200 and csv_r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(csv_r.text)))
+    assert rows[0] == ["rank", "user_id", "nickname", "city", "score", "reached_at"]
+    assert [(r[0], r[1], r[4]) for r in rows[1:]] == [("1", "D", "40"), ("2", "C", "30"), ("3", "B", "20"),
+                                                      ("4", "A", "10")]
+    assert rows[1][2] == "'=cmd()"  # a formula in a nickname is defused
+    bad = await client.get("/v1/admin/leaderboards/top-spenders-weekly/top?period=2026-99", headers=admin_headers)
+    assert bad.status_code == 422
