@@ -13,7 +13,7 @@ from app.integrations.wechat.gateway import WeChatGateway
 from app.kit import handlers
 from app.kit import logging as laurel_logging
 from app.kit.db import Database
-from app.kit.middleware import RequestContextMiddleware
+from app.kit.middleware import RequestContextMiddleware, RetryConflictsMiddleware
 from app.routers import include_all
 
 API_DESCRIPTION = """Laurel turns what members do (purchases, visits, check-ins, posts) into badges, points,
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         timeout=settings.wechat_timeout_seconds,
     )
     handlers.install(app)
+    app.add_middleware(RetryConflictsMiddleware)  # inner: replays a request whose transaction deadlocked
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     include_all(app)
     return app

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import LaurelError, error_body
@@ -48,6 +49,29 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# Deadlock and serialization failures (PostgreSQL), a busy database (SQLite): the whole transaction was
+# rolled back, so the request can simply run again (see RetryConflictsMiddleware).
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+RETRY_HEADER = b"x-laurel-retryable"
+
+
+def is_retryable(exc: DBAPIError) -> bool:
+    orig = exc.orig
+    code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+    return code in RETRYABLE_SQLSTATES or "database is locked" in str(orig)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    if is_retryable(exc):
+        return JSONResponse(
+            error_body("transaction_conflict", "The request collided with a concurrent one; retry it", None),
+            status_code=503,
+            headers={"Retry-After": "1", RETRY_HEADER.decode(): "1"},
+        )
+    return await _unhandled(request, exc)
+
+
 async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return JSONResponse(error_body("internal_error", "Internal server error", None), status_code=500)
@@ -57,4 +81,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(LaurelError, _laurel_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unhandled)

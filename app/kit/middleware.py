@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import random
 import re
 import time
 import uuid
@@ -12,6 +14,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import error_body
+from app.kit.handlers import RETRY_HEADER
 from app.kit.logging import request_id_var
 
 log = logging.getLogger("laurel.http")
@@ -91,3 +94,62 @@ class RequestContextMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class RetryConflictsMiddleware:
+    """Run a write request again when its transaction lost a deadlock or serialization race.
+
+    The handler marks such failures (503 + an internal header); the transaction was rolled back as a
+    whole, so replaying the buffered request body is safe. Only the final attempt's response is sent.
+    """
+
+    def __init__(self, app: ASGIApp, attempts: int = 3) -> None:
+        self.app = app
+        self.attempts = attempts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away before sending its body
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        for attempt in range(self.attempts):
+            replayed = False
+
+            async def replay() -> Message:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            captured: list[Message] = []
+
+            async def capture(message: Message, sink: list[Message] = captured) -> None:
+                sink.append(message)
+
+            await self.app(scope, replay, capture)
+            start = captured[0] if captured else None
+            retry = (
+                start is not None
+                and start.get("status") == 503
+                and any(k == RETRY_HEADER for k, _ in start.get("headers", []))
+            )
+            if retry and attempt < self.attempts - 1:
+                await asyncio.sleep(random.uniform(0.005, 0.03) * (attempt + 1))
+                continue
+            for message in captured:
+                if message["type"] == "http.response.start":
+                    message = {
+                        **message,
+                        "headers": [(k, v) for k, v in message.get("headers", []) if k != RETRY_HEADER],
+                    }
+                await send(message)
+            return

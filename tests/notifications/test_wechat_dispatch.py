@@ -31,8 +31,9 @@ async def test_badge_with_a_credit_sends_one_message_with_fields_filled_and_uses
     assert sent["touser"] == m.openid and sent["template_id"] == BADGE_TEMPLATE
     assert sent["page"] == "pages/badges/index" and sent["miniprogram_state"] == "formal" and sent["lang"] == "zh_CN"
     assert sent["data"]["thing1"]["value"] == "首次到店"
-    local = NOW.astimezone(kit.settings.tz)
-    assert sent["data"]["time2"]["value"] == local.strftime("%Y-%m-%d %H:%M")
+    awards = (await kit.client.get(f"/v1/admin/users/{m.external_id}/badges", headers=ADMIN)).json()
+    earned = datetime.fromisoformat(awards[0]["awarded_at"]).astimezone(kit.settings.tz)
+    assert sent["data"]["time2"]["value"] == earned.strftime("%Y-%m-%d %H:%M")
     assert await kit.credits(m) == 1
     (d,) = await kit.deliveries()
     assert d.status == "sent" and d.msgid == str(sent["msgid"]) and d.attempts == 1
