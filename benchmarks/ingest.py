@@ -32,32 +32,94 @@ BADGES: list[dict[str, Any]] = [
     {"key": "first-purchase", "criteria": [{"event": "purchase", "threshold": 1}], "points": 5},
     {"key": "tenth-order", "criteria": [{"event": "purchase", "threshold": 10}], "points": 20},
     {"key": "fiftieth-order", "criteria": [{"event": "purchase", "threshold": 50}], "points": 50},
-    {"key": "big-spender", "criteria": [{"event": "purchase", "aggregate": "sum", "field": "amount",
-                                         "threshold": 1000, "window": {"type": "rolling", "days": 7}}]},
-    {"key": "monthly-spender", "criteria": [{"event": "purchase", "aggregate": "sum", "field": "amount",
-                                             "threshold": 3000, "window": {"type": "calendar", "unit": "month"}}]},
-    {"key": "shoe-lover", "criteria": [{"event": "purchase", "where": [{"field": "category", "op": "eq",
-                                                                          "value": "shoes"}], "threshold": 3}]},
+    {
+        "key": "big-spender",
+        "criteria": [
+            {
+                "event": "purchase",
+                "aggregate": "sum",
+                "field": "amount",
+                "threshold": 1000,
+                "window": {"type": "rolling", "days": 7},
+            }
+        ],
+    },
+    {
+        "key": "monthly-spender",
+        "criteria": [
+            {
+                "event": "purchase",
+                "aggregate": "sum",
+                "field": "amount",
+                "threshold": 3000,
+                "window": {"type": "calendar", "unit": "month"},
+            }
+        ],
+    },
+    {
+        "key": "shoe-lover",
+        "criteria": [
+            {"event": "purchase", "where": [{"field": "category", "op": "eq", "value": "shoes"}], "threshold": 3}
+        ],
+    },
     {"key": "first-visit", "criteria": [{"event": "visit", "threshold": 1}], "points": 5},
-    {"key": "store-explorer", "criteria": [{"event": "visit", "aggregate": "count_distinct", "field": "store_id",
-                                            "threshold": 3, "window": {"type": "calendar", "unit": "month"}}]},
-    {"key": "city-hopper", "criteria": [{"event": "visit", "aggregate": "count_distinct", "field": "city",
-                                         "threshold": 3}]},
+    {
+        "key": "store-explorer",
+        "criteria": [
+            {
+                "event": "visit",
+                "aggregate": "count_distinct",
+                "field": "store_id",
+                "threshold": 3,
+                "window": {"type": "calendar", "unit": "month"},
+            }
+        ],
+    },
+    {
+        "key": "city-hopper",
+        "criteria": [{"event": "visit", "aggregate": "count_distinct", "field": "city", "threshold": 3}],
+    },
     {"key": "regular", "criteria": [{"event": "visit", "threshold": 20}]},
-    {"key": "check-in-streak", "criteria": [{"event": "check_in", "aggregate": "streak", "threshold": 7, "grace": 1,
-                                             "window": {"type": "calendar", "unit": "day"}}]},
-    {"key": "weekly-check-in", "criteria": [{"event": "check_in", "threshold": 5,
-                                             "window": {"type": "calendar", "unit": "week"}}]},
+    {
+        "key": "check-in-streak",
+        "criteria": [
+            {
+                "event": "check_in",
+                "aggregate": "streak",
+                "threshold": 7,
+                "grace": 1,
+                "window": {"type": "calendar", "unit": "day"},
+            }
+        ],
+    },
+    {
+        "key": "weekly-check-in",
+        "criteria": [{"event": "check_in", "threshold": 5, "window": {"type": "calendar", "unit": "week"}}],
+    },
     {"key": "first-post", "criteria": [{"event": "post", "threshold": 1}], "points": 5},
     {"key": "storyteller", "criteria": [{"event": "post", "threshold": 10}]},
     {"key": "first-comment", "criteria": [{"event": "comment", "threshold": 1}]},
     {"key": "conversationalist", "criteria": [{"event": "comment", "threshold": 25}]},
     {"key": "first-referral", "criteria": [{"event": "referral", "threshold": 1}], "points": 20},
-    {"key": "festival-shopper", "criteria": [{"event": "purchase", "threshold": 1, "window": {
-        "type": "fixed", "start": "2026-01-01T00:00:00+08:00", "end": "2027-03-01T00:00:00+08:00"}}]},
+    {
+        "key": "festival-shopper",
+        "criteria": [
+            {
+                "event": "purchase",
+                "threshold": 1,
+                "window": {"type": "fixed", "start": "2026-01-01T00:00:00+08:00", "end": "2027-03-01T00:00:00+08:00"},
+            }
+        ],
+    },
     {"key": "collector", "criteria": [{"event": "badge.awarded", "threshold": 5}], "points": 50},
-    {"key": "all-rounder", "criteria": [{"event": "purchase", "threshold": 2}, {"event": "visit", "threshold": 2},
-                                        {"event": "post", "threshold": 2}]},
+    {
+        "key": "all-rounder",
+        "criteria": [
+            {"event": "purchase", "threshold": 2},
+            {"event": "visit", "threshold": 2},
+            {"event": "post", "threshold": 2},
+        ],
+    },
 ]
 TYPES = ["purchase", "purchase", "visit", "visit", "check_in", "post", "comment", "referral"]
 CITIES = ["Shanghai", "Beijing", "Shenzhen", "Guangzhou", "Hangzhou", "Chengdu"]
@@ -68,12 +130,22 @@ def random_event(rng: random.Random) -> dict[str, Any]:
     at = datetime.now(UTC) - timedelta(minutes=rng.randint(1, 60 * 24 * 20))
     attrs: dict[str, Any] = {}
     if type_ == "purchase":
-        attrs = {"amount": round(rng.uniform(10, 800), 2), "currency": "CNY", "category": rng.choice(
-            ["shoes", "bags", "coats"]), "store_id": f"S{rng.randint(1, 40)}"}
+        attrs = {
+            "amount": round(rng.uniform(10, 800), 2),
+            "currency": "CNY",
+            "category": rng.choice(["shoes", "bags", "coats"]),
+            "store_id": f"S{rng.randint(1, 40)}",
+        }
     elif type_ == "visit":
         attrs = {"store_id": f"S{rng.randint(1, 40)}", "city": rng.choice(CITIES)}
-    return {"id": uuid.uuid4().hex, "user_id": f"M{rng.randint(1, MEMBERS)}", "type": type_,
-            "occurred_at": at.isoformat(), "source": "bench", "attributes": attrs}
+    return {
+        "id": uuid.uuid4().hex,
+        "user_id": f"M{rng.randint(1, MEMBERS)}",
+        "type": type_,
+        "occurred_at": at.isoformat(),
+        "source": "bench",
+        "attributes": attrs,
+    }
 
 
 def pgbench(clients: int, seconds: float) -> float:
@@ -88,9 +160,28 @@ def pgbench(clients: int, seconds: float) -> float:
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
         f.write(script)
     out = subprocess.run(
-        ["pgbench", "-h", PG_HOST, "-U", "postgres", "-n", "-M", "prepared", "-c", str(clients),
-         "-j", str(min(clients, 2)), "-T", str(int(seconds)), "-f", f.name, DB],
-        capture_output=True, text=True, check=True,
+        [
+            "pgbench",
+            "-h",
+            PG_HOST,
+            "-U",
+            "postgres",
+            "-n",
+            "-M",
+            "prepared",
+            "-c",
+            str(clients),
+            "-j",
+            str(min(clients, 2)),
+            "-T",
+            str(int(seconds)),
+            "-f",
+            f.name,
+            DB,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     os.unlink(f.name)
     m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out.stdout)
@@ -125,6 +216,7 @@ async def batches(base: str, clients: int, seconds: float) -> Stats:
     count = 0
     stop = time.perf_counter() + seconds
     async with httpx.AsyncClient(timeout=120) as client:
+
         async def worker() -> None:
             nonlocal count
             while time.perf_counter() < stop:
@@ -143,10 +235,11 @@ async def batches(base: str, clients: int, seconds: float) -> Stats:
 
 CHALLENGE_STEPS = [
     {"title": "Buy", "criterion": {"event": "purchase", "threshold": 3}},
-    {"title": "Visit", "criterion": {"event": "visit", "aggregate": "count_distinct", "field": "store_id",
-                                     "threshold": 5}},
-    {"title": "Spend", "criterion": {"event": "purchase", "aggregate": "sum", "field": "amount",
-                                     "threshold": 1000}},
+    {
+        "title": "Visit",
+        "criterion": {"event": "visit", "aggregate": "count_distinct", "field": "store_id", "threshold": 5},
+    },
+    {"title": "Spend", "criterion": {"event": "purchase", "aggregate": "sum", "field": "amount", "threshold": 1000}},
     {"title": "Post", "criterion": {"event": "post", "threshold": 3}},
     {"title": "Check in", "criterion": {"event": "check_in", "threshold": 5}},
 ]
@@ -157,23 +250,37 @@ async def seed_challenges(base: str, db: str) -> None:
     async with httpx.AsyncClient(base_url=base, headers=HEADERS) as c:
         for i in range(20):
             steps = [CHALLENGE_STEPS[(i + k) % len(CHALLENGE_STEPS)] for k in range(3)]
-            body = {"key": f"bench-{i}", "title": f"Bench challenge {i}", "description": "", "steps": steps,
-                    "rewards": {"points_per_step": 2, "bonus_points": 10, "badge": None, "voucher": None}}
+            body = {
+                "key": f"bench-{i}",
+                "title": f"Bench challenge {i}",
+                "description": "",
+                "steps": steps,
+                "rewards": {"points_per_step": 2, "bonus_points": 10, "badge": None, "voucher": None},
+            }
             (await c.post("/v1/admin/challenges", json=body)).raise_for_status()
             (await c.post(f"/v1/admin/challenges/bench-{i}/publish")).raise_for_status()
     empty = json.dumps([{"state": {"count": 0, "total": "0", "distinct": [], "periods": []}, "done_at": None}] * 3)
-    psql(f"INSERT INTO users (external_id, segments, preferences, points, created_at, updated_at) "
-         f"SELECT 'M' || g, '[]', '{{}}', 0, now(), now() FROM generate_series(1, {MEMBERS}) g "
-         f"ON CONFLICT (external_id) DO NOTHING", db)
-    psql("INSERT INTO challenge_participations (challenge_id, instance_key, user_id, status, joined_at, steps_done, "
-         f"progress) SELECT c.id, 'once', u.id, 'active', now() - interval '30 days', 0, '{empty}'::jsonb "
-         "FROM challenges c CROSS JOIN users u ON CONFLICT DO NOTHING", db)
+    psql(
+        f"INSERT INTO users (external_id, segments, preferences, points, created_at, updated_at) "
+        f"SELECT 'M' || g, '[]', '{{}}', 0, now(), now() FROM generate_series(1, {MEMBERS}) g "
+        f"ON CONFLICT (external_id) DO NOTHING",
+        db,
+    )
+    psql(
+        "INSERT INTO challenge_participations (challenge_id, instance_key, user_id, status, joined_at, steps_done, "
+        f"progress) SELECT c.id, 'once', u.id, 'active', now() - interval '30 days', 0, '{empty}'::jsonb "
+        "FROM challenges c CROSS JOIN users u ON CONFLICT DO NOTHING",
+        db,
+    )
 
 
 async def main() -> dict[str, Any]:
     url = await asyncio.to_thread(fresh_database, DB)
-    psql("CREATE TABLE bench_events (id bigserial PRIMARY KEY, user_id bigint NOT NULL, payload jsonb NOT NULL, "
-         "received_at timestamptz NOT NULL DEFAULT now())", DB)
+    psql(
+        "CREATE TABLE bench_events (id bigserial PRIMARY KEY, user_id bigint NOT NULL, payload jsonb NOT NULL, "
+        "received_at timestamptz NOT NULL DEFAULT now())",
+        DB,
+    )
     psql("CREATE TABLE bench_counters (user_id bigint PRIMARY KEY, n bigint NOT NULL)", DB)
     print(f"machine: {machine()}")
     print(f"command: python -m benchmarks.ingest (BENCH_SECONDS={SECONDS:g}); 20 active badges, {MEMBERS} members\n")
@@ -181,6 +288,25 @@ async def main() -> dict[str, Any]:
     with live_server(url) as base:
         await seed_badges(base)
         await single(base, 8, min(3.0, SECONDS), "warm-up")
+        # The HTTP ceiling of this stack on this machine: a bare GET through the same client and server.
+        for clients in (8, 32):
+
+            async def healthz(client: httpx.AsyncClient, _w: int, _i: int) -> httpx.Response:
+                return await client.get(f"{base}/healthz")
+
+            ceiling = await closed_loop(
+                f"GET /healthz (HTTP ceiling), {clients} clients", clients, SECONDS / 2, healthz
+            )
+            print(ceiling.line())
+            results["runs"].append(
+                {
+                    "kind": "healthz",
+                    "clients": clients,
+                    "rate": ceiling.rate,
+                    "p50_ms": ceiling.pct(50),
+                    "p99_ms": ceiling.pct(99),
+                }
+            )
         for clients in (1, 8, 32):
             before = pgbench(clients, SECONDS)
             stats = await single(base, clients, SECONDS, f"single events, {clients} client(s)")
@@ -188,34 +314,68 @@ async def main() -> dict[str, Any]:
             anchor = (before + after) / 2
             drift = abs(before - after) / anchor * 100 if anchor else 0
             print(stats.line())
-            print(f"{'':<44} pgbench {anchor:10.1f} tx/s (before {before:.0f}, after {after:.0f}, drift {drift:.0f}%)"
-                  f" → Laurel = {stats.rate / anchor * 100:.1f}% of pgbench")
-            results["runs"].append({"kind": "single", "clients": clients, "rate": stats.rate,
-                                    "p50_ms": stats.pct(50), "p99_ms": stats.pct(99), "pgbench_tps": anchor,
-                                    "pgbench_drift_pct": drift})
+            print(
+                f"{'':<44} pgbench {anchor:10.1f} tx/s (before {before:.0f}, after {after:.0f}, drift {drift:.0f}%)"
+                f" → Laurel = {stats.rate / anchor * 100:.1f}% of pgbench"
+            )
+            results["runs"].append(
+                {
+                    "kind": "single",
+                    "clients": clients,
+                    "rate": stats.rate,
+                    "p50_ms": stats.pct(50),
+                    "p99_ms": stats.pct(99),
+                    "pgbench_tps": anchor,
+                    "pgbench_drift_pct": drift,
+                }
+            )
         replay = await single(base, 8, SECONDS, "single events, 8 clients, ~10% replays", replay_share=0.1)
         print(replay.line())
         for clients in (1, 2):
             stats = await batches(base, clients, SECONDS)
             print(stats.line())
-            results["runs"].append({"kind": "batch", "clients": clients, "rate": stats.rate,
-                                    "p50_ms": stats.pct(50), "p99_ms": stats.pct(99)})
+            results["runs"].append(
+                {
+                    "kind": "batch",
+                    "clients": clients,
+                    "rate": stats.rate,
+                    "p50_ms": stats.pct(50),
+                    "p99_ms": stats.pct(99),
+                }
+            )
         await seed_challenges(base, DB)
         print(f"\n20 published challenges, {MEMBERS} members joined to each:")
         for clients in (1, 8, 32):
             stats = await single(base, clients, SECONDS, f"single events + challenges, {clients} client(s)")
             print(stats.line())
-            results["runs"].append({"kind": "single+challenges", "clients": clients, "rate": stats.rate,
-                                    "p50_ms": stats.pct(50), "p99_ms": stats.pct(99)})
+            results["runs"].append(
+                {
+                    "kind": "single+challenges",
+                    "clients": clients,
+                    "rate": stats.rate,
+                    "p50_ms": stats.pct(50),
+                    "p99_ms": stats.pct(99),
+                }
+            )
         stats = await batches(base, 1, SECONDS)
         stats.label = "batch of 1,000 + challenges, 1 client (events/s)"
         print(stats.line())
-        results["runs"].append({"kind": "batch+challenges", "clients": 1, "rate": stats.rate,
-                                "p50_ms": stats.pct(50), "p99_ms": stats.pct(99)})
+        results["runs"].append(
+            {
+                "kind": "batch+challenges",
+                "clients": 1,
+                "rate": stats.rate,
+                "p50_ms": stats.pct(50),
+                "p99_ms": stats.pct(99),
+            }
+        )
     # Replays must not double-count: every stored ledger credit has a distinct source.
     dupes = psql("SELECT count(*) - count(DISTINCT (source_type, source_id)) FROM points_ledger", DB)
-    balance_ok = psql("SELECT bool_and(u.points = COALESCE(l.s, 0)) FROM users u LEFT JOIN "
-                      "(SELECT user_id, sum(amount) s FROM points_ledger GROUP BY user_id) l ON l.user_id = u.id", DB)
+    balance_ok = psql(
+        "SELECT bool_and(u.points = COALESCE(l.s, 0)) FROM users u LEFT JOIN "
+        "(SELECT user_id, sum(amount) s FROM points_ledger GROUP BY user_id) l ON l.user_id = u.id",
+        DB,
+    )
     print(f"\nconsistency: duplicate ledger sources = {dupes}; balances equal ledger sums = {balance_ok}")
     out = ROOT / "benchmarks" / "results"
     out.mkdir(exist_ok=True)
