@@ -21,9 +21,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import delete, inspect
 
-from app.badges import rules_cache
 from app.config import Settings
 from app.kit import migrate
+from app.kit.cache import DefinitionCache
 from app.leaderboards import service as lb_service
 from app.main import create_app
 from app.models import Base
@@ -143,7 +143,7 @@ async def reset_database(app: FastAPI) -> None:
             if table.name in existing:
                 await session.execute(delete(table))
         await levels_service.install_default(session)
-    rules_cache.invalidate()
+    DefinitionCache.invalidate_all()
     lb_service.forget_all()
 
 

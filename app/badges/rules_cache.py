@@ -1,21 +1,19 @@
 """Active badge rules per database, cached briefly so ingestion does not reload them for every event.
 
-Changes made through this process invalidate at once; other replicas see them within TTL_SECONDS.
+Changes made through this process invalidate at once; other replicas see them within the TTL.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.badges import repository as badges_repo
+from app.kit.cache import DefinitionCache
 from app.models import Badge
 from app.rules.criteria import Criterion, criterion_key
-
-TTL_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -44,19 +42,16 @@ def scope_of(badge_id: int, c: Criterion) -> str:
     return f"b{badge_id}:{criterion_key(c)[:24]}"
 
 
-_cache: dict[int, tuple[float, list[BadgeRule]]] = {}
+async def _load(session: AsyncSession) -> list[BadgeRule]:
+    return [rule_of(b) for b in await badges_repo.auto_awardable(session)]
+
+
+_rules: DefinitionCache[list[BadgeRule]] = DefinitionCache(_load)
 
 
 def invalidate() -> None:
-    _cache.clear()
+    _rules.invalidate()
 
 
 async def auto_awardable(session: AsyncSession) -> list[BadgeRule]:
-    key = id(session.get_bind())
-    hit = _cache.get(key)
-    now = time.monotonic()
-    if hit is not None and now - hit[0] < TTL_SECONDS:
-        return hit[1]
-    rules = [rule_of(b) for b in await badges_repo.auto_awardable(session)]
-    _cache[key] = (now, rules)
-    return rules
+    return await _rules.get(session)

@@ -150,14 +150,21 @@ class EngineRun:
         return self._held
 
     async def _evaluate_badges(self, event: Event, excluded: int | None) -> None:
-        held = await self.held()
         at = event.occurred_at
+        candidates = [
+            b
+            for b in await self.badges()
+            if b.id != excluded
+            and in_season(b, at)
+            and any(ev.matches(c, event.type, event.attributes) for _s, c in b.criteria)
+        ]
+        if not candidates:
+            return  # most events touch no badge: no further queries
+        held = await self.held()
         touched: list[tuple[BadgeRule, Sequence[tuple[str, Criterion]], list[tuple[str, Criterion, str]]]] = []
         wanted: set[tuple[str, str]] = set()
-        for badge in await self.badges():
-            if badge.id == excluded or (not badge.repeatable and badge.id in held):
-                continue
-            if not in_season(badge, at):
+        for badge in candidates:
+            if not badge.repeatable and badge.id in held:
                 continue
             crits = badge.criteria
             matched: list[tuple[str, Criterion, str]] = []

@@ -58,8 +58,10 @@ async def ingest(session: AsyncSession, settings: Settings, item: EventIn, user:
     result = IngestResult(
         id=item.id, event_id=event_id, user_id=item.user_id, status="accepted", duplicate=False, **run.outcome.to_json()
     )
-    stored = result.model_dump(mode="json", exclude={"status", "duplicate"})
-    await session.execute(update(Event).where(Event.id == event_id).values(outcome=stored))
+    if any(run.outcome.to_json().values()):
+        # Kept for replies to duplicates; an event that changed nothing needs no second write.
+        stored = result.model_dump(mode="json", exclude={"status", "duplicate"})
+        await session.execute(update(Event).where(Event.id == event_id).values(outcome=stored))
     return result
 
 

@@ -6,18 +6,13 @@ from app.events import hooks
 from app.events.engine import EngineRun
 from app.leaderboards import repository as lb_repo
 from app.leaderboards import scoring
+from app.leaderboards import service as lb_service
 from app.models import Event, PointsEntry
-
-_CACHE_KEY = "leaderboards.active"
 
 
 async def active_boards(run: EngineRun) -> list[scoring.ActiveBoard]:
-    """Active boards, loaded once per run."""
-    boards = run.extras.get(_CACHE_KEY)
-    if boards is None:
-        boards = [scoring.parse(r) for r in await lb_repo.active_rows(run.session)]
-        run.extras[_CACHE_KEY] = boards
-    return boards
+    """Active boards, from a short per-process cache (admin changes here invalidate it)."""
+    return await lb_service.ACTIVE_BOARDS.get(run.session)
 
 
 @hooks.on_event

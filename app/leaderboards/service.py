@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.errors import Conflict, InvalidInput, NotFound
+from app.kit.cache import DefinitionCache
 from app.kit.clock import utcnow
 from app.leaderboards import repository as lb_repo
 from app.leaderboards import scoring
@@ -83,12 +84,22 @@ async def board_for_members(session: AsyncSession, settings: Settings, key: str)
     return info
 
 
+async def _load_active(session: AsyncSession) -> list[scoring.ActiveBoard]:
+    return [scoring.parse(r) for r in await lb_repo.active_rows(session)]
+
+
+# What ingestion scores against, cached briefly so events do not reload boards one by one.
+ACTIVE_BOARDS: DefinitionCache[list[scoring.ActiveBoard]] = DefinitionCache(_load_active)
+
+
 def forget(key: str) -> None:
     _BOARDS.pop(key, None)
+    ACTIVE_BOARDS.invalidate()
 
 
 def forget_all() -> None:
     _BOARDS.clear()
+    ACTIVE_BOARDS.invalidate()
 
 
 def num(value: Decimal) -> int | float:

@@ -1,0 +1,44 @@
+"""Small per-process caches of rarely-changing definitions (badge rules, active boards, challenge events).
+
+Each value is kept per database (engine) for a few seconds: a change made through this process
+invalidates at once; other replicas see it within the TTL. Ingestion reads these on every event, so a
+cache hit saves a query per event.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import ClassVar, Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+T = TypeVar("T")
+
+
+class DefinitionCache(Generic[T]):
+    _all: ClassVar[list[DefinitionCache[object]]] = []
+
+    def __init__(self, load: Callable[[AsyncSession], Awaitable[T]], ttl_seconds: float = 2.0) -> None:
+        self._load = load
+        self._ttl = ttl_seconds
+        self._values: dict[int, tuple[float, T]] = {}
+        DefinitionCache._all.append(self)  # type: ignore[arg-type]
+
+    async def get(self, session: AsyncSession) -> T:
+        key = id(session.get_bind())
+        now = time.monotonic()
+        hit = self._values.get(key)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        value = await self._load(session)
+        self._values[key] = (now, value)
+        return value
+
+    def invalidate(self) -> None:
+        self._values.clear()
+
+    @classmethod
+    def invalidate_all(cls) -> None:
+        for cache in cls._all:
+            cache.invalidate()
