@@ -1,4 +1,7 @@
-"""Per-app singletons handed to endpoints (settings, WeChat gateway)."""
+"""Per-app singletons handed to endpoints (settings, WeChat gateway).
+
+Dependencies are `async def` even when they do not await: FastAPI runs plain `def` ones on a thread.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +13,11 @@ from app.config import Settings
 from app.integrations.wechat.gateway import WeChatGateway
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _wechat(request: Request) -> WeChatGateway:
+async def _wechat(request: Request) -> WeChatGateway:
     return request.app.state.wechat
 
 

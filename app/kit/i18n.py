@@ -34,7 +34,7 @@ def pick_locale(header: str | None, available: list[str] | None = None) -> str:
     return "en"
 
 
-def _locale(accept_language: Annotated[str | None, Header()] = None) -> str:
+async def _locale(accept_language: Annotated[str | None, Header()] = None) -> str:
     return pick_locale(accept_language)
 
 

@@ -15,7 +15,7 @@ class PageParams(BaseModel):
     offset: int = 0
 
 
-def _page_params(
+async def _page_params(
     limit: Annotated[int, Query(ge=1, le=200)] = 50, offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0
 ) -> PageParams:
     return PageParams(limit=limit, offset=offset)
