@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
-from app.kit.schemas import ReadModel, WriteModel
+from app.kit.schemas import Instant, ReadModel, WriteModel
 from app.rules.criteria import Criterion
 
 BADGE_KEY = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -29,8 +29,8 @@ class BadgeFields(WriteModel):
     criteria: list[Criterion] = Field(default_factory=list, max_length=10)
     points: int = Field(default=0, ge=0, le=1_000_000)
     visibility: Visibility = "public"
-    available_from: AwareDatetime | None = None
-    available_until: AwareDatetime | None = None
+    available_from: Instant | None = None
+    available_until: Instant | None = None
     repeatable: bool = False
     status: Status = "draft"
     translations: dict[Literal["zh-CN", "en"], Translation] = Field(default_factory=dict)
@@ -65,8 +65,8 @@ class BadgePatch(WriteModel):
     criteria: list[Criterion] | None = Field(default=None, max_length=10)
     points: int | None = Field(default=None, ge=0, le=1_000_000)
     visibility: Visibility | None = None
-    available_from: AwareDatetime | None = None
-    available_until: AwareDatetime | None = None
+    available_from: Instant | None = None
+    available_until: Instant | None = None
     repeatable: bool | None = None
     status: Status | None = None
     translations: dict[Literal["zh-CN", "en"], Translation] | None = None

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from app.kit.schemas import ReadModel, WriteModel
+from app.kit.schemas import Instant, ReadModel, WriteModel
 from app.rules.criteria import Criterion, LifetimeWindow
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
@@ -57,8 +57,8 @@ class Eligibility(WriteModel):
 
 class Schedule(WriteModel):
     type: Literal["one_time", "recurring"] = "one_time"
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: Instant | None = None
+    ends_at: Instant | None = None
     recurrence: Literal["weekly", "monthly"] | None = Field(default=None, validate_default=True)
     time_limit_days: int | None = Field(default=None, ge=1, le=366)
 

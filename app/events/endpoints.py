@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from app.auth.deps import AdminKey, EventsKey
 from app.errors import responses
@@ -34,7 +36,13 @@ async def ingest_batch(body: BatchIn, session: SessionDep, settings: SettingsDep
     tags=["admin"],
     responses=responses(401, 403, 404),
 )
-async def user_events(external_id: ExternalId, session: SessionDep, page: PageDep, _: AdminKey) -> Page[EventOut]:
-    """A member's events, newest first."""
-    items, total = await events_service.history(session, external_id, page.limit, page.offset)
+async def user_events(
+    external_id: ExternalId,
+    session: SessionDep,
+    page: PageDep,
+    _: AdminKey,
+    include_internal: Annotated[bool, Query(description="Also list badge.awarded / level.reached")] = False,
+) -> Page[EventOut]:
+    """A member's events, newest first (what integrators posted; Laurel's own award events on request)."""
+    items, total = await events_service.history(session, external_id, page.limit, page.offset, include_internal)
     return Page(items=[EventOut.model_validate(e) for e in items], total=total, limit=page.limit, offset=page.offset)

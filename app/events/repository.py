@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.kit.dialect import insert_for, insert_ignore
 from app.models import Event, RuleCounter
 
+INTERNAL_SOURCE = "laurel"  # award and level events the engine records itself
+
 
 async def insert_event(
     session: AsyncSession,
@@ -45,15 +47,17 @@ async def by_key(session: AsyncSession, key: str) -> Event | None:
     return (await session.execute(select(Event).where(Event.idempotency_key == key))).scalar_one_or_none()
 
 
-async def page_for_user(session: AsyncSession, user_id: int, limit: int, offset: int) -> tuple[list[Event], int]:
+async def page_for_user(
+    session: AsyncSession, user_id: int, limit: int, offset: int, include_internal: bool = False
+) -> tuple[list[Event], int]:
+    """A member's events, newest first; the award events Laurel writes itself only when asked."""
+    cond = Event.user_id == user_id
+    if not include_internal:
+        cond = cond & (Event.source != INTERNAL_SOURCE)
     rows = await session.execute(
-        select(Event)
-        .where(Event.user_id == user_id)
-        .order_by(Event.occurred_at.desc(), Event.id.desc())
-        .limit(limit)
-        .offset(offset)
+        select(Event).where(cond).order_by(Event.occurred_at.desc(), Event.id.desc()).limit(limit).offset(offset)
     )
-    total = (await session.execute(select(func.count()).where(Event.user_id == user_id))).scalar_one()
+    total = (await session.execute(select(func.count()).select_from(Event).where(cond))).scalar_one()
     return list(rows.scalars()), total
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.kit.clock import utcnow
-from app.kit.schemas import ReadModel, WriteModel
+from app.kit.schemas import Instant, ReadModel, WriteModel
 from app.rules.criteria import EVENT_PATTERN
 
 MAX_ATTRIBUTES_BYTES = 4096
@@ -38,7 +39,7 @@ class EventAttributes(BaseModel):
     @classmethod
     def _numeric_amount(cls, value: Any) -> Any:
         if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
-            if isinstance(value, float) and value != value:  # NaN
+            if isinstance(value, float) and not math.isfinite(value):  # NaN or ±Infinity
                 raise ValueError("amount must be a finite number")
             return value
         raise ValueError("amount must be a number")
@@ -63,7 +64,7 @@ class EventIn(WriteModel):
     id: str = Field(min_length=1, max_length=128, description="The integrator's idempotency key")
     user_id: str = Field(min_length=1, max_length=128, pattern=EXTERNAL_ID_PATTERN, description="Member external_id")
     type: str = Field(min_length=1, max_length=64, pattern=EVENT_PATTERN, description="Dotted lower-case name")
-    occurred_at: AwareDatetime = Field(description="ISO 8601 with an offset; at most 5 minutes in the future")
+    occurred_at: Instant = Field(description="ISO 8601 with an offset; at most 5 minutes in the future")
     source: str = Field(default="api", min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_.\-]*$")
     attributes: EventAttributes = Field(default_factory=EventAttributes)
 
@@ -82,7 +83,11 @@ class EventIn(WriteModel):
         return value
 
 
-class BatchIn(WriteModel):
+class BatchIn(BaseModel):
+    """Items are validated one by one (as EventIn), so a bad item is reported and the rest go ahead."""
+
+    model_config = ConfigDict(extra="forbid")
+
     events: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -14,6 +15,7 @@ from app.events import repository as events_repo
 from app.events.engine import EngineRun
 from app.events.schemas import BatchItemResult, BatchResult, EventIn, IngestResult
 from app.kit.clock import utcnow
+from app.kit.handlers import is_retryable
 from app.models import Event, User
 from app.users import repository as users_repo
 
@@ -117,6 +119,20 @@ async def ingest_batch(session: AsyncSession, settings: Settings, raw_items: lis
                 status="rejected",
                 error={"code": exc.code, "message": exc.message, "details": exc.details},
             )
+        except DBAPIError as exc:
+            if is_retryable(exc):
+                raise  # the whole transaction is lost; the request is replayed
+            # The savepoint kept the rest of the batch; only this item is refused.
+            results[index] = BatchItemResult(
+                index=index,
+                id=item.id,
+                status="rejected",
+                error={
+                    "code": "invalid_value",
+                    "message": "The database refused a value of this event",
+                    "details": None,
+                },
+            )
     final = [r for r in results if r is not None]
     return BatchResult(
         accepted=sum(r.status == "accepted" for r in final),
@@ -126,8 +142,10 @@ async def ingest_batch(session: AsyncSession, settings: Settings, raw_items: lis
     )
 
 
-async def history(session: AsyncSession, external_id: str, limit: int, offset: int) -> tuple[list[Event], int]:
+async def history(
+    session: AsyncSession, external_id: str, limit: int, offset: int, include_internal: bool = False
+) -> tuple[list[Event], int]:
     user = await users_repo.by_external_id(session, external_id)
     if user is None:
         raise NotFound("Member not found", code="user_not_found")
-    return await events_repo.page_for_user(session, user.id, limit, offset)
+    return await events_repo.page_for_user(session, user.id, limit, offset, include_internal)

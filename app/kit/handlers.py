@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import LaurelError, error_body
@@ -61,8 +61,25 @@ def is_retryable(exc: DBAPIError) -> bool:
     return code in RETRYABLE_SQLSTATES or "database is locked" in str(orig)
 
 
+# Values the database refuses (a NUL in text, an integer beyond 64 bits, a date out of range) are the
+# caller's input, and the transaction was rolled back: a 422, not a 500.
+INVALID_VALUE_SQLSTATES = frozenset({"22021", "22P05", "22003", "22008", "22007", "22P02", "54000"})
+
+
+def is_invalid_value(exc: DBAPIError) -> bool:
+    orig = exc.orig
+    code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+    # asyncpg refuses some values before sending them (e.g. an integer beyond int64)
+    client_side = "invalid input for query argument" in str(orig)
+    return isinstance(exc, DataError) or code in INVALID_VALUE_SQLSTATES or client_side
+
+
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DBAPIError)
+    if is_invalid_value(exc):
+        return JSONResponse(
+            error_body("invalid_value", "A value in the request is out of range or not storable", None), 422
+        )
     if is_retryable(exc):
         return JSONResponse(
             error_body("transaction_conflict", "The request collided with a concurrent one; retry it", None),
@@ -70,6 +87,10 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
             headers={"Retry-After": "1", RETRY_HEADER.decode(): "1"},
         )
     return await _unhandled(request, exc)
+
+
+async def _overflow(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(error_body("invalid_value", "A value in the request is out of range", None), 422)
 
 
 async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
@@ -82,4 +103,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(OverflowError, _overflow)
     app.add_exception_handler(Exception, _unhandled)

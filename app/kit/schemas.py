@@ -2,7 +2,32 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, model_validator
+
+NUL = "\x00"
+
+
+def nul_path(value: Any, path: str = "") -> str | None:
+    """Where a NUL character hides in decoded JSON (PostgreSQL text cannot store one), else None."""
+    if isinstance(value, str):
+        return (path or "value") if NUL in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and NUL in key:
+                return here
+            found = nul_path(item, here)
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = nul_path(item, f"{path}.{index}" if path else str(index))
+            if found:
+                return found
+    return None
 
 
 class WriteModel(BaseModel):
@@ -10,6 +35,32 @@ class WriteModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_max_length=10_000)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul_characters(cls, data: Any) -> Any:
+        found = nul_path(data)
+        if found:
+            raise ValueError(f"{found} contains a NUL character (\\u0000), which is not allowed")
+        return data
+
 
 class ReadModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("datetime is out of range (1970 to 2200)") from exc
+    if not EARLIEST <= utc < LATEST:
+        raise ValueError("datetime is out of range (1970 to 2200)")
+    return value
+
+
+# Every datetime a caller sends: with an offset, and within years the database and periods handle.
+Instant = Annotated[AwareDatetime, AfterValidator(_in_range)]

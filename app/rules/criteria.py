@@ -24,7 +24,6 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -33,6 +32,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from app.kit.schemas import Instant
 
 #: Attribute path: snake_case segments, dots walk into nested objects ("items.sku").
 FIELD_PATTERN = r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$"
@@ -135,8 +136,8 @@ class FixedWindow(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     type: Literal["fixed"] = "fixed"
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Instant
+    end: Instant
 
     @model_validator(mode="after")
     def _start_before_end(self) -> FixedWindow:

@@ -24,7 +24,9 @@ async def test_same_id_twice_returns_first_outcome_and_changes_nothing(client: h
     assert awarded(again) == ["first-purchase"]  # the first outcome, replayed
     assert again["event_id"] == first["event_id"]
     history = (await client.get("/v1/admin/users/M1/events", headers=ADMIN)).json()
-    assert history["total"] == 3  # the purchase, badge.awarded and level.reached(Starter, 10 pts)
+    assert [e["id"] for e in history["items"]] == ["pos-1"]
+    internal = (await client.get("/v1/admin/users/M1/events?include_internal=true", headers=ADMIN)).json()
+    assert internal["total"] == 3  # the purchase, badge.awarded and level.reached (Starter, 10 points)
     ledger = await client.get("/v1/admin/users/M1/badges", headers=ADMIN)
     assert len(ledger.json()) == 1
 

@@ -1,0 +1,63 @@
+"""Odd but possible input is a 4xx with the JSON error shape, never a 500, and never half-applied."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api import ADMIN
+
+NOW = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", "/v1/users/M-2", {"nickname": "a\x00b"}),
+        ("PUT", "/v1/users/M-1/friends", {"friends": ["a\x00b"]}),
+        ("POST", "/v1/events", {"id": "e", "user_id": "M", "type": "visit", "occurred_at": NOW,
+                                "attributes": {"store_id": "店\x00铺"}}),
+        ("POST", "/v1/admin/badges", {"key": "b", "name": "x\x00", "criteria": [{"event": "visit", "threshold": 1}]}),
+        ("POST", "/v1/admin/api-keys", {"name": "n\x00", "scopes": ["admin"]}),
+        ("POST", "/v1/events", {"id": "e", "user_id": "M", "type": "visit",
+                                "occurred_at": "0001-01-01T00:00:00+14:00"}),
+        ("POST", "/v1/admin/badges", {"key": "s", "name": "S", "criteria": [{"event": "visit", "threshold": 1}],
+                                      "visibility": "seasonal", "available_from": "2026-01-01T00:00:00+08:00",
+                                      "available_until": "9999-12-31T23:59:59-12:00"}),
+    ],
+)
+async def test_nul_characters_and_extreme_dates_are_422(client: httpx.AsyncClient, method: str, path: str,
+                                                        body: dict[str, Any]) -> None:
+    r = await client.request(method, path, json=body, headers=ADMIN)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] in ("validation_error", "invalid_value")
+
+
+async def test_infinite_amount_is_422(client: httpx.AsyncClient) -> None:
+    raw = ('{"id": "inf", "user_id": "M", "type": "purchase", "occurred_at": "%s", "attributes": {"amount": Infinity}}'
+           % NOW)
+    r = await client.post("/v1/events", content=raw, headers={**ADMIN, "content-type": "application/json"})
+    assert r.status_code == 422, r.text
+
+
+@pytest.mark.parametrize("path", ["/v1/admin/api-keys/99999999999999999999", "/v1/leaderboards/x?city=%00"])
+async def test_out_of_range_ids_and_nul_queries_are_4xx(client: httpx.AsyncClient, login: Any, path: str) -> None:
+    headers = ADMIN if "admin" in path else await login()
+    r = await client.delete(path, headers=headers) if "api-keys" in path else await client.get(path, headers=headers)
+    assert 400 <= r.status_code < 500, r.text
+    assert "error" in r.json()
+
+
+async def test_a_bad_item_in_a_batch_does_not_block_the_others(client: httpx.AsyncClient) -> None:
+    items = [
+        {"id": "ok-1", "user_id": "B1", "type": "visit", "occurred_at": NOW},
+        {"id": "bad", "user_id": "B2", "type": "visit", "occurred_at": NOW, "attributes": {"note": "x\x00"}},
+        {"id": "ok-2", "user_id": "B2", "type": "visit", "occurred_at": NOW},
+    ]
+    r = await client.post("/v1/events/batch", json={"events": items}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert [x["status"] for x in r.json()["results"]] == ["accepted", "rejected", "accepted"]
+    assert (await client.get("/v1/admin/users/B2/events", headers=ADMIN)).json()["total"] == 1
