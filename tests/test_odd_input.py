@@ -37,8 +37,8 @@ async def test_nul_characters_and_extreme_dates_are_422(client: httpx.AsyncClien
 
 
 async def test_infinite_amount_is_422(client: httpx.AsyncClient) -> None:
-    raw = ('{"id": "inf", "user_id": "M", "type": "purchase", "occurred_at": "%s", "attributes": {"amount": Infinity}}'
-           % NOW)
+    raw = '{"id": "inf", "user_id": "M", "type": "purchase", "occurred_at": "' + NOW + '", '
+    raw += '"attributes": {"amount": Infinity}}'
     r = await client.post("/v1/events", content=raw, headers={**ADMIN, "content-type": "application/json"})
     assert r.status_code == 422, r.text
 

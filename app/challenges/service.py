@@ -372,13 +372,9 @@ async def get_for_member(session: AsyncSession, settings: Settings, user: User, 
 
 async def join(session: AsyncSession, settings: Settings, user: User, key: str) -> tuple[Participation, bool]:
     """Join the current instance; joining again returns the same participation (created=False)."""
-    ch = await repo.by_key(session, key)
-    if ch is None:
-        raise ChallengeNotFound(f"Challenge '{key}' not found")
+    ch = await _visible(session, key)  # drafts are invisible to members, even here
     now = clock.utcnow()
     spec = schedule_of(ch)
-    if ch.status == "draft":
-        raise ChallengeNotStarted("This challenge is not available yet")
     if ch.status == "archived":
         raise ChallengeClosed("This challenge has ended")
     state = prog.open_state(spec, now)

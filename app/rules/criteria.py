@@ -165,6 +165,18 @@ class Criterion(BaseModel):
     window: Window = Field(default_factory=LifetimeWindow, validate_default=True)
     grace: int = Field(default=0, ge=0, le=30, validate_default=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _grace_in_window(cls, data: Any) -> Any:
+        """Accept a streak's `grace` inside its calendar window too (it reads naturally there)."""
+        if isinstance(data, dict) and isinstance(data.get("window"), dict) and "grace" in data["window"]:
+            window = dict(data["window"])
+            grace = window.pop("grace")
+            if "grace" in data and data["grace"] != grace:
+                raise ValueError("grace is given twice with different values")
+            data = {**data, "window": window, "grace": grace}
+        return data
+
     @field_validator("field")
     @classmethod
     def _field_fits_aggregate(cls, v: str | None, info: ValidationInfo) -> str | None:

@@ -23,13 +23,12 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from app.kit.periods import (
     local_date,
-    ordinal_bounds,
     ordinal_key,
     period_bounds,
     period_key,
@@ -195,15 +194,21 @@ class CounterState:
     total: Decimal = Decimal(0)
     distinct: frozenset[str] = field(default_factory=frozenset)
     periods: tuple[int, ...] = ()
+    # Rolling windows keep each event of the day — (epoch seconds, amount, distinct value) — so a window
+    # of "the N days up to an instant" is exact to the second, not rounded to calendar days.
+    entries: tuple[tuple[float, str | None, str | None], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """JSON-safe dict for storage (Decimal as string to stay exact)."""
-        return {
+        data: dict[str, Any] = {
             "count": self.count,
             "total": str(self.total),
             "distinct": sorted(self.distinct),
             "periods": list(self.periods),
         }
+        if self.entries:
+            data["entries"] = [list(e) for e in self.entries]
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> CounterState:
@@ -215,6 +220,7 @@ class CounterState:
             total=Decimal(str(data.get("total", "0"))),
             distinct=frozenset(str(x) for x in data.get("distinct", ())),
             periods=tuple(sorted({int(p) for p in data.get("periods", ())})),
+            entries=tuple((float(e[0]), e[1], e[2]) for e in data.get("entries", ())),
         )
 
 
@@ -264,6 +270,10 @@ def apply(
         p = period_ordinal(_streak_unit(c), occurred_at, tz)
         if p not in state.periods:
             new = replace(new, periods=tuple(sorted((*state.periods, p))))
+    if isinstance(c.window, RollingWindow):
+        amount = str(contrib.amount) if contrib.amount is not None else None
+        entry = (occurred_at.timestamp(), amount, contrib.distinct)
+        new = replace(new, entries=tuple(sorted((*state.entries, entry), key=lambda e: e[0])))
     return new
 
 
@@ -323,8 +333,33 @@ def _metric(c: Criterion, state: CounterState) -> Decimal:
 
 
 def _rolling_day_keys(days: int, at: datetime, tz: tzinfo) -> list[str]:
+    """Day buckets that can hold events of (at - days, at]: up to days + 1 calendar days, newest first."""
     today = local_date(at, tz).toordinal()
-    return [ordinal_key("day", today - i) for i in range(days)]
+    first = local_date(at - timedelta(days=days), tz).toordinal()
+    return [ordinal_key("day", d) for d in range(today, first - 1, -1)]
+
+
+def _rolling_value(c: Criterion, parts: list[CounterState], at: datetime) -> Decimal:
+    """The exact measure over (at - days, at] from the events kept in the day buckets."""
+    assert isinstance(c.window, RollingWindow)
+    hi = at.timestamp()
+    lo = hi - c.window.days * 86400
+    count = 0
+    total = Decimal(0)
+    distinct: set[str] = set()
+    for part in parts:
+        for ts, amount, value in part.entries:
+            if lo < ts <= hi:
+                count += 1
+                if amount is not None:
+                    total += Decimal(amount)
+                if value is not None:
+                    distinct.add(value)
+    if c.aggregate == "count_distinct":
+        return Decimal(len(distinct))
+    if c.aggregate == "sum":
+        return total
+    return Decimal(count)
 
 
 def buckets_needed(c: Criterion, at: datetime, tz: tzinfo) -> list[str]:
@@ -352,12 +387,7 @@ def value_of(c: Criterion, states: Mapping[str, CounterState], at: datetime, tz:
         state = states.get(LIFETIME, EMPTY)
         return Decimal(current_streak(c, state, period_ordinal(_streak_unit(c), at, tz)))
     if isinstance(c.window, RollingWindow):
-        parts = [states.get(k, EMPTY) for k in keys]
-        if c.aggregate == "count_distinct":
-            return Decimal(len(frozenset().union(*(s.distinct for s in parts))))
-        if c.aggregate == "sum":
-            return sum((s.total for s in parts), Decimal(0))
-        return Decimal(sum(s.count for s in parts))
+        return _rolling_value(c, [states.get(k, EMPTY) for k in keys], at)
     return _metric(c, states.get(keys[0], EMPTY))
 
 
@@ -396,8 +426,8 @@ class Progress:
 def window_bounds(c: Criterion, at: datetime, tz: tzinfo) -> tuple[datetime | None, datetime | None]:
     """The [start, end) window that ``value_of(c, ..., at)`` measures; (None, None) for lifetime.
 
-    Rolling windows are whole days (they are built from daily buckets): from the start of
-    the oldest included day to the end of ``at``'s day. Streaks report the current period.
+    Rolling windows are the N days up to ``at`` (exact: (at - N days, at]). Streaks report the
+    current period.
     """
     w = c.window
     if isinstance(w, LifetimeWindow):
@@ -405,10 +435,7 @@ def window_bounds(c: Criterion, at: datetime, tz: tzinfo) -> tuple[datetime | No
     if isinstance(w, CalendarWindow):
         return period_bounds(w.unit, period_key(w.unit, at, tz), tz)
     if isinstance(w, RollingWindow):
-        today = local_date(at, tz).toordinal()
-        start, _ = ordinal_bounds("day", today - (w.days - 1), tz)
-        _, end = ordinal_bounds("day", today, tz)
-        return start, end
+        return at - timedelta(days=w.days), at
     if isinstance(w, FixedWindow):
         return w.start, w.end
     raise TypeError(f"unsupported window {w!r}")

@@ -233,3 +233,15 @@ async def test_fifty_qualifying_events_at_once_award_once(client: httpx.AsyncCli
     assert sum(len(r.json()["badges_awarded"]) for r in results) == 1
     assert sum(r.json()["points_credited"] for r in results) == 10
     assert len((await client.get("/v1/admin/users/C/badges", headers=ADMIN)).json()) == 1
+
+
+async def test_big_spender_window_is_the_seven_days_up_to_the_event(client: httpx.AsyncClient) -> None:
+    crit = {"event": "purchase", "aggregate": "sum", "field": "amount", "threshold": 1000,
+            "window": {"type": "rolling", "days": 7}}
+    await badge(client, "big-spender", [crit])
+    first = day(10).replace(hour=5, minute=58)
+    await event(client, "R", "purchase", first, amount=600)
+    # 6 days 23 hours later spans eight calendar days but is inside the 7 days up to the event.
+    assert awarded(await event(client, "R", "purchase", first + timedelta(days=6, hours=23), amount=500)) == [
+        "big-spender"
+    ]

@@ -77,7 +77,7 @@ async def test_drafts_are_invisible_and_join_rules(
     r = await client.post("/v1/challenges/past/join", headers=m.headers)
     assert r.status_code == 409 and r.json()["error"]["code"] == "challenge_closed"
     r = await client.post("/v1/challenges/draft-one/join", headers=m.headers)
-    assert r.status_code == 409
+    assert r.status_code == 404  # drafts are invisible to members
     assert (await client.post("/v1/challenges/open/join", headers=m.headers)).status_code == 201
     assert (await client.post("/v1/challenges/open/join", headers=m.headers)).status_code == 200
 

@@ -260,3 +260,9 @@ def test_criterion_errors_are_json_safe() -> None:
     assert criterion_errors(info.value) == [
         {"loc": ["field"], "msg": "Value error, aggregate 'sum' requires 'field'", "type": "value_error"}
     ]
+
+
+def test_streak_grace_may_sit_inside_the_calendar_window() -> None:
+    c = Criterion.model_validate({"event": "check_in", "aggregate": "streak", "threshold": 7,
+                                  "window": {"type": "calendar", "unit": "day", "grace": 1}})
+    assert c.grace == 1 and c.window.model_dump() == {"type": "calendar", "unit": "day"}

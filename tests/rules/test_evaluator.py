@@ -256,9 +256,23 @@ def test_bucket_for(window: dict[str, Any], aggregate: str, at: datetime, bucket
     assert bucket_for(c, at, SH) == bucket
 
 
-def test_buckets_needed_rolling() -> None:
+def test_buckets_needed_rolling_covers_the_days_of_the_exact_window() -> None:
     c = crit(event="e", window={"type": "rolling", "days": 3})
-    assert buckets_needed(c, day(2), SH) == ["2026-11-02", "2026-11-01", "2026-10-31"]
+    # (Oct 30 12:00, Nov 2 12:00] touches four calendar days
+    assert buckets_needed(c, day(2), SH) == ["2026-11-02", "2026-11-01", "2026-10-31", "2026-10-30"]
+    midnight = datetime(2026, 11, 2, tzinfo=SH)
+    assert buckets_needed(c, midnight, SH) == ["2026-11-02", "2026-11-01", "2026-10-31", "2026-10-30"]
+
+
+def test_rolling_window_is_exact_to_the_second() -> None:
+    e = Engine(Criterion.model_validate(BIG_SPENDER))
+    start = datetime(2026, 11, 18, 5, 58, tzinfo=SH)
+    e.ingest(start, {"amount": 600})
+    # 6 days 23 hours later: still inside "the 7 days up to" the event (8 calendar days apart)
+    assert e.ingest(start + timedelta(days=6, hours=23), {"amount": 500})
+    f = Engine(Criterion.model_validate(BIG_SPENDER))
+    f.ingest(start, {"amount": 600})
+    assert not f.ingest(start + timedelta(days=7), {"amount": 500})  # exactly 7 days: the first one left
 
 
 # --------------------------------------------------------------------------- scenarios
@@ -456,13 +470,13 @@ def test_progress_lifetime_is_uncapped() -> None:
     assert (p.current, p.met, p.window_start, p.window_end) == (Decimal(3), True, None, None)
 
 
-def test_progress_rolling_window_is_whole_days() -> None:
+def test_progress_rolling_window_is_the_days_up_to_now() -> None:
     c = Criterion.model_validate(BIG_SPENDER)
     p = progress(c, {}, datetime(2026, 11, 10, 15, 30, tzinfo=SH), SH)
     assert p.current == 0 and not p.met
     assert (p.window_start, p.window_end) == (
-        datetime(2026, 11, 4, tzinfo=SH),
-        datetime(2026, 11, 11, tzinfo=SH),
+        datetime(2026, 11, 3, 15, 30, tzinfo=SH),
+        datetime(2026, 11, 10, 15, 30, tzinfo=SH),
     )
 
 
