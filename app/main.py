@@ -41,7 +41,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.wechat.close()
             await app.state.db.dispose()
 
-    app = FastAPI(title="Laurel", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan)
+    # No 307 redirects between "/path" and "/path/": every answer is the API's JSON.
+    app = FastAPI(
+        title="Laurel", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan, redirect_slashes=False
+    )
     app.state.settings = settings
     app.state.db = Database(settings)
     app.state.wechat = WeChatGateway(

@@ -19,3 +19,9 @@ async def test_unknown_route_is_json_404(client: httpx.AsyncClient) -> None:
     r = await client.get("/nope")
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "not_found"
+
+
+async def test_trailing_slash_is_a_json_404_not_a_redirect(client: httpx.AsyncClient) -> None:
+    r = await client.get("/v1/admin/badges/")
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "not_found"

@@ -12,12 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from app.kit.clock import utcnow
 from app.kit.schemas import Instant, ReadModel, WriteModel
 from app.rules.criteria import EVENT_PATTERN
+from app.users.schemas import EXTERNAL_ID_PATTERN
 
 MAX_ATTRIBUTES_BYTES = 4096
 MAX_ATTRIBUTES_DEPTH = 4
 MAX_FUTURE = timedelta(minutes=5)
 RESERVED_TYPES = frozenset({"badge.awarded", "level.reached"})
-EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9_.:@\-]+$"
 
 
 def _depth(value: Any, level: int = 0) -> int:

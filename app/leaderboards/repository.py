@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.dialect import insert_for
 from app.leaderboards import ranking
-from app.models import Leaderboard, LeaderboardScore, LeaderboardScoreCount, User
+from app.models import Leaderboard, LeaderboardRankSnapshot, LeaderboardScore, LeaderboardScoreCount, User
 
 S = LeaderboardScore
 C = LeaderboardScoreCount
@@ -67,6 +67,7 @@ async def delete_board(session: AsyncSession, board: Leaderboard) -> None:
     # Explicit deletes so SQLite (no FK cascade unless enabled per connection) behaves like PostgreSQL.
     await session.execute(delete(C).where(C.board_id == board.id))
     await session.execute(delete(S).where(S.board_id == board.id))
+    await session.execute(delete(LeaderboardRankSnapshot).where(LeaderboardRankSnapshot.board_id == board.id))
     await session.delete(board)
     await session.flush()
 
@@ -130,7 +131,8 @@ async def add_scores(session: AsyncSession, user_id: int, changes: Sequence[Scor
         prev = old.get(key)
         before = prev[0] if prev else None
         after = (before or Decimal(0)) + delta
-        reached = at if prev is None else (max(prev[1], at) if delta > 0 else prev[1])
+        # A tie goes to whoever reached that score first, so any change (a refund too) restamps it.
+        reached = at if prev is None else max(prev[1], at)
         score_rows.append({"board_id": key[0], "period": key[1], "dim": key[2], "user_id": user_id,
                            "score": after, "reached_at": reached})
         for (level, parent, k), d in ranking.count_deltas(before, after).items():

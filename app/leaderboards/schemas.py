@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from app.kit.schemas import ReadModel, WriteModel
 from app.rules.criteria import EVENT_PATTERN, FIELD_PATTERN, MAX_CONDITIONS, Condition
@@ -164,7 +164,7 @@ class Preferences(BaseModel):
 
 
 class PreferencesIn(WriteModel):
-    leaderboard_opt_out: bool
+    leaderboard_opt_out: StrictBool
 
 
 class PeriodStat(BaseModel):

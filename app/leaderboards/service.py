@@ -194,6 +194,7 @@ def _entry(board: BoardInfo, row: Row[Any], rank: int, me_id: int, names: bool) 
         entry["nickname"] = mask(board.key, row.user_id) if masked else row.nickname
     if display.get("avatar", True):
         entry["avatar_url"] = None if masked else row.avatar_url
+        entry["avatar"] = entry["avatar_url"]  # named like the board's display switch, too
     if display.get("tier", False):
         entry["tier"] = None if masked else row.tier
     entry["masked"] = masked

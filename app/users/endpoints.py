@@ -10,11 +10,11 @@ from app.auth.deps import CurrentUser, UsersKey
 from app.errors import responses
 from app.kit.db import SessionDep
 from app.users import service as users_service
-from app.users.schemas import FriendsIn, FriendsOut, MeOut, UserOut, UserUpsert
+from app.users.schemas import EXTERNAL_ID_PATTERN, FriendsIn, FriendsOut, MeOut, UserOut, UserUpsert
 
 router = APIRouter(tags=["users"])
 
-ExternalId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
+ExternalId = Annotated[str, Path(min_length=1, max_length=128, pattern=EXTERNAL_ID_PATTERN)]
 
 
 @router.put("/v1/users/{external_id}", response_model=UserOut, responses=responses(401, 403, 409, 422))

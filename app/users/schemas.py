@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import Field
 
@@ -21,8 +22,13 @@ class UserUpsert(WriteModel):
     segments: list[str] | None = Field(default=None, max_length=100)
 
 
+EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9_.:@\-]+$"
+
+
 class FriendsIn(WriteModel):
-    friends: list[str] = Field(max_length=5000)
+    friends: list[Annotated[str, Field(min_length=1, max_length=128, pattern=EXTERNAL_ID_PATTERN)]] = Field(
+        max_length=5000
+    )
 
 
 class FriendsOut(ReadModel):

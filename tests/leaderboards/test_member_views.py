@@ -99,7 +99,7 @@ async def test_anonymous_board_masks_everyone_but_the_caller(
     assert b["nickname"].startswith("Member ·") and len(b["nickname"]) == len("Member ·") + 4
     assert b["avatar_url"] is None and b["tier"] is None
     assert a == {"rank": 2, "score": 10, "nickname": "nick-A", "avatar_url": "https://img.test/A.png",
-                 "tier": "gold", "masked": False, "is_me": True}
+                 "avatar": "https://img.test/A.png", "tier": "gold", "masked": False, "is_me": True}
     again = await world.view("top-spenders-weekly", "A")
     assert again["entries"][0]["nickname"] == b["nickname"]  # stable mask
 
@@ -123,9 +123,11 @@ async def test_opted_out_member_is_masked_to_others_but_sees_own_rank(
     assert seen_by_a["entries"][1]["nickname"] == "nick-A"
     seen_by_b = await world.view("top-spenders-weekly", "B")
     assert seen_by_b["entries"][0] == {"rank": 1, "score": 20, "nickname": "nick-B",
-                                       "avatar_url": "https://img.test/B.png", "masked": False, "is_me": True}
+                                       "avatar_url": "https://img.test/B.png", "avatar": "https://img.test/B.png",
+                                       "masked": False, "is_me": True}
     assert seen_by_b["me"]["rank"] == 1
     assert (await client.put("/v1/me/preferences", json={"opt_out": True}, headers=hb)).status_code == 422
+    assert (await client.put("/v1/me/preferences", json={"leaderboard_opt_out": "yes"}, headers=hb)).status_code == 422
 
 
 async def test_friends_scope_ranks_the_member_among_their_friends(
@@ -322,3 +324,17 @@ async def test_basic_ranking_on_both_backends(
     v = await world.view("top-spenders-weekly", "C", city="Shanghai")
     assert names(v) == [(1, "nick-B", 39.75), (2, "nick-A", 12.5), (2, "nick-C", 12.5)]
     assert v["me"]["rank"] == 2
+
+
+async def test_a_refund_down_to_a_tie_ranks_behind_whoever_had_that_score_first(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
+) -> None:
+    await make_board(client, admin_headers)
+    await world.member("A")
+    await world.member("B")
+    t = week_start() + timedelta(hours=2)
+    await world.buy("A", 300, t)
+    await world.buy("B", 50, t + timedelta(minutes=1))
+    await world.buy("A", -250, t + timedelta(minutes=2))  # A drops to 50 after B got there
+    entries = (await world.view("top-spenders-weekly", "A"))["entries"]
+    assert [(e["rank"], e["score"], e["is_me"]) for e in entries] == [(1, 50, False), (1, 50, True)]

@@ -54,3 +54,10 @@ async def test_body_too_large_is_413_json(client: httpx.AsyncClient, make_key: A
     )
     assert r.status_code == 413
     assert r.json()["error"]["code"] == "payload_too_large"
+
+
+async def test_friend_ids_must_be_valid_external_ids(client: httpx.AsyncClient, make_key: Any) -> None:
+    h = await make_key("users:write")
+    r = await client.put("/v1/users/A/friends", json={"friends": ["bad id!"]}, headers=h)
+    assert r.status_code == 422
+    assert (await client.put("/v1/users/A/friends", json={"friends": [""]}, headers=h)).status_code == 422
