@@ -19,9 +19,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     BaseModel,
@@ -138,6 +140,26 @@ class FixedWindow(BaseModel):
     type: Literal["fixed"] = "fixed"
     start: Instant
     end: Instant
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dates_are_program_days(cls, data: Any) -> Any:
+        """A bare date ("2027-02-06") means that day in the program's time zone; an end date is inclusive."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for name, extra_day in (("start", 0), ("end", 1)):
+            value = out.get(name)
+            if isinstance(value, str) and len(value) == 10:
+                try:
+                    day = date.fromisoformat(value)
+                except ValueError:
+                    continue  # left for the datetime validator to explain
+                from app.config import get_settings  # the program zone; read only for bare dates
+
+                tz = ZoneInfo(get_settings().timezone)
+                out[name] = datetime.combine(day + timedelta(days=extra_day), time.min, tzinfo=tz)
+        return out
 
     @model_validator(mode="after")
     def _start_before_end(self) -> FixedWindow:

@@ -266,3 +266,14 @@ def test_streak_grace_may_sit_inside_the_calendar_window() -> None:
     c = Criterion.model_validate({"event": "check_in", "aggregate": "streak", "threshold": 7,
                                   "window": {"type": "calendar", "unit": "day", "grace": 1}})
     assert c.grace == 1 and c.window.model_dump() == {"type": "calendar", "unit": "day"}
+
+
+def test_fixed_window_accepts_program_dates_with_an_inclusive_end() -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    c = Criterion.model_validate({"event": "purchase", "threshold": 1,
+                                  "window": {"type": "fixed", "start": "2027-02-06", "end": "2027-02-20"}})
+    cn = ZoneInfo("Asia/Shanghai")
+    assert c.window.start == datetime(2027, 2, 6, tzinfo=cn)  # type: ignore[union-attr]
+    assert c.window.end == datetime(2027, 2, 21, tzinfo=cn)  # type: ignore[union-attr]
