@@ -28,15 +28,6 @@ def insert_ignore(session: AsyncSession, table: Table, conflict_cols: Sequence[s
     return insert_for(session, table).on_conflict_do_nothing(index_elements=list(conflict_cols))
 
 
-async def lock_key(session: AsyncSession, namespace: str, key: str | int) -> None:
-    """Serialise work on one key until the transaction ends (SQLite already serialises writers)."""
-    if dialect_name(session) != "postgresql":
-        return
-    digest = hashlib.blake2b(f"{namespace}:{key}".encode(), digest_size=8).digest()
-    lock_id = int.from_bytes(digest, "big", signed=True)
-    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id})
-
-
 async def try_lock_key(session: AsyncSession, namespace: str) -> bool:
     """A non-blocking transaction-scoped lock; used so one replica runs each scheduled job."""
     if dialect_name(session) != "postgresql":
