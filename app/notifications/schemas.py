@@ -92,7 +92,9 @@ class TemplateIn(WriteModel):
             if len(fmt) > 200:
                 raise ValueError(f"fields.{key}: at most 200 characters")
             try:
-                wechat_fields.check_format(key, fmt)
+                if not wechat_fields.check_format(key, fmt):
+                    # A fixed value is known now: refuse what WeChat would always refuse.
+                    wechat_fields.clean(key, fmt)
             except wechat_fields.FieldInvalid as exc:
                 raise ValueError(f"fields.{key}: {exc.reason}") from exc
         return self

@@ -91,6 +91,13 @@ async def test_templates_are_validated_against_wechat_field_types(kit: Kit) -> N
                              "fields": {"thing1": "x"}}, headers=ADMIN)
     assert r.status_code == 422
     assert (await kit.client.get("/v1/admin/notification-templates/level_reached", headers=ADMIN)).status_code == 404
+    for fixed in ({"phrase1": "not chinese"}, {"number1": "abc"}, {"phrase1": "太长的一个短语"}):
+        r = await kit.client.put("/v1/admin/notification-templates/level_reached",
+                                 json={"template_id": "t", "fields": fixed}, headers=ADMIN)
+        assert r.status_code == 422, fixed
+    ok = {"template_id": "t", "fields": {"phrase1": "升级", "thing2": "{level_name}"}}
+    assert (await kit.client.put("/v1/admin/notification-templates/level_reached", json=ok,
+                                 headers=ADMIN)).status_code == 200
     assert (await kit.client.delete("/v1/admin/notification-templates/badge_unlocked",
                                     headers=ADMIN)).status_code == 204
 
