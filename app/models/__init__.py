@@ -14,7 +14,7 @@ from app.models.engine import (
     UserLevel,
 )
 from app.models.icon import Icon
-from app.models.leaderboard import Leaderboard, LeaderboardScore, LeaderboardScoreCount
+from app.models.leaderboard import Leaderboard, LeaderboardRankSnapshot, LeaderboardScore, LeaderboardScoreCount
 from app.models.level import BadgeLevel
 from app.models.notification import (
     DispatchPause,
@@ -43,6 +43,7 @@ __all__ = [
     "Friendship",
     "Icon",
     "Leaderboard",
+    "LeaderboardRankSnapshot",
     "LeaderboardScore",
     "LeaderboardScoreCount",
     "MemberVoucher",

@@ -9,11 +9,11 @@ See app/leaderboards/ranking.py for the bucket function and why it is built this
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, Numeric, SmallInteger, String, Text
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, Numeric, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, BigId, JSONType, TimestampMixin, UTCDateTime
@@ -76,3 +76,27 @@ class LeaderboardScoreCount(Base):
     parent: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     key: Mapped[Decimal] = mapped_column(Numeric(), primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class LeaderboardRankSnapshot(Base):
+    """What the `rank_improved` check last saw of a member on a board's whole view in the current period.
+
+    `score` is the score at the last check (the check recomputes the rank that score would hold now, so a member
+    who slid down while idle is measured from where they really were); `worst_rank` is the worst rank seen since
+    the last notification (null: only a baseline so far), so small climbs add up; `notified_on` (program date)
+    keeps it to one notification a day per board. Written only by the job; see app/notifications/rank_improved.py.
+    """
+
+    __tablename__ = "leaderboard_rank_snapshots"
+
+    board_id: Mapped[int] = mapped_column(ForeignKey("leaderboards.id", ondelete="CASCADE"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(16), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    score: Mapped[Decimal] = mapped_column(Numeric(), nullable=False)
+    worst_rank: Mapped[int | None] = mapped_column(Integer)
+    notified_on: Mapped[date | None] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+    # No second index led by (board_id, period): the job looks members up by the primary key, and without
+    # statistics (before the first ANALYZE) PostgreSQL picked such an index and filtered the period per lookup.
+    __table_args__ = (Index("ix_leaderboard_rank_snapshots_user_id", "user_id"),)

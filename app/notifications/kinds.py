@@ -26,6 +26,7 @@ FROM_OUTBOX: dict[str, str] = {
     "challenge.completed": "challenge_completed",
     "challenge.expired": "challenge_expired",
     "challenge.published": "challenge_available",
+    "leaderboard.rank_improved": "rank_improved",
     "voucher.issued": "voucher_issued",
 }
 

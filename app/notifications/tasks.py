@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.kit.clock import utcnow
 from app.models import OutboxMessage
-from app.notifications import fanout
+from app.notifications import fanout, rank_improved
 from app.notifications import scheduler as notifications_scheduler
 from app.notifications.dispatcher import dispatch_wechat_once
 from app.webhooks.dispatcher import dispatch_webhooks_once
@@ -59,6 +59,12 @@ async def challenge_available_job(session: AsyncSession, settings: Settings) -> 
 async def challenge_expiring_job(session: AsyncSession, settings: Settings) -> int:
     """Warn members whose joined challenge ends within LAUREL_CHALLENGE_EXPIRING_HOURS (once each)."""
     return await notifications_scheduler.challenge_expiring(session, settings)
+
+
+@register("notifications.rank_improved", every_seconds=900)
+async def rank_improved_job(session: AsyncSession, settings: Settings) -> int:
+    """Tell members who entered a board's top 10 or climbed LAUREL_RANK_IMPROVED_MIN_PLACES (once a day per board)."""
+    return await rank_improved.check(session, settings)
 
 
 @register("outbox.cleanup", every_seconds=3600)

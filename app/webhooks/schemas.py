@@ -18,6 +18,7 @@ KNOWN_EVENTS = (
     "challenge.completed",
     "challenge.expired",
     "challenge.published",
+    "leaderboard.rank_improved",
     "voucher.issued",
 )
 DeliveryState = Literal["pending", "delivering", "delivered", "dead"]
