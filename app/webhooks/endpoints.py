@@ -20,6 +20,7 @@ from app.webhooks.schemas import (
     WebhookCreated,
     WebhookOut,
     WebhookPatch,
+    WebhookReplace,
 )
 
 admin = APIRouter(prefix="/v1/admin/webhooks", tags=["admin", "webhooks"])
@@ -44,6 +45,14 @@ async def list_webhooks(session: SessionDep, _: AdminKey) -> list[WebhookOut]:
 async def get_webhook(endpoint_id: EndpointId, session: SessionDep, _: AdminKey) -> WebhookOut:
     """One webhook endpoint."""
     return await service.get(session, endpoint_id)
+
+
+@admin.put("/{endpoint_id}", response_model=WebhookOut, responses=responses(401, 403, 404, 422))
+async def replace_webhook(
+    endpoint_id: EndpointId, body: WebhookReplace, session: SessionDep, _: AdminKey
+) -> WebhookOut:
+    """Replace an endpoint's definition (the secret stays unless a new one is given)."""
+    return await service.replace(session, endpoint_id, body)
 
 
 @admin.patch("/{endpoint_id}", response_model=WebhookOut, responses=responses(401, 403, 404, 422))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any, Literal
 
@@ -10,11 +9,13 @@ from pydantic import Field, field_validator
 
 from app.kit.schemas import ReadModel, WriteModel
 
-EVENT_PATTERN = r"^(\*|[a-z][a-z_]*\.[a-z][a-z_]*)$"
+# Every kind the engine, challenges, vouchers and leaderboards write to the outbox.
 KNOWN_EVENTS = (
     "badge.awarded",
+    "badge.revoked",
     "level.reached",
     "points.credited",
+    "challenge.step_completed",
     "challenge.completed",
     "challenge.expired",
     "challenge.published",
@@ -45,9 +46,13 @@ class WebhookCreate(WriteModel):
     @classmethod
     def _events(cls, value: list[str]) -> list[str]:
         for e in value:
-            if not re.match(EVENT_PATTERN, e):
-                raise ValueError(f"{e!r} is not an event kind like badge.awarded (or '*')")
+            if e != "*" and e not in KNOWN_EVENTS:
+                raise ValueError(f"{e!r} is not an event kind; use one of {', '.join(KNOWN_EVENTS)} or '*'")
         return sorted(set(value))
+
+
+class WebhookReplace(WebhookCreate):
+    """PUT: the whole definition; an omitted secret keeps the current one."""
 
 
 class WebhookPatch(WriteModel):

@@ -20,6 +20,7 @@ from app.webhooks.schemas import (
     WebhookCreated,
     WebhookOut,
     WebhookPatch,
+    WebhookReplace,
 )
 
 
@@ -61,6 +62,16 @@ async def patch(session: AsyncSession, endpoint_id: int, body: WebhookPatch) -> 
     for name, value in body.model_dump(exclude_unset=True).items():
         if value is not None:
             setattr(ep, name, value)
+    await session.flush()
+    await session.refresh(ep)
+    return _out(ep)
+
+
+async def replace(session: AsyncSession, endpoint_id: int, body: WebhookReplace) -> WebhookOut:
+    ep = await _get(session, endpoint_id)
+    ep.url, ep.events, ep.description, ep.enabled = body.url, body.events, body.description, body.enabled
+    if body.secret is not None:
+        ep.secret = body.secret
     await session.flush()
     await session.refresh(ep)
     return _out(ep)

@@ -1,0 +1,27 @@
+"""Webhook endpoints: full CRUD (PUT replaces) and only known event kinds."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.api import ADMIN
+
+
+async def test_put_replaces_an_endpoint_and_keeps_its_secret(client: httpx.AsyncClient) -> None:
+    body = {"url": "https://crm.example/hooks", "events": ["badge.awarded"], "secret": "s3cr3t-s3cr3t-s3cr3t"}
+    created = (await client.post("/v1/admin/webhooks", json=body, headers=ADMIN)).json()
+    new = {"url": "https://crm.example/v2", "events": ["level.reached", "points.credited"], "enabled": False}
+    r = await client.put(f"/v1/admin/webhooks/{created['id']}", json=new, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert (out["url"], out["events"], out["enabled"]) == (new["url"], sorted(new["events"]), False)
+    assert out["secret_hint"] == created["secret_hint"]
+    assert (await client.put("/v1/admin/webhooks/999999", json=new, headers=ADMIN)).status_code == 404
+
+
+async def test_unknown_event_kinds_are_refused(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v1/admin/webhooks", json={"url": "https://x.example/h", "events": ["bogus.kind"]},
+                          headers=ADMIN)
+    assert r.status_code == 422
+    ok = await client.post("/v1/admin/webhooks", json={"url": "https://x.example/h", "events": ["*"]}, headers=ADMIN)
+    assert ok.status_code == 201
