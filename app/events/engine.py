@@ -29,7 +29,7 @@ from app.events import hooks
 from app.events import repository as events_repo
 from app.kit.clock import utcnow
 from app.kit.periods import period_key
-from app.models import Badge, BadgeLevel, Event, PointsEntry, User
+from app.models import Badge, Event, PointsEntry, User
 from app.outbox import service as outbox
 from app.points import levels as levels_service
 from app.points import repository as points_repo
@@ -75,7 +75,6 @@ class EngineRun:
         self.extras: dict[str, Any] = {}  # per-run caches for listeners (challenges, leaderboards)
         self._badges: Sequence[BadgeRule] | None = None
         self._held: set[int] | None = None
-        self._ladder: Sequence[BadgeLevel] | None = None
         self._pending: deque[tuple[Event, int | None, int]] = deque()
         self._draining = False
         self.depth = 0
@@ -305,11 +304,6 @@ class EngineRun:
 
     # ------------------------------------------------------------------ points and levels
 
-    async def ladder(self) -> Sequence[BadgeLevel]:
-        if self._ladder is None:
-            self._ladder = await levels_service.ladder(self.session)
-        return self._ladder
-
     async def credit_points(
         self, amount: int, *, reason: str, source_type: str, source_id: str, at: datetime | None = None
     ) -> PointsEntry | None:
@@ -358,7 +352,7 @@ class EngineRun:
         )
         for listener in hooks.POINTS_LISTENERS:
             await listener(self, entry)
-        for level in levels_service.crossed(await self.ladder(), before, after):
+        for level in levels_service.crossed(await levels_service.ladder(self.session), before, after):
             if await points_repo.mark_level(self.session, self.user.id, level.rank, level.name, now):
                 self.outcome.levels_reached.append({"rank": level.rank, "name": level.name})
                 await outbox.emit(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.kit.cache import DefinitionCache
 from app.models import BadgeLevel
 
 MAX_LEVELS = 9
@@ -27,19 +28,38 @@ DEFAULT_LADDER: list[tuple[str, int]] = [
 
 
 @dataclass(frozen=True)
+class Level:
+    """One rung of the ladder, detached from any session (it is cached between requests)."""
+
+    rank: int
+    name: str
+    icon: str | None
+    points_required: int
+
+
+@dataclass(frozen=True)
 class LevelStatus:
-    level: BadgeLevel | None
-    next_level: BadgeLevel | None
+    level: Level | None
+    next_level: Level | None
     points_to_next: int | None
 
 
-async def ladder(session: AsyncSession) -> Sequence[BadgeLevel]:
-    return (await session.execute(select(BadgeLevel).order_by(BadgeLevel.rank))).scalars().all()
+async def _load(session: AsyncSession) -> tuple[Level, ...]:
+    rows = (await session.execute(select(BadgeLevel).order_by(BadgeLevel.rank))).scalars().all()
+    return tuple(Level(r.rank, r.name, r.icon, r.points_required) for r in rows)
 
 
-def status_in(levels: Sequence[BadgeLevel], points: int) -> LevelStatus:
-    current: BadgeLevel | None = None
-    nxt: BadgeLevel | None = None
+# Every points credit checks the ladder; it changes only through replace_ladder below.
+_LADDER: DefinitionCache[tuple[Level, ...]] = DefinitionCache(_load)
+
+
+async def ladder(session: AsyncSession) -> tuple[Level, ...]:
+    return await _LADDER.get(session)
+
+
+def status_in(levels: Sequence[Level], points: int) -> LevelStatus:
+    current: Level | None = None
+    nxt: Level | None = None
     for lvl in levels:
         if points >= lvl.points_required:
             current = lvl
@@ -52,7 +72,7 @@ async def status_for(session: AsyncSession, points: int) -> LevelStatus:
     return status_in(await ladder(session), points)
 
 
-def crossed(levels: Sequence[BadgeLevel], before: int, after: int) -> list[BadgeLevel]:
+def crossed(levels: Sequence[Level], before: int, after: int) -> list[Level]:
     """Levels reached by moving from `before` to `after` points, lowest first."""
     return [lvl for lvl in levels if before < lvl.points_required <= after]
 
@@ -63,6 +83,7 @@ async def replace_ladder(session: AsyncSession, items: Sequence[tuple[str, str |
         BadgeLevel(rank=i + 1, name=name, icon=icon, points_required=pts) for i, (name, icon, pts) in enumerate(items)
     )
     await session.flush()
+    _LADDER.invalidate()
 
 
 async def install_default(session: AsyncSession) -> None:

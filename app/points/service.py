@@ -11,7 +11,7 @@ from app.audit import service as audit
 from app.config import Settings
 from app.errors import Conflict, NotFound
 from app.events.engine import EngineRun
-from app.models import BadgeLevel, PointsEntry, User
+from app.models import PointsEntry, User
 from app.points import levels as levels_service
 from app.points import repository as points_repo
 from app.points.schemas import AdjustIn, AdjustOut, LadderIn
@@ -57,10 +57,10 @@ async def ledger(session: AsyncSession, user: User, limit: int, offset: int) -> 
     return await points_repo.page(session, user.id, limit, offset)
 
 
-async def ladder(session: AsyncSession) -> Sequence[BadgeLevel]:
+async def ladder(session: AsyncSession) -> Sequence[levels_service.Level]:
     return await levels_service.ladder(session)
 
 
-async def replace_ladder(session: AsyncSession, body: LadderIn) -> Sequence[BadgeLevel]:
+async def replace_ladder(session: AsyncSession, body: LadderIn) -> Sequence[levels_service.Level]:
     await levels_service.replace_ladder(session, [(lv.name, lv.icon, lv.points_required) for lv in body.levels])
     return await levels_service.ladder(session)
