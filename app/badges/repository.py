@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.kit.dialect import insert_ignore
+from app.kit.dialect import insert_once
 from app.models import Badge, User, UserBadge
 
 
@@ -61,20 +61,21 @@ async def insert_award(
     awarded_at: datetime,
 ) -> int | None:
     """The award id when this call made the award, None when it already existed."""
-    stmt = (
-        insert_ignore(session, UserBadge.__table__, ["user_id", "badge_id", "award_key"])  # type: ignore[arg-type]
-        .values(
-            user_id=user_id,
-            badge_id=badge_id,
-            award_key=award_key,
-            source=source,
-            event_id=event_id,
-            evidence=evidence,
-            awarded_at=awarded_at,
-        )
-        .returning(UserBadge.__table__.c.id)
+    inserted = await insert_once(
+        session,
+        UserBadge,
+        ["user_id", "badge_id", "award_key"],
+        {
+            "user_id": user_id,
+            "badge_id": badge_id,
+            "award_key": award_key,
+            "source": source,
+            "event_id": event_id,
+            "evidence": evidence,
+            "awarded_at": awarded_at,
+        },
     )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return inserted
 
 
 async def awards_of(session: AsyncSession, user_id: int) -> Sequence[UserBadge]:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.kit.dialect import insert_for, insert_ignore
+from app.kit.dialect import insert_for, insert_once
 from app.models import Event, RuleCounter
 
 INTERNAL_SOURCE = "laurel"  # award and level events the engine records itself
@@ -27,20 +27,21 @@ async def insert_event(
     attributes: dict[str, Any],
 ) -> int | None:
     """Idempotent insert; the id when this call stored the event, None when the key was already known."""
-    stmt = (
-        insert_ignore(session, Event.__table__, ["idempotency_key"])  # type: ignore[arg-type]
-        .values(
-            idempotency_key=key,
-            user_id=user_id,
-            type=type_,
-            source=source,
-            occurred_at=occurred_at,
-            received_at=received_at,
-            attributes=attributes,
-        )
-        .returning(Event.__table__.c.id)
+    inserted = await insert_once(
+        session,
+        Event,
+        ["idempotency_key"],
+        {
+            "idempotency_key": key,
+            "user_id": user_id,
+            "type": type_,
+            "source": source,
+            "occurred_at": occurred_at,
+            "received_at": received_at,
+            "attributes": attributes,
+        },
     )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return inserted
 
 
 async def by_key(session: AsyncSession, key: str) -> Event | None:

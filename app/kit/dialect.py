@@ -28,6 +28,19 @@ def insert_ignore(session: AsyncSession, table: Table, conflict_cols: Sequence[s
     return insert_for(session, table).on_conflict_do_nothing(index_elements=list(conflict_cols))
 
 
+async def insert_once(
+    session: AsyncSession, model: Any, conflict_cols: Sequence[str], values: dict[str, Any]
+) -> Any | None:
+    """Insert a row unless its unique key exists; the row's (first) primary key if this call inserted it.
+
+    The shape of every "exactly once" here: the database decides, and only the caller that inserted acts.
+    """
+    table = model.__table__
+    pk = next(iter(table.primary_key.columns))
+    stmt = insert_ignore(session, table, conflict_cols).values(**values).returning(pk)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
 async def try_lock_key(session: AsyncSession, namespace: str) -> bool:
     """A non-blocking transaction-scoped lock; used so one replica runs each scheduled job."""
     if dialect_name(session) != "postgresql":

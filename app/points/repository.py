@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.kit.dialect import insert_ignore
+from app.kit.dialect import insert_once
 from app.models import PointsEntry, User, UserLevel
 
 
@@ -23,20 +23,21 @@ async def insert_entry(
     created_at: datetime,
 ) -> int | None:
     """The new entry's id, or None when this source was already credited."""
-    stmt = (
-        insert_ignore(session, PointsEntry.__table__, ["source_type", "source_id"])  # type: ignore[arg-type]
-        .values(
-            user_id=user_id,
-            amount=amount,
-            balance_after=balance_after,
-            reason=reason,
-            source_type=source_type,
-            source_id=source_id,
-            created_at=created_at,
-        )
-        .returning(PointsEntry.__table__.c.id)
+    inserted = await insert_once(
+        session,
+        PointsEntry,
+        ["source_type", "source_id"],
+        {
+            "user_id": user_id,
+            "amount": amount,
+            "balance_after": balance_after,
+            "reason": reason,
+            "source_type": source_type,
+            "source_id": source_id,
+            "created_at": created_at,
+        },
     )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return inserted
 
 
 async def set_balance(session: AsyncSession, user_id: int, balance: int) -> None:
@@ -44,12 +45,10 @@ async def set_balance(session: AsyncSession, user_id: int, balance: int) -> None
 
 
 async def mark_level(session: AsyncSession, user_id: int, rank: int, name: str, at: datetime) -> bool:
-    stmt = (
-        insert_ignore(session, UserLevel.__table__, ["user_id", "rank"])  # type: ignore[arg-type]
-        .values(user_id=user_id, rank=rank, name=name, reached_at=at)
-        .returning(UserLevel.__table__.c.rank)
+    inserted = await insert_once(
+        session, UserLevel, ["user_id", "rank"], {"user_id": user_id, "rank": rank, "name": name, "reached_at": at}
     )
-    return (await session.execute(stmt)).scalar_one_or_none() is not None
+    return inserted is not None
 
 
 async def page(session: AsyncSession, user_id: int, limit: int, offset: int) -> tuple[list[PointsEntry], int]:
