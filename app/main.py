@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -38,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if worker is not None:
                 await worker.stop()
-            app.state.wechat.close()
+            await asyncio.to_thread(app.state.wechat.close)  # waits for in-flight WeChat calls
             await app.state.db.dispose()
 
     # No 307 redirects between "/path" and "/path/": every answer is the API's JSON.

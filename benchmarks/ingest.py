@@ -195,7 +195,9 @@ async def seed_badges(base: str) -> None:
             r.raise_for_status()
 
 
-async def single(base: str, clients: int, seconds: float, label: str, replay_share: float = 0.0) -> Stats:
+async def single(
+    base: str, clients: int, seconds: float, label: str, replay_share: float = 0.0, members: int | None = None
+) -> Stats:
     rng = random.Random(clients)
     sent: list[dict[str, Any]] = []
 
@@ -204,6 +206,8 @@ async def single(base: str, clients: int, seconds: float, label: str, replay_sha
             body = rng.choice(sent)
         else:
             body = random_event(rng)
+            if members is not None:
+                body["user_id"] = f"W{rng.randint(1, members)}"
             sent.append(body)
         return await client.post(f"{base}/v1/events", json=body, headers=HEADERS)
 
@@ -331,6 +335,22 @@ async def main() -> dict[str, Any]:
             )
         replay = await single(base, 8, SECONDS, "single events, 8 clients, ~10% replays", replay_share=0.1)
         print(replay.line())
+        # Steady state: 200 members who already hold most of the easy badges (warmed for a while first).
+        await single(base, 8, SECONDS * 2, "warm-up of 200 members", members=200)
+        for clients in (1, 8):
+            stats = await single(
+                base, clients, SECONDS, f"single events, members with history, {clients} client(s)", members=200
+            )
+            print(stats.line())
+            results["runs"].append(
+                {
+                    "kind": "single-steady",
+                    "clients": clients,
+                    "rate": stats.rate,
+                    "p50_ms": stats.pct(50),
+                    "p99_ms": stats.pct(99),
+                }
+            )
         for clients in (1, 2):
             stats = await batches(base, clients, SECONDS)
             print(stats.line())
