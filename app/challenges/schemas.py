@@ -88,8 +88,9 @@ class Rewards(WriteModel):
     voucher: str | None = Field(default=None, max_length=64)
 
 
-class ChallengeCreate(WriteModel):
-    key: str = Field(pattern=KEY_PATTERN)
+class ChallengeFields(WriteModel):
+    """The definition the admin web app edits (shared by POST and PUT)."""
+
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=5000)
     icon: str | None = Field(default=None, max_length=256)
@@ -97,20 +98,17 @@ class ChallengeCreate(WriteModel):
     eligibility: Eligibility = Field(default_factory=Eligibility)
     schedule: Schedule = Field(default_factory=Schedule)
     rewards: Rewards = Field(default_factory=Rewards)
+
+
+class ChallengeCreate(ChallengeFields):
+    key: str = Field(pattern=KEY_PATTERN)
     status: Literal["draft", "published"] = "draft"
 
 
-class ChallengeReplace(WriteModel):
+class ChallengeReplace(ChallengeFields):
     """PUT body: the whole definition (key, if given, must match the path)."""
 
     key: str | None = Field(default=None, pattern=KEY_PATTERN)
-    title: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=5000)
-    icon: str | None = Field(default=None, max_length=256)
-    steps: list[StepIn] = Field(min_length=1, max_length=MAX_STEPS)
-    eligibility: Eligibility = Field(default_factory=Eligibility)
-    schedule: Schedule = Field(default_factory=Schedule)
-    rewards: Rewards = Field(default_factory=Rewards)
 
 
 class ChallengeUpdate(WriteModel):

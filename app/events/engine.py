@@ -111,30 +111,18 @@ class EngineRun:
         self, type_: str, key: str, attributes: dict[str, Any], at: datetime, exclude_badge: int | None
     ) -> None:
         """Store an award as an event (so rules can count it) and queue it for evaluation."""
-        now = utcnow()
-        event_id = await events_repo.insert_event(
+        event = await events_repo.record(
             self.session,
             key=f"laurel:{key}",
             user_id=self.user.id,
             type_=type_,
             source=events_repo.INTERNAL_SOURCE,
             occurred_at=at,
-            received_at=now,
+            received_at=utcnow(),
             attributes=attributes,
         )
-        if event_id is None or self.depth >= MAX_DEPTH:
-            return
-        event = Event(
-            id=event_id,
-            idempotency_key=f"laurel:{key}",
-            user_id=self.user.id,
-            type=type_,
-            source=events_repo.INTERNAL_SOURCE,
-            occurred_at=at,
-            received_at=now,
-            attributes=attributes,
-        )
-        self._pending.append((event, exclude_badge, self.depth + 1))
+        if event is not None and self.depth < MAX_DEPTH:
+            self._pending.append((event, exclude_badge, self.depth + 1))
 
     # ------------------------------------------------------------------ badges
 

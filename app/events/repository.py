@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.dialect import insert_for, insert_once
@@ -15,7 +15,7 @@ from app.models import Event, RuleCounter
 INTERNAL_SOURCE = "laurel"  # award and level events the engine records itself
 
 
-async def insert_event(
+async def record(
     session: AsyncSession,
     *,
     key: str,
@@ -25,23 +25,24 @@ async def insert_event(
     occurred_at: datetime,
     received_at: datetime,
     attributes: dict[str, Any],
-) -> int | None:
-    """Idempotent insert; the id when this call stored the event, None when the key was already known."""
-    inserted = await insert_once(
-        session,
-        Event,
-        ["idempotency_key"],
-        {
-            "idempotency_key": key,
-            "user_id": user_id,
-            "type": type_,
-            "source": source,
-            "occurred_at": occurred_at,
-            "received_at": received_at,
-            "attributes": attributes,
-        },
-    )
-    return inserted
+) -> Event | None:
+    """Idempotent insert: the stored event (not attached to the session) when this call stored it, None when
+    the key was already known."""
+    fields = {
+        "idempotency_key": key,
+        "user_id": user_id,
+        "type": type_,
+        "source": source,
+        "occurred_at": occurred_at,
+        "received_at": received_at,
+        "attributes": attributes,
+    }
+    event_id = await insert_once(session, Event, ["idempotency_key"], fields)
+    return None if event_id is None else Event(id=event_id, **fields)
+
+
+async def set_outcome(session: AsyncSession, event_id: int, outcome: dict[str, Any]) -> None:
+    await session.execute(update(Event).where(Event.id == event_id).values(outcome=outcome))
 
 
 async def by_key(session: AsyncSession, key: str) -> Event | None:

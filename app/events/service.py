@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,38 +31,27 @@ async def ingest(session: AsyncSession, settings: Settings, item: EventIn, user:
         run = EngineRun(session, settings, user)
     else:
         run = await EngineRun.begin(session, settings, user)
-    attributes = item.attributes.as_dict()
-    received_at = utcnow()
-    event_id = await events_repo.insert_event(
+    event = await events_repo.record(
         session,
         key=item.id,
         user_id=user.id,
         type_=item.type,
         source=item.source,
         occurred_at=item.occurred_at,
-        received_at=received_at,
-        attributes=attributes,
+        received_at=utcnow(),
+        attributes=item.attributes.as_dict(),
     )
-    if event_id is None:
+    if event is None:
         return await _duplicate(session, item, user)
-    event = Event(
-        id=event_id,
-        idempotency_key=item.id,
-        user_id=user.id,
-        type=item.type,
-        source=item.source,
-        occurred_at=item.occurred_at,
-        received_at=received_at,
-        attributes=attributes,
-    )
     await run.process(event)
+    outcome = run.outcome.to_json()
     result = IngestResult(
-        id=item.id, event_id=event_id, user_id=item.user_id, status="accepted", duplicate=False, **run.outcome.to_json()
+        id=item.id, event_id=event.id, user_id=item.user_id, status="accepted", duplicate=False, **outcome
     )
-    if any(run.outcome.to_json().values()):
+    if any(outcome.values()):
         # Kept for replies to duplicates; an event that changed nothing needs no second write.
         stored = result.model_dump(mode="json", exclude={"status", "duplicate"})
-        await session.execute(update(Event).where(Event.id == event_id).values(outcome=stored))
+        await events_repo.set_outcome(session, event.id, stored)
     return result
 
 

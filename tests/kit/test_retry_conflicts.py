@@ -21,7 +21,7 @@ class _Deadlock(Exception):
 async def test_deadlocked_ingestion_is_replayed_once_and_stored_once(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = events_repo.insert_event
+    real = events_repo.record
     calls = {"n": 0}
 
     async def flaky(*args: Any, **kwargs: Any) -> Any:
@@ -30,7 +30,7 @@ async def test_deadlocked_ingestion_is_replayed_once_and_stored_once(
             raise DBAPIError("INSERT INTO events …", {}, _Deadlock("deadlock detected"))
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(events_repo, "insert_event", flaky)
+    monkeypatch.setattr(events_repo, "record", flaky)
     r = await post_event(client, "D1", "visit", datetime.now(UTC) - timedelta(seconds=5), key="dl-1")
     assert r.status_code == 200, r.text
     assert "x-laurel-retryable" not in r.headers
