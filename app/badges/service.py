@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -42,11 +43,18 @@ WINDOW_TEXT = {
 }
 
 
+_UPLOAD_ID = re.compile(r"^(?:upload:)?([0-9a-f]{32})$")
+
+
 def icon_url(settings: Settings, icon: str | None) -> str | None:
+    """A badge's `icon` is a built-in icon name, an uploaded icon's id (`<id>` or `upload:<id>`), or a URL."""
     if not icon:
         return None
     if icon.startswith(("http://", "https://", "/")):
         return icon
+    upload = _UPLOAD_ID.match(icon)
+    if upload:
+        return f"{settings.public_base_url}/v1/icons/uploads/{upload.group(1)}"
     return f"{settings.public_base_url}/v1/icons/{icon}.svg"
 
 

@@ -35,7 +35,8 @@ UPLOAD_PREFIX = "upload:"
 Lang = Literal["en", "zh-CN"]
 
 _NAME_OK = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-_UPLOAD_FILENAME = re.compile(r"^(?P<id>[0-9a-f]{32})\.(?:png|jpg|webp|svg)$")
+# "<id>.<ext>" as listed, or the bare id (what a badge's `icon` holds after an upload).
+_UPLOAD_FILENAME = re.compile(r"^(?P<id>[0-9a-f]{32})(?:\.(?:png|jpg|webp|svg))?$")
 
 
 class IconNotFound(NotFound):
@@ -200,7 +201,7 @@ async def uploaded_file(session: AsyncSession, settings: Settings, filename: str
     """The file on disk and its stored content type; only names the server itself generated are looked up."""
     match = _UPLOAD_FILENAME.match(filename)
     icon = await session.get(Icon, match["id"]) if match else None
-    if icon is None or icon.filename != filename:
+    if icon is None or filename not in (icon.filename, icon.id):
         raise IconNotFound("No uploaded icon with that file name", details={"filename": filename})
     path = Path(settings.icon_upload_dir) / icon.filename
     if not await asyncio.to_thread(path.is_file):

@@ -392,3 +392,15 @@ async def test_rolled_back_upload_removes_its_file(app: FastAPI, upload_dir: Pat
         icon = await icons_service.upload(session, settings, Source(SVG), "committed")
         await session.commit()
     assert (upload_dir / f"{icon.id}.svg").read_bytes() == SVG
+
+
+async def test_a_badge_with_an_uploaded_icon_id_links_to_the_served_image(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], upload_dir: Path, login: Any
+) -> None:
+    uploaded = (await _upload(client, admin_headers, PNG)).json()
+    body = {"key": "star", "name": "Star", "icon": uploaded["id"], "status": "active",
+            "criteria": [{"event": "visit", "threshold": 1}]}
+    badge = (await client.post("/v1/admin/badges", json=body, headers=admin_headers)).json()
+    served = await client.get(badge["icon_url"])
+    assert served.status_code == 200 and served.content == PNG
+    assert served.headers["content-type"] == "image/png"
