@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 
 from app.kit.schemas import ReadModel, WriteModel
 
@@ -34,7 +34,10 @@ def _check_url(value: str) -> str:
 class WebhookCreate(WriteModel):
     url: str = Field(min_length=8, max_length=2048)
     events: list[str] = Field(
-        min_length=1, max_length=50, description=f"Outbox kinds such as {', '.join(KNOWN_EVENTS)}, or '*'"
+        min_length=1,
+        max_length=50,
+        validation_alias=AliasChoices("events", "event_kinds", "kinds"),
+        description=f"Outbox kinds such as {', '.join(KNOWN_EVENTS)}, or '*' (also accepted as event_kinds)",
     )
     secret: str | None = Field(default=None, min_length=16, max_length=128, description="Generated when omitted")
     description: str = Field(default="", max_length=500)
@@ -57,7 +60,9 @@ class WebhookReplace(WebhookCreate):
 
 class WebhookPatch(WriteModel):
     url: str | None = Field(default=None, min_length=8, max_length=2048)
-    events: list[str] | None = Field(default=None, min_length=1, max_length=50)
+    events: list[str] | None = Field(
+        default=None, min_length=1, max_length=50, validation_alias=AliasChoices("events", "event_kinds", "kinds")
+    )
     secret: str | None = Field(default=None, min_length=16, max_length=128)
     description: str | None = Field(default=None, max_length=500)
     enabled: bool | None = None

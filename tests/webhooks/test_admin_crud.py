@@ -25,3 +25,10 @@ async def test_unknown_event_kinds_are_refused(client: httpx.AsyncClient) -> Non
     assert r.status_code == 422
     ok = await client.post("/v1/admin/webhooks", json={"url": "https://x.example/h", "events": ["*"]}, headers=ADMIN)
     assert ok.status_code == 201
+
+
+async def test_event_kinds_may_be_sent_as_event_kinds(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v1/admin/webhooks", json={"url": "https://x.example/h", "event_kinds": ["level.reached"]},
+                          headers=ADMIN)
+    assert r.status_code == 201, r.text
+    assert r.json()["events"] == ["level.reached"]
