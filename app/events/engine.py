@@ -299,7 +299,7 @@ class EngineRun:
         before = self.user.points
         after = before + amount
         now = utcnow()
-        entry_id = await points_repo.insert_entry(
+        entry = await points_repo.insert_entry(
             self.session,
             user_id=self.user.id,
             amount=amount,
@@ -309,21 +309,11 @@ class EngineRun:
             source_id=source_id,
             created_at=now,
         )
-        if entry_id is None:
+        if entry is None:
             return None
         await points_repo.set_balance(self.session, self.user.id, after)
         set_committed_value(self.user, "points", after)
         self.outcome.points_credited += amount
-        entry = PointsEntry(
-            id=entry_id,
-            user_id=self.user.id,
-            amount=amount,
-            balance_after=after,
-            reason=reason,
-            source_type=source_type,
-            source_id=source_id,
-            created_at=now,
-        )
         await outbox.emit(
             self.session,
             "points.credited",
@@ -335,7 +325,7 @@ class EngineRun:
                 "reason": reason,
                 "source_type": source_type,
                 "source_id": source_id,
-                "entry_id": entry_id,
+                "entry_id": entry.id,
             },
         )
         for listener in hooks.POINTS_LISTENERS:

@@ -21,23 +21,19 @@ async def insert_entry(
     source_type: str,
     source_id: str,
     created_at: datetime,
-) -> int | None:
-    """The new entry's id, or None when this source was already credited."""
-    inserted = await insert_once(
-        session,
-        PointsEntry,
-        ["source_type", "source_id"],
-        {
-            "user_id": user_id,
-            "amount": amount,
-            "balance_after": balance_after,
-            "reason": reason,
-            "source_type": source_type,
-            "source_id": source_id,
-            "created_at": created_at,
-        },
-    )
-    return inserted
+) -> PointsEntry | None:
+    """The new entry (not attached to the session), or None when this source was already credited."""
+    fields = {
+        "user_id": user_id,
+        "amount": amount,
+        "balance_after": balance_after,
+        "reason": reason,
+        "source_type": source_type,
+        "source_id": source_id,
+        "created_at": created_at,
+    }
+    entry_id = await insert_once(session, PointsEntry, ["source_type", "source_id"], fields)
+    return None if entry_id is None else PointsEntry(id=entry_id, **fields)
 
 
 async def set_balance(session: AsyncSession, user_id: int, balance: int) -> None:
