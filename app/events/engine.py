@@ -1,11 +1,13 @@
 """One engine run: everything an event (or a manual grant) causes for one member, in one transaction.
 
-The run holds the member's lock (PostgreSQL advisory lock; SQLite serialises writers), so counters,
-awards, credits and levels for a member are evaluated one event at a time. "Exactly once" rests on unique
-constraints, not on reads: an award is an INSERT … ON CONFLICT DO NOTHING on (user, badge, award_key), a
-credit on (source_type, source_id), a level on (user, rank). Awards and levels reached become events
-(`badge.awarded`, `level.reached`) that rules can count; the badge that caused one never sees its own
-award event, and award chains stop at MAX_DEPTH.
+The run holds the member's row lock, so counters, awards, credits and levels for a member are evaluated one
+event at a time. Reads and writes go through the transaction's EngineStore (app/events/store.py): a
+member's held badges, levels and counters are read once, and awards, credits, levels, award events and
+outbox rows are buffered and written with one statement per table when the store is flushed. "Is this
+award / level / credit new?" is decided against rows read under the lock; the unique constraints on
+(user, badge, award_key), (source_type, source_id) and (user, rank) remain the last line of defence.
+Awards and levels reached become events (`badge.awarded`, `level.reached`) that rules can count; the badge
+that caused one never sees its own award event, and award chains stop at MAX_DEPTH.
 """
 
 from __future__ import annotations
@@ -21,18 +23,16 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.badges import repository as badges_repo
 from app.badges import rules_cache
 from app.badges.rules_cache import BadgeRule
 from app.config import Settings
 from app.events import hooks
 from app.events import repository as events_repo
+from app.events.store import EngineStore, store_for
 from app.kit.clock import utcnow
 from app.kit.periods import period_key
 from app.models import Badge, Event, PointsEntry, User
-from app.outbox import service as outbox
 from app.points import levels as levels_service
-from app.points import repository as points_repo
 from app.rules import evaluator as ev
 from app.rules.criteria import CalendarWindow, Criterion, FixedWindow, RollingWindow, threshold_decimal
 from app.users import repository as users_repo
@@ -71,10 +71,10 @@ class EngineRun:
         self.settings = settings
         self.tz = settings.tz
         self.user = user
+        self.store: EngineStore = store_for(session)
         self.outcome = Outcome()
         self.extras: dict[str, Any] = {}  # per-run caches for listeners (challenges, leaderboards)
         self._badges: Sequence[BadgeRule] | None = None
-        self._held: set[int] | None = None
         self._pending: deque[tuple[Event, int | None, int]] = deque()
         self._draining = False
         self.depth = 0
@@ -111,17 +111,17 @@ class EngineRun:
         self, type_: str, key: str, attributes: dict[str, Any], at: datetime, exclude_badge: int | None
     ) -> None:
         """Store an award as an event (so rules can count it) and queue it for evaluation."""
-        event = await events_repo.record(
-            self.session,
-            key=f"laurel:{key}",
-            user_id=self.user.id,
-            type_=type_,
-            source=events_repo.INTERNAL_SOURCE,
-            occurred_at=at,
-            received_at=utcnow(),
-            attributes=attributes,
-        )
-        if event is not None and self.depth < MAX_DEPTH:
+        fields: dict[str, Any] = {
+            "idempotency_key": f"laurel:{key}",
+            "user_id": self.user.id,
+            "type": type_,
+            "source": events_repo.INTERNAL_SOURCE,
+            "occurred_at": at,
+            "received_at": utcnow(),
+            "attributes": attributes,
+        }
+        event = Event(id=await self.store.add_event(fields), **fields)
+        if self.depth < MAX_DEPTH:
             self._pending.append((event, exclude_badge, self.depth + 1))
 
     # ------------------------------------------------------------------ badges
@@ -132,9 +132,7 @@ class EngineRun:
         return self._badges
 
     async def held(self) -> set[int]:
-        if self._held is None:
-            self._held = await badges_repo.held_badge_ids(self.session, self.user.id)
-        return self._held
+        return await self.store.held(self.user.id)
 
     async def _evaluate_badges(self, event: Event, excluded: int | None) -> None:
         at = event.occurred_at
@@ -171,19 +169,14 @@ class EngineRun:
                 wanted.update((scope, b) for b in ev.buckets_needed(c, at, self.tz))
         if not touched:
             return
-        raw = await events_repo.load_counters(self.session, self.user.id, wanted)
-        states = {k: ev.CounterState.from_json(v) for k, v in raw.items()}
-        changed: dict[tuple[str, str], ev.CounterState] = {}
+        states = await self.store.counters(self.user.id, wanted)
         for _badge, _crits, matched in touched:
             for scope, c, bucket in matched:
                 before = states.get((scope, bucket), ev.EMPTY)
                 after = ev.apply(c, before, at, event.attributes, self.tz)
                 if after != before:
                     states[(scope, bucket)] = after
-                    changed[(scope, bucket)] = after
-        await events_repo.save_counters(
-            self.session, self.user.id, [(s, b, st.to_json()) for (s, b), st in changed.items()]
-        )
+                    self.store.set_counter(self.user.id, scope, bucket, after)
         for badge, criteria, matched in touched:
             evidence: list[dict[str, Any]] = []
             met_all = True
@@ -242,25 +235,24 @@ class EngineRun:
     ) -> int | None:
         """Award once; credits the badge's points and announces it. None when already awarded."""
         at = at or (event.occurred_at if event else utcnow())
-        awarded_at = utcnow()
-        award_id = await badges_repo.insert_award(
-            self.session,
-            user_id=self.user.id,
-            badge_id=badge.id,
-            award_key=award_key,
-            source=source,
-            event_id=event.id if event else None,
-            evidence=evidence or {},
-            awarded_at=awarded_at,
-        )
-        if award_id is None:
+        if award_key in (await self.store.awards(self.user.id)).get(badge.id, ()):
             return None
-        (await self.held()).add(badge.id)
+        awarded_at = utcnow()
+        award_id = await self.store.add_award(
+            {
+                "user_id": self.user.id,
+                "badge_id": badge.id,
+                "award_key": award_key,
+                "source": source,
+                "event_id": event.id if event else None,
+                "evidence": evidence or {},
+                "awarded_at": awarded_at,
+            }
+        )
         self.outcome.badges_awarded.append(
             {"key": badge.key, "name": badge.name, "points": badge.points, "award_id": award_id, "source": source}
         )
-        await outbox.emit(
-            self.session,
+        self.store.emit(
             "badge.awarded",
             self.user.id,
             {
@@ -272,6 +264,7 @@ class EngineRun:
                 "source": source,
                 "awarded_at": awarded_at.isoformat(),
             },
+            awarded_at,
         )
         if badge.points:
             await self.credit_points(
@@ -280,6 +273,7 @@ class EngineRun:
                 source_type="badge",
                 source_id=str(award_id),
                 at=at,
+                fresh=True,
             )
         await self._synthetic(
             "badge.awarded",
@@ -293,29 +287,38 @@ class EngineRun:
     # ------------------------------------------------------------------ points and levels
 
     async def credit_points(
-        self, amount: int, *, reason: str, source_type: str, source_id: str, at: datetime | None = None
+        self,
+        amount: int,
+        *,
+        reason: str,
+        source_type: str,
+        source_id: str,
+        at: datetime | None = None,
+        fresh: bool = False,
     ) -> PointsEntry | None:
-        """Credit (or debit) once per source; reaching a level is announced once per level."""
+        """Credit (or debit) once per source; reaching a level is announced once per level.
+
+        `fresh`: the source is new by construction (an award id this run just took), so there is nothing to
+        look up.
+        """
+        if not fresh and await self.store.ledger_has(source_type, source_id):
+            return None
         before = self.user.points
         after = before + amount
         now = utcnow()
-        entry = await points_repo.insert_entry(
-            self.session,
-            user_id=self.user.id,
-            amount=amount,
-            balance_after=after,
-            reason=reason,
-            source_type=source_type,
-            source_id=source_id,
-            created_at=now,
-        )
-        if entry is None:
-            return None
-        await points_repo.set_balance(self.session, self.user.id, after)
+        fields: dict[str, Any] = {
+            "user_id": self.user.id,
+            "amount": amount,
+            "balance_after": after,
+            "reason": reason,
+            "source_type": source_type,
+            "source_id": source_id,
+            "created_at": now,
+        }
+        entry = PointsEntry(id=await self.store.add_ledger(fields), **fields)
         set_committed_value(self.user, "points", after)
         self.outcome.points_credited += amount
-        await outbox.emit(
-            self.session,
+        self.store.emit(
             "points.credited",
             self.user.id,
             {
@@ -327,32 +330,39 @@ class EngineRun:
                 "source_id": source_id,
                 "entry_id": entry.id,
             },
+            now,
         )
         for listener in hooks.POINTS_LISTENERS:
             await listener(self, entry)
         for level in levels_service.crossed(await levels_service.ladder(self.session), before, after):
-            if await points_repo.mark_level(self.session, self.user.id, level.rank, level.name, now):
-                self.outcome.levels_reached.append({"rank": level.rank, "name": level.name})
-                await outbox.emit(
-                    self.session,
-                    "level.reached",
-                    self.user.id,
-                    {
-                        "user_id": self.user.external_id,
-                        "rank": level.rank,
-                        "level": level.name,
-                        "points_required": level.points_required,
-                        "reached_at": now.isoformat(),
-                    },
-                )
-                await self._synthetic(
-                    "level.reached",
-                    f"level.reached:{self.user.id}:{level.rank}",
-                    {"level": level.name, "rank": level.rank},
-                    at or now,
-                    None,
-                )
+            if await self.store.level_reached(self.user.id, level.rank):
+                continue
+            await self.store.add_level(self.user.id, level.rank, level.name, now)
+            self.outcome.levels_reached.append({"rank": level.rank, "name": level.name})
+            self.store.emit(
+                "level.reached",
+                self.user.id,
+                {
+                    "user_id": self.user.external_id,
+                    "rank": level.rank,
+                    "level": level.name,
+                    "points_required": level.points_required,
+                    "reached_at": now.isoformat(),
+                },
+                now,
+            )
+            await self._synthetic(
+                "level.reached",
+                f"level.reached:{self.user.id}:{level.rank}",
+                {"level": level.name, "rank": level.rank},
+                at or now,
+                None,
+            )
         return entry
+
+    async def flush(self) -> None:
+        """Write what this transaction's runs have buffered (also done by the session before commit)."""
+        await self.store.flush()
 
 
 def in_season(badge: Badge | BadgeRule, at: datetime) -> bool:

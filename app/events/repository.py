@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.kit.dialect import insert_for, insert_once
+from app.kit.dialect import insert_for, insert_ignore, insert_once
 from app.models import Event, RuleCounter
 
 INTERNAL_SOURCE = "laurel"  # award and level events the engine records itself
@@ -39,6 +39,25 @@ async def record(
     }
     event_id = await insert_once(session, Event, ["idempotency_key"], fields)
     return None if event_id is None else Event(id=event_id, **fields)
+
+
+async def record_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Idempotent insert of many events in one statement: idempotency key → id of the rows this call stored."""
+    if not rows:
+        return {}
+    table = Event.__table__
+    stmt = insert_ignore(session, table, ["idempotency_key"]).returning(  # type: ignore[arg-type]
+        table.c.id, table.c.idempotency_key
+    )
+    result = await session.execute(stmt, list(rows))
+    return {key: event_id for event_id, key in result.all()}
+
+
+async def by_keys(session: AsyncSession, keys: Sequence[str]) -> dict[str, Event]:
+    if not keys:
+        return {}
+    rows = await session.execute(select(Event).where(Event.idempotency_key.in_(list(keys))))
+    return {e.idempotency_key: e for e in rows.scalars()}
 
 
 async def set_outcome(session: AsyncSession, event_id: int, outcome: dict[str, Any]) -> None:

@@ -2,32 +2,33 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.badges import rules_cache
 from app.config import Settings
 from app.errors import Conflict, LaurelError, NotFound
 from app.events import repository as events_repo
-from app.events.engine import EngineRun
+from app.events.engine import EngineRun, Outcome
 from app.events.schemas import BatchItemResult, BatchResult, EventIn, IngestResult
+from app.events.store import discard_store, store_for
 from app.kit.clock import utcnow
 from app.kit.handlers import is_retryable
 from app.models import Event, User
+from app.rules import evaluator as ev
+from app.rules.criteria import Criterion
 from app.users import repository as users_repo
 
 
 async def ingest(session: AsyncSession, settings: Settings, item: EventIn, user: User | None = None) -> IngestResult:
     """Store and evaluate one event; a known id returns the first outcome and changes nothing."""
     if user is None:
-        # One statement finds, locks and refreshes the member (created first when unknown).
-        user = await users_repo.lock_by_external_id(session, item.user_id)
-        if user is None:
-            await users_repo.ensure_external(session, item.user_id)
-            user = await users_repo.lock_by_external_id(session, item.user_id)
-            assert user is not None
+        # One statement finds, locks and refreshes the member (two more create it when unknown).
+        user = (await users_repo.lock_many(session, [item.user_id]))[item.user_id]
         run = EngineRun(session, settings, user)
     else:
         run = await EngineRun.begin(session, settings, user)
@@ -43,15 +44,22 @@ async def ingest(session: AsyncSession, settings: Settings, item: EventIn, user:
     )
     if event is None:
         return await _duplicate(session, item, user)
+    result = await _evaluate(run, event, item)
+    await run.flush()
+    return result
+
+
+async def _evaluate(run: EngineRun, event: Event, item: EventIn) -> IngestResult:
+    """Run the engine on a stored event; the outcome is kept (buffered) for replies to duplicates."""
+    run.outcome = Outcome()
     await run.process(event)
     outcome = run.outcome.to_json()
     result = IngestResult(
         id=item.id, event_id=event.id, user_id=item.user_id, status="accepted", duplicate=False, **outcome
     )
     if any(outcome.values()):
-        # Kept for replies to duplicates; an event that changed nothing needs no second write.
-        stored = result.model_dump(mode="json", exclude={"status", "duplicate"})
-        await events_repo.set_outcome(session, event.id, stored)
+        # An event that changed nothing needs no second write.
+        run.store.set_outcome(event.id, result.model_dump(mode="json", exclude={"status", "duplicate"}))
     return result
 
 
@@ -72,11 +80,17 @@ def _errors(exc: ValidationError) -> list[dict[str, Any]]:
     return [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]} for e in exc.errors()]
 
 
-async def ingest_batch(session: AsyncSession, settings: Settings, raw_items: list[dict[str, Any]]) -> BatchResult:
-    """Each item in its own savepoint: a bad item is reported and leaves nothing behind.
+def _rejected(index: int, key: str | None, code: str, message: str, details: Any = None) -> BatchItemResult:
+    return BatchItemResult(
+        index=index, id=key, status="rejected", error={"code": code, "message": message, "details": details}
+    )
 
-    Members are locked in external-id order (stable within a member) so concurrent batches touching
-    the same members cannot deadlock, and each member's events keep their posted order.
+
+async def ingest_batch(session: AsyncSession, settings: Settings, raw_items: list[dict[str, Any]]) -> BatchResult:
+    """Validate every item, then evaluate the valid ones set-based; a bad item is reported and leaves nothing.
+
+    Should the database refuse a value of some item, the set-based attempt is undone and the batch is
+    evaluated again item by item, each in its own savepoint, so only that item is refused.
     """
     results: list[BatchItemResult | None] = [None] * len(raw_items)
     valid: list[tuple[int, EventIn]] = []
@@ -85,42 +99,19 @@ async def ingest_batch(session: AsyncSession, settings: Settings, raw_items: lis
             valid.append((index, EventIn.model_validate(raw)))
         except ValidationError as exc:
             key = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
-            results[index] = BatchItemResult(
-                index=index,
-                id=key,
-                status="rejected",
-                error={"code": "validation_error", "message": "Invalid event", "details": _errors(exc)},
-            )
+            results[index] = _rejected(index, key, "validation_error", "Invalid event", _errors(exc))
+    # Each member's events keep their posted order.
     valid.sort(key=lambda pair: (pair[1].user_id, pair[0]))
-    users: dict[str, User] = {}
-    for external_id in sorted({item.user_id for _, item in valid}):
-        users[external_id] = await users_repo.ensure_external(session, external_id)
-    for index, item in valid:
-        try:
-            async with session.begin_nested():
-                outcome = await ingest(session, settings, item, users[item.user_id])
-            results[index] = BatchItemResult(index=index, id=item.id, status=outcome.status, result=outcome)
-        except LaurelError as exc:
-            results[index] = BatchItemResult(
-                index=index,
-                id=item.id,
-                status="rejected",
-                error={"code": exc.code, "message": exc.message, "details": exc.details},
-            )
-        except DBAPIError as exc:
-            if is_retryable(exc):
-                raise  # the whole transaction is lost; the request is replayed
-            # The savepoint kept the rest of the batch; only this item is refused.
-            results[index] = BatchItemResult(
-                index=index,
-                id=item.id,
-                status="rejected",
-                error={
-                    "code": "invalid_value",
-                    "message": "The database refused a value of this event",
-                    "details": None,
-                },
-            )
+    try:
+        async with session.begin_nested():
+            await _batch_set_based(session, settings, valid, results)
+    except DBAPIError as exc:
+        discard_store(session)
+        if is_retryable(exc):
+            raise  # the whole transaction is lost; the request is replayed
+        for index, _item in valid:
+            results[index] = None
+        await _batch_item_by_item(session, settings, valid, results)
     final = [r for r in results if r is not None]
     return BatchResult(
         accepted=sum(r.status == "accepted" for r in final),
@@ -128,6 +119,121 @@ async def ingest_batch(session: AsyncSession, settings: Settings, raw_items: lis
         rejected=sum(r.status == "rejected" for r in final),
         results=final,
     )
+
+
+SYNTHETIC_TYPES = ("badge.awarded", "level.reached")
+
+
+async def _batch_set_based(
+    session: AsyncSession, settings: Settings, valid: list[tuple[int, EventIn]], results: list[BatchItemResult | None]
+) -> None:
+    """One statement per table for the whole batch: members, events, then the engine's reads and writes."""
+    users = await users_repo.lock_many(session, [item.user_id for _, item in valid])
+    first: dict[str, int] = {}  # idempotency key → index of its first item in this batch
+    rows: list[dict[str, Any]] = []
+    now = utcnow()
+    for index, item in valid:
+        if item.id in first:
+            continue
+        first[item.id] = index
+        rows.append({
+            "idempotency_key": item.id, "user_id": users[item.user_id].id, "type": item.type, "source": item.source,
+            "occurred_at": item.occurred_at, "received_at": now, "attributes": item.attributes.as_dict(),
+        })
+    stored = await events_repo.record_many(session, rows)
+    known = await events_repo.by_keys(session, [k for k in first if k not in stored])
+    store = store_for(session)
+    store.ids.hint = 2 * len(stored) + 8
+    await store.prefetch([u.id for u in users.values()], await _counter_keys(session, settings, valid, users, stored))
+    runs: dict[int, EngineRun] = {}
+    by_key = {row["idempotency_key"]: row for row in rows}
+    for index, item in valid:
+        user = users[item.user_id]
+        if first[item.id] != index:
+            continue  # a repeat inside this batch: answered below from its first item
+        if item.id in stored:
+            run = runs.get(user.id) or runs.setdefault(user.id, EngineRun(session, settings, user))
+            event = Event(id=stored[item.id], **by_key[item.id])
+            outcome = await _evaluate(run, event, item)
+            results[index] = BatchItemResult(index=index, id=item.id, status="accepted", result=outcome)
+        else:
+            results[index] = _replay(index, item, user, known.get(item.id))
+    for index, item in valid:
+        head = results[first[item.id]]
+        if first[item.id] == index or head is None:
+            continue
+        if head.status == "rejected" or head.result is None:
+            results[index] = head.model_copy(update={"index": index})
+        elif head.result.user_id != item.user_id:
+            results[index] = _rejected(index, item.id, "idempotency_key_reused",
+                                       "This event id was already used for another member", {"id": item.id})
+        else:
+            again = head.result.model_copy(update={"status": "duplicate", "duplicate": True})
+            results[index] = BatchItemResult(index=index, id=item.id, status="duplicate", result=again)
+    await store.flush()
+
+
+def _replay(index: int, item: EventIn, user: User, existing: Event | None) -> BatchItemResult:
+    if existing is None:  # pragma: no cover - the conflicting row is committed before we can see the conflict
+        return _rejected(index, item.id, "event_in_flight", "Event id is being processed; retry")
+    if existing.user_id != user.id:
+        return _rejected(index, item.id, "idempotency_key_reused",
+                         "This event id was already used for another member", {"id": item.id})
+    outcome = dict(existing.outcome or {})
+    outcome.update(id=item.id, event_id=existing.id, user_id=item.user_id, status="duplicate", duplicate=True)
+    return BatchItemResult(index=index, id=item.id, status="duplicate", result=IngestResult.model_validate(outcome))
+
+
+async def _counter_keys(
+    session: AsyncSession,
+    settings: Settings,
+    valid: list[tuple[int, EventIn]],
+    users: dict[str, User],
+    stored: dict[str, int],
+) -> set[tuple[int, str, str]]:
+    """Counters the batch's events may read: of every criterion on their types (and on the award events
+    they may cause), in the buckets around each event's instant. A superset is fine; a miss costs a query."""
+    by_type: dict[str, list[tuple[str, Criterion]]] = {}
+    for badge in await rules_cache.auto_awardable(session):
+        for scope, c in badge.criteria:
+            by_type.setdefault(c.event, []).append((scope, c))
+    synthetic = [pair for t in SYNTHETIC_TYPES for pair in by_type.get(t, [])]
+    tz = settings.tz
+    keys: set[tuple[int, str, str]] = set()
+    seen: set[tuple[int, str, datetime]] = set()
+    for _index, item in valid:
+        if item.id not in stored:
+            continue
+        uid = users[item.user_id].id
+        if (uid, item.type, item.occurred_at) in seen:
+            continue
+        seen.add((uid, item.type, item.occurred_at))
+        for scope, c in [*by_type.get(item.type, []), *synthetic]:
+            bucket = ev.bucket_for(c, item.occurred_at, tz)
+            if bucket is not None:
+                keys.add((uid, scope, bucket))
+            keys.update((uid, scope, b) for b in ev.buckets_needed(c, item.occurred_at, tz))
+    return keys
+
+
+async def _batch_item_by_item(
+    session: AsyncSession, settings: Settings, valid: list[tuple[int, EventIn]], results: list[BatchItemResult | None]
+) -> None:
+    """The slow, careful path: each item in its own savepoint, so a value the database refuses costs one item."""
+    users = await users_repo.lock_many(session, [item.user_id for _, item in valid])
+    for index, item in valid:
+        try:
+            async with session.begin_nested():
+                outcome = await ingest(session, settings, item, users[item.user_id])
+            results[index] = BatchItemResult(index=index, id=item.id, status=outcome.status, result=outcome)
+        except LaurelError as exc:
+            discard_store(session)
+            results[index] = _rejected(index, item.id, exc.code, exc.message, exc.details)
+        except DBAPIError as exc:
+            discard_store(session)
+            if is_retryable(exc):
+                raise
+            results[index] = _rejected(index, item.id, "invalid_value", "The database refused a value of this event")
 
 
 async def history(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy import event
@@ -51,14 +51,37 @@ class Database:
         await self.engine.dispose()
 
 
+# session.info key of the transaction's buffers (name → object with `async flush()`, e.g. the engine's store):
+# flushed before the commit, dropped when the transaction ends either way.
+TX_BUFFERS = "laurel.tx_buffers"
+
+
+class Buffer(Protocol):
+    async def flush(self) -> None: ...
+
+
+def tx_buffers(session: AsyncSession) -> dict[str, Buffer]:
+    buffers: dict[str, Buffer] = session.info.setdefault(TX_BUFFERS, {})
+    return buffers
+
+
+async def commit(session: AsyncSession) -> None:
+    """Write what is still buffered, then commit; the one place a request's transaction ends."""
+    for buffer in list(tx_buffers(session).values()):
+        await buffer.flush()
+    session.info.pop(TX_BUFFERS, None)
+    await session.commit()
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: commit once after the endpoint returns, before the response is sent."""
     db: Database = request.app.state.db
     async with db.sessionmaker() as session:
         try:
             yield session
-            await session.commit()
+            await commit(session)
         except BaseException:
+            session.info.pop(TX_BUFFERS, None)
             await session.rollback()
             raise
 

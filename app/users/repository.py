@@ -66,6 +66,34 @@ async def lock_by_external_id(session: AsyncSession, external_id: str) -> User |
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def lock_many(session: AsyncSession, external_ids: Sequence[str]) -> dict[str, User]:
+    """Members by integrator id, created when unknown and locked as by `lock_member`, in external-id order
+    (one lock order for every batch, so concurrent batches cannot deadlock on each other's members)."""
+    ids = sorted(set(external_ids))
+    found = await _lock_by_external_ids(session, ids)
+    missing = [e for e in ids if e not in found]
+    if missing:
+        await session.execute(
+            insert_ignore(session, User.__table__, ["external_id"]),  # type: ignore[arg-type]
+            [{"external_id": e, "segments": [], "preferences": {}, "points": 0} for e in missing],
+        )
+        found.update(await _lock_by_external_ids(session, missing))
+    return found
+
+
+async def _lock_by_external_ids(session: AsyncSession, ids: Sequence[str]) -> dict[str, User]:
+    if not ids:
+        return {}
+    stmt = (
+        select(User)
+        .where(User.external_id.in_(list(ids)))
+        .order_by(User.external_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    return {u.external_id: u for u in (await session.execute(stmt)).scalars() if u.external_id is not None}
+
+
 async def ensure_openid(session: AsyncSession, openid: str, unionid: str | None) -> User:
     await session.execute(
         insert_ignore(session, User.__table__, ["openid"]).values(  # type: ignore[arg-type]
