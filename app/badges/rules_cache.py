@@ -42,16 +42,36 @@ def scope_of(badge_id: int, c: Criterion) -> str:
     return f"b{badge_id}:{criterion_key(c)[:24]}"
 
 
-async def _load(session: AsyncSession) -> list[BadgeRule]:
-    return [rule_of(b) for b in await badges_repo.auto_awardable(session)]
+@dataclass(frozen=True)
+class RuleSet:
+    """The auto-awardable badges, and per event type the badges with a criterion on it (in id order), so an
+    event looks only at the badges it can move."""
+
+    badges: tuple[BadgeRule, ...]
+    by_type: dict[str, tuple[BadgeRule, ...]]
+
+    def for_type(self, event_type: str) -> tuple[BadgeRule, ...]:
+        return self.by_type.get(event_type, ())
 
 
-_rules: DefinitionCache[list[BadgeRule]] = DefinitionCache(_load)
+def rule_set(badges: list[BadgeRule]) -> RuleSet:
+    by_type: dict[str, list[BadgeRule]] = {}
+    for b in badges:
+        for t in dict.fromkeys(c.event for _s, c in b.criteria):
+            by_type.setdefault(t, []).append(b)
+    return RuleSet(tuple(badges), {t: tuple(bs) for t, bs in by_type.items()})
+
+
+async def _load(session: AsyncSession) -> RuleSet:
+    return rule_set([rule_of(b) for b in await badges_repo.auto_awardable(session)])
+
+
+_rules: DefinitionCache[RuleSet] = DefinitionCache(_load)
 
 
 def invalidate() -> None:
     _rules.invalidate()
 
 
-async def auto_awardable(session: AsyncSession) -> list[BadgeRule]:
+async def auto_awardable(session: AsyncSession) -> RuleSet:
     return await _rules.get(session)

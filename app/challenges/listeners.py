@@ -6,6 +6,7 @@ an event counts only if it occurred at/after joining and before the participatio
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,7 +16,9 @@ from app.challenges import repository as repo
 from app.challenges import service as challenges_service
 from app.events import hooks
 from app.events.engine import EngineRun
-from app.models import Challenge, Event
+from app.events.record import EventRecord
+from app.events.store import PREFETCHERS, EngineStore
+from app.models import Challenge, ChallengeParticipation
 from app.rules.criteria import Criterion
 
 EXTRAS_KEY = "challenges.active"
@@ -36,20 +39,36 @@ class Active:
         return self.status == "active" and at >= self.joined_at and (self.deadline is None or at < self.deadline)
 
 
+def _active(p: ChallengeParticipation, c: Challenge) -> Active:
+    return Active(id=p.id, challenge=c, steps=challenges_service.parsed_steps(c), instance=p.instance_key,
+                  joined_at=p.joined_at, deadline=p.deadline, progress=list(p.progress))
+
+
 async def _actives(run: EngineRun) -> list[Active]:
     cached = run.extras.get(EXTRAS_KEY)
     if cached is None:
-        cached = [
-            Active(id=p.id, challenge=c, steps=challenges_service.parsed_steps(c), instance=p.instance_key,
-                   joined_at=p.joined_at, deadline=p.deadline, progress=list(p.progress))
-            for p, c in await repo.active_for_user(run.session, run.user.id)
-        ]
+        prefetched: dict[int, list[Active]] | None = run.store.extras.get(EXTRAS_KEY)
+        if prefetched is not None and run.user.id in prefetched:
+            cached = prefetched[run.user.id]
+        else:
+            cached = [_active(p, c) for p, c in await repo.active_for_user(run.session, run.user.id)]
         run.extras[EXTRAS_KEY] = cached
     return cached
 
 
+async def prefetch(store: EngineStore, user_ids: Sequence[int]) -> None:
+    """A batch's members' active participations, in one query."""
+    found: dict[int, list[Active]] = {uid: [] for uid in user_ids}
+    for p, c in await repo.active_for_users(store.session, user_ids):
+        found[p.user_id].append(_active(p, c))
+    store.extras[EXTRAS_KEY] = found
+
+
+PREFETCHERS.append(prefetch)
+
+
 @hooks.on_event
-async def advance_challenges(run: EngineRun, event: Event) -> None:
+async def advance_challenges(run: EngineRun, event: EventRecord) -> None:
     pending: list[tuple[Active, list[dict[str, Any]], int, list[prog.StepChange]]] = []
     for a in await _actives(run):
         if not a.counts(event.occurred_at):

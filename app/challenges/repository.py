@@ -86,10 +86,16 @@ async def current_for_user(session: AsyncSession, user_id: int, challenge_ids: S
 
 async def active_for_user(session: AsyncSession, user_id: int) -> list[tuple[ChallengeParticipation, Challenge]]:
     """The member's active participations in published challenges (what an engine run may advance)."""
+    return await active_for_users(session, [user_id])
+
+
+async def active_for_users(
+    session: AsyncSession, user_ids: Sequence[int]
+) -> list[tuple[ChallengeParticipation, Challenge]]:
     rows = await session.execute(
         select(ChallengeParticipation, Challenge)
         .join(Challenge, Challenge.id == ChallengeParticipation.challenge_id)
-        .where(ChallengeParticipation.user_id == user_id, ChallengeParticipation.status == "active",
+        .where(ChallengeParticipation.user_id.in_(list(user_ids)), ChallengeParticipation.status == "active",
                Challenge.status == "published")
         .order_by(ChallengeParticipation.id)
     )

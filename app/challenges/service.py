@@ -40,8 +40,9 @@ from app.challenges.schemas import (
 )
 from app.config import Settings
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.events.record import EventRecord
 from app.kit import clock
-from app.models import Challenge, ChallengeParticipation, Event, User
+from app.models import Challenge, ChallengeParticipation, User
 from app.outbox import service as outbox
 from app.points import levels as levels_service
 from app.rules import evaluator as ev
@@ -416,7 +417,7 @@ async def my_challenges(
 # --------------------------------------------------------------------------- completion and expiry
 
 
-async def credit_step(run: EngineRun, pid: int, ch: Challenge, instance: str, step: int, event: Event) -> None:
+async def credit_step(run: EngineRun, pid: int, ch: Challenge, instance: str, step: int, event: EventRecord) -> None:
     title = ch.steps[step]["title"]
     points = ch.points_per_step
     if points:
@@ -429,7 +430,7 @@ async def credit_step(run: EngineRun, pid: int, ch: Challenge, instance: str, st
     })
 
 
-async def complete(run: EngineRun, pid: int, ch: Challenge, instance: str, event: Event) -> dict[str, Any] | None:
+async def complete(run: EngineRun, pid: int, ch: Challenge, instance: str, event: EventRecord) -> dict[str, Any] | None:
     """All steps done: bonus, badge and voucher, once (the guarded status change is the gate)."""
     at = event.occurred_at
     if not await repo.mark_completed(run.session, pid, at):

@@ -24,14 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.badges import rules_cache
-from app.badges.rules_cache import BadgeRule
+from app.badges.rules_cache import BadgeRule, RuleSet
 from app.config import Settings
 from app.events import hooks
 from app.events import repository as events_repo
+from app.events.record import CreditRecord, EventRecord
 from app.events.store import EngineStore, store_for
 from app.kit.clock import utcnow
 from app.kit.periods import period_key
-from app.models import Badge, Event, PointsEntry, User
+from app.models import Badge, User
 from app.points import levels as levels_service
 from app.rules import evaluator as ev
 from app.rules.criteria import CalendarWindow, Criterion, FixedWindow, RollingWindow, threshold_decimal
@@ -74,8 +75,8 @@ class EngineRun:
         self.store: EngineStore = store_for(session)
         self.outcome = Outcome()
         self.extras: dict[str, Any] = {}  # per-run caches for listeners (challenges, leaderboards)
-        self._badges: Sequence[BadgeRule] | None = None
-        self._pending: deque[tuple[Event, int | None, int]] = deque()
+        self._rules: RuleSet | None = None
+        self._pending: deque[tuple[EventRecord, int | None, int]] = deque()
         self._draining = False
         self.depth = 0
 
@@ -87,7 +88,7 @@ class EngineRun:
 
     # ------------------------------------------------------------------ events
 
-    async def process(self, event: Event, *, exclude_badge: int | None = None) -> None:
+    async def process(self, event: EventRecord, *, exclude_badge: int | None = None) -> None:
         """Evaluate an event and everything it causes (award events included), then run listeners."""
         self._pending.append((event, exclude_badge, self.depth))
         if self._draining:
@@ -120,28 +121,29 @@ class EngineRun:
             "received_at": utcnow(),
             "attributes": attributes,
         }
-        event = Event(id=await self.store.add_event(fields), **fields)
+        event = EventRecord(id=await self.store.add_event(fields), **fields)
         if self.depth < MAX_DEPTH:
             self._pending.append((event, exclude_badge, self.depth + 1))
 
     # ------------------------------------------------------------------ badges
 
-    async def badges(self) -> Sequence[BadgeRule]:
-        if self._badges is None:
-            self._badges = await rules_cache.auto_awardable(self.session)
-        return self._badges
+    async def rules(self) -> RuleSet:
+        if self._rules is None:
+            self._rules = await rules_cache.auto_awardable(self.session)
+        return self._rules
 
     async def held(self) -> set[int]:
         return await self.store.held(self.user.id)
 
-    async def _evaluate_badges(self, event: Event, excluded: int | None) -> None:
+    async def _evaluate_badges(self, event: EventRecord, excluded: int | None) -> None:
         at = event.occurred_at
+        type_, attributes = event.type, event.attributes
         candidates = [
             b
-            for b in await self.badges()
+            for b in (await self.rules()).for_type(type_)
             if b.id != excluded
             and in_season(b, at)
-            and any(ev.matches(c, event.type, event.attributes) for _s, c in b.criteria)
+            and any(ev.matches(c, type_, attributes) for _s, c in b.criteria)
         ]
         if not candidates:
             return  # most events touch no badge: no further queries
@@ -229,7 +231,7 @@ class EngineRun:
         *,
         award_key: str = "once",
         source: str,
-        event: Event | None = None,
+        event: EventRecord | None = None,
         evidence: dict[str, Any] | None = None,
         at: datetime | None = None,
     ) -> int | None:
@@ -295,7 +297,7 @@ class EngineRun:
         source_id: str,
         at: datetime | None = None,
         fresh: bool = False,
-    ) -> PointsEntry | None:
+    ) -> CreditRecord | None:
         """Credit (or debit) once per source; reaching a level is announced once per level.
 
         `fresh`: the source is new by construction (an award id this run just took), so there is nothing to
@@ -315,7 +317,7 @@ class EngineRun:
             "source_id": source_id,
             "created_at": now,
         }
-        entry = PointsEntry(id=await self.store.add_ledger(fields), **fields)
+        entry = CreditRecord(id=await self.store.add_ledger(fields), **fields)
         set_committed_value(self.user, "points", after)
         self.outcome.points_credited += amount
         self.store.emit(

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from app.events.engine import EngineRun
-    from app.models import Event, PointsEntry
+    from app.events.record import CreditRecord, EventRecord
 
-EventListener = Callable[["EngineRun", "Event"], Awaitable[None]]
-PointsListener = Callable[["EngineRun", "PointsEntry"], Awaitable[None]]
+EventListener = Callable[["EngineRun", "EventRecord"], Awaitable[None]]
+PointsListener = Callable[["EngineRun", "CreditRecord"], Awaitable[None]]
 
 EVENT_LISTENERS: list[EventListener] = []
 POINTS_LISTENERS: list[PointsListener] = []

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.events.record import EventRecord
 from app.kit.dialect import insert_for, insert_ignore, insert_once
 from app.models import Event, RuleCounter
 
@@ -25,10 +26,10 @@ async def record(
     occurred_at: datetime,
     received_at: datetime,
     attributes: dict[str, Any],
-) -> Event | None:
+) -> EventRecord | None:
     """Idempotent insert: the stored event (not attached to the session) when this call stored it, None when
     the key was already known."""
-    fields = {
+    fields: dict[str, Any] = {
         "idempotency_key": key,
         "user_id": user_id,
         "type": type_,
@@ -38,7 +39,7 @@ async def record(
         "attributes": attributes,
     }
     event_id = await insert_once(session, Event, ["idempotency_key"], fields)
-    return None if event_id is None else Event(id=event_id, **fields)
+    return None if event_id is None else EventRecord(id=event_id, **fields)
 
 
 async def record_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> dict[str, int]:

@@ -14,6 +14,7 @@ from app.config import Settings
 from app.errors import Conflict, LaurelError, NotFound
 from app.events import repository as events_repo
 from app.events.engine import EngineRun, Outcome
+from app.events.record import EventRecord
 from app.events.schemas import BatchItemResult, BatchResult, EventIn, IngestResult
 from app.events.store import discard_store, store_for
 from app.kit.clock import utcnow
@@ -49,7 +50,7 @@ async def ingest(session: AsyncSession, settings: Settings, item: EventIn, user:
     return result
 
 
-async def _evaluate(run: EngineRun, event: Event, item: EventIn) -> IngestResult:
+async def _evaluate(run: EngineRun, event: EventRecord, item: EventIn) -> IngestResult:
     """Run the engine on a stored event; the outcome is kept (buffered) for replies to duplicates."""
     run.outcome = Outcome()
     await run.process(event)
@@ -153,7 +154,7 @@ async def _batch_set_based(
             continue  # a repeat inside this batch: answered below from its first item
         if item.id in stored:
             run = runs.get(user.id) or runs.setdefault(user.id, EngineRun(session, settings, user))
-            event = Event(id=stored[item.id], **by_key[item.id])
+            event = EventRecord(id=stored[item.id], **by_key[item.id])
             outcome = await _evaluate(run, event, item)
             results[index] = BatchItemResult(index=index, id=item.id, status="accepted", result=outcome)
         else:
@@ -194,9 +195,10 @@ async def _counter_keys(
     """Counters the batch's events may read: of every criterion on their types (and on the award events
     they may cause), in the buckets around each event's instant. A superset is fine; a miss costs a query."""
     by_type: dict[str, list[tuple[str, Criterion]]] = {}
-    for badge in await rules_cache.auto_awardable(session):
-        for scope, c in badge.criteria:
-            by_type.setdefault(c.event, []).append((scope, c))
+    rules = await rules_cache.auto_awardable(session)
+    for event_type, badges in rules.by_type.items():
+        # A badge an event touches is judged on all of its criteria, whatever their event types.
+        by_type[event_type] = [pair for b in badges for pair in b.criteria]
     synthetic = [pair for t in SYNTHETIC_TYPES for pair in by_type.get(t, [])]
     tz = settings.tz
     keys: set[tuple[int, str, str]] = set()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from app.events import hooks
 from app.events.engine import EngineRun
+from app.events.record import CreditRecord, EventRecord
 from app.leaderboards import repository as lb_repo
 from app.leaderboards import scoring
 from app.leaderboards import service as lb_service
-from app.models import Event, PointsEntry
 
 
 async def active_boards(run: EngineRun) -> list[scoring.ActiveBoard]:
@@ -16,7 +16,7 @@ async def active_boards(run: EngineRun) -> list[scoring.ActiveBoard]:
 
 
 @hooks.on_event
-async def on_event(run: EngineRun, event: Event) -> None:
+async def on_event(run: EngineRun, event: EventRecord) -> None:
     boards = await active_boards(run)
     if not boards:
         return
@@ -28,7 +28,7 @@ async def on_event(run: EngineRun, event: Event) -> None:
 
 
 @hooks.on_points
-async def on_points(run: EngineRun, entry: PointsEntry) -> None:
+async def on_points(run: EngineRun, entry: CreditRecord) -> None:
     boards = [b for b in await active_boards(run) if b.metric.type == "points"]
     if not boards:
         return
