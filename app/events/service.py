@@ -28,8 +28,7 @@ from app.users import repository as users_repo
 async def ingest(session: AsyncSession, settings: Settings, item: EventIn, user: User | None = None) -> IngestResult:
     """Store and evaluate one event; a known id returns the first outcome and changes nothing."""
     if user is None:
-        # One statement finds, locks and refreshes the member (two more create it when unknown).
-        user = (await users_repo.lock_many(session, [item.user_id]))[item.user_id]
+        user = await users_repo.lock_or_create(session, item.user_id)
         run = EngineRun(session, settings, user)
     else:
         run = await EngineRun.begin(session, settings, user)
@@ -45,6 +44,8 @@ async def ingest(session: AsyncSession, settings: Settings, item: EventIn, user:
     )
     if event is None:
         return await _duplicate(session, item, user)
+    # The counters this event and the award events it may cause can read, in one query.
+    await run.store.load_counters(await _counter_keys(session, settings, [(user.id, item.type, item.occurred_at)]))
     result = await _evaluate(run, event, item)
     await run.flush()
     return result
@@ -145,7 +146,8 @@ async def _batch_set_based(
     known = await events_repo.by_keys(session, [k for k in first if k not in stored])
     store = store_for(session)
     store.ids.hint = 2 * len(stored) + 8
-    await store.prefetch([u.id for u in users.values()], await _counter_keys(session, settings, valid, users, stored))
+    touched = [(users[item.user_id].id, item.type, item.occurred_at) for _i, item in valid if item.id in stored]
+    await store.prefetch([u.id for u in users.values()], await _counter_keys(session, settings, touched))
     runs: dict[int, EngineRun] = {}
     by_key = {row["idempotency_key"]: row for row in rows}
     for index, item in valid:
@@ -186,11 +188,7 @@ def _replay(index: int, item: EventIn, user: User, existing: Event | None) -> Ba
 
 
 async def _counter_keys(
-    session: AsyncSession,
-    settings: Settings,
-    valid: list[tuple[int, EventIn]],
-    users: dict[str, User],
-    stored: dict[str, int],
+    session: AsyncSession, settings: Settings, events: list[tuple[int, str, datetime]]
 ) -> set[tuple[int, str, str]]:
     """Counters the batch's events may read: of every criterion on their types (and on the award events
     they may cause), in the buckets around each event's instant. A superset is fine; a miss costs a query."""
@@ -202,19 +200,14 @@ async def _counter_keys(
     synthetic = [pair for t in SYNTHETIC_TYPES for pair in by_type.get(t, [])]
     tz = settings.tz
     keys: set[tuple[int, str, str]] = set()
-    seen: set[tuple[int, str, datetime]] = set()
-    for _index, item in valid:
-        if item.id not in stored:
-            continue
-        uid = users[item.user_id].id
-        if (uid, item.type, item.occurred_at) in seen:
-            continue
-        seen.add((uid, item.type, item.occurred_at))
-        for scope, c in [*by_type.get(item.type, []), *synthetic]:
-            bucket = ev.bucket_for(c, item.occurred_at, tz)
+    for uid, type_, at in set(events):
+        if type_ not in by_type:
+            continue  # no badge counts this type, so it causes no award events either
+        for scope, c in [*by_type[type_], *synthetic]:
+            bucket = ev.bucket_for(c, at, tz)
             if bucket is not None:
                 keys.add((uid, scope, bucket))
-            keys.update((uid, scope, b) for b in ev.buckets_needed(c, item.occurred_at, tz))
+            keys.update((uid, scope, b) for b in ev.buckets_needed(c, at, tz))
     return keys
 
 

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, text, update
+from sqlalchemy import Table, bindparam, null, select, text, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.db import tx_buffers
@@ -130,35 +130,27 @@ class EngineStore:
         ids = sorted(set(user_ids))
         if not ids:
             return
-        await self._load_awards(ids)
-        await self._load_levels(ids)
-        await self._load_counters(counter_keys)
+        await self._load_holdings(ids)
+        await self.load_counters(counter_keys)
         for prefetcher in PREFETCHERS:
             await prefetcher(self, ids)
 
-    async def _load_awards(self, user_ids: Sequence[int]) -> None:
+    async def _load_holdings(self, user_ids: Sequence[int]) -> None:
+        """Awards and levels reached of members not loaded yet, in one query."""
         wanted = [u for u in user_ids if u not in self._awards]
         if not wanted:
             return
         for u in wanted:
-            self._awards[u] = {}
-        rows = await self.session.execute(
-            select(BT.c.user_id, BT.c.badge_id, BT.c.award_key).where(BT.c.user_id.in_(wanted))
-        )
-        for uid, bid, key in rows:
-            self._awards[uid].setdefault(bid, set()).add(key)
+            self._awards[u], self._levels[u] = {}, set()
+        awards = select(BT.c.user_id, BT.c.badge_id, BT.c.award_key).where(BT.c.user_id.in_(wanted))
+        levels = select(VT.c.user_id, VT.c.rank, null()).where(VT.c.user_id.in_(wanted))
+        for uid, ref, key in await self.session.execute(union_all(awards, levels)):
+            if key is None:
+                self._levels[uid].add(ref)
+            else:
+                self._awards[uid].setdefault(ref, set()).add(key)
 
-    async def _load_levels(self, user_ids: Sequence[int]) -> None:
-        wanted = [u for u in user_ids if u not in self._levels]
-        if not wanted:
-            return
-        for u in wanted:
-            self._levels[u] = set()
-        rows = await self.session.execute(select(VT.c.user_id, VT.c.rank).where(VT.c.user_id.in_(wanted)))
-        for uid, rank in rows:
-            self._levels[uid].add(rank)
-
-    async def _load_counters(self, keys: Iterable[CounterKey]) -> None:
+    async def load_counters(self, keys: Iterable[CounterKey]) -> None:
         missing = {k for k in keys if k not in self._counters}
         if not missing:
             return
@@ -184,7 +176,7 @@ class EngineStore:
     async def awards(self, user_id: int) -> dict[int, set[str]]:
         """badge id → award keys the member holds (rows written by this transaction included)."""
         if user_id not in self._awards:
-            await self._load_awards([user_id])
+            await self._load_holdings([user_id])
         return self._awards[user_id]
 
     async def held(self, user_id: int) -> set[int]:
@@ -192,12 +184,12 @@ class EngineStore:
 
     async def counters(self, user_id: int, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], CounterState]:
         wanted = [(user_id, s, b) for s, b in keys]
-        await self._load_counters(wanted)
+        await self.load_counters(wanted)
         return {(s, b): self._counters[(u, s, b)] for u, s, b in wanted}
 
     async def level_reached(self, user_id: int, rank: int) -> bool:
         if user_id not in self._levels:
-            await self._load_levels([user_id])
+            await self._load_holdings([user_id])
         return rank in self._levels[user_id]
 
     async def ledger_has(self, source_type: str, source_id: str) -> bool:
@@ -234,7 +226,7 @@ class EngineStore:
 
     async def add_level(self, user_id: int, rank: int, name: str, at: datetime) -> None:
         if user_id not in self._levels:
-            await self._load_levels([user_id])
+            await self._load_holdings([user_id])
         self._levels[user_id].add(rank)
         self._level_rows.append({"user_id": user_id, "rank": rank, "name": name, "reached_at": at})
 

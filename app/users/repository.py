@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.kit.dialect import insert_ignore
+from app.kit.clock import utcnow
+from app.kit.dialect import insert_for, insert_ignore
 from app.models import Friendship, User
 
 
@@ -64,6 +65,20 @@ async def lock_by_external_id(session: AsyncSession, external_id: str) -> User |
         .execution_options(populate_existing=True)
     )
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def lock_or_create(session: AsyncSession, external_id: str) -> User:
+    """The member by integrator id, created when unknown, locked as by `lock_member` — one statement.
+
+    The no-op update of `points` (not a key column) is what makes PostgreSQL lock an existing row FOR NO KEY
+    UPDATE and return it; a new row is returned (and locked) by the insert itself.
+    """
+    ins = insert_for(session, User.__table__).values(  # type: ignore[arg-type]
+        external_id=external_id, segments=[], preferences={}, points=0, created_at=utcnow(), updated_at=utcnow()
+    )
+    stmt = ins.on_conflict_do_update(index_elements=["external_id"], set_={"points": User.__table__.c.points})
+    orm = select(User).from_statement(stmt.returning(*User.__table__.c)).execution_options(populate_existing=True)
+    return (await session.execute(orm)).scalar_one()
 
 
 async def lock_many(session: AsyncSession, external_ids: Sequence[str]) -> dict[str, User]:
