@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, null, select, text, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.events import pg_flush
 from app.kit.db import tx_buffers
 from app.kit.dialect import dialect_name, insert_for
 from app.leaderboards import repository as lb_repo
@@ -244,6 +245,8 @@ class EngineStore:
     async def flush(self) -> None:
         """Write what is buffered, one statement per table, in key order (concurrent flushes cannot deadlock)."""
         s = self.session
+        if self.ids.pg:
+            await self._flush_pg()
         if self._events:
             rows, self._events = self._events, []
             await s.execute(ET.insert(), rows)
@@ -281,3 +284,22 @@ class EngineStore:
             for uid in sorted(scores):
                 await lb_repo.add_scores(s, uid, scores[uid])
         self._ledger_sources.clear()
+
+    async def _flush_pg(self) -> None:
+        """Everything but leaderboard scores in one round trip (see pg_flush)."""
+        if not (self._events or self._award_rows or self._ledger or self._level_rows or self._outbox
+                or self._counter_writes or self._balances or self._outcomes):
+            return
+        await pg_flush.write(
+            self.session,
+            events=self._events,
+            awards=self._award_rows,
+            ledger=self._ledger,
+            levels=self._level_rows,
+            outbox=self._outbox,
+            counters=[(*k, v.to_json()) for k, v in sorted(self._counter_writes.items(), key=lambda kv: kv[0])],
+            balances=sorted(self._balances.items()),
+            outcomes=sorted(self._outcomes.items()),
+        )
+        self._events, self._award_rows, self._ledger, self._level_rows, self._outbox = [], [], [], [], []
+        self._counter_writes, self._balances, self._outcomes = {}, {}, {}

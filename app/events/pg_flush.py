@@ -1,0 +1,100 @@
+"""PostgreSQL: the engine store's writes in one round trip, one prepared statement of data-modifying CTEs.
+
+Why: an event that unlocks a badge writes up to eight tables; as separate statements through the ORM layer
+that is eight round trips and ~0.3 ms of Python each. Here every table's rows travel as arrays (unnest),
+the statement text never changes (asyncpg prepares it once per connection), and empty arrays write nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from asyncpg import PostgresError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+FLUSH_SQL = """
+WITH
+ev AS (
+  INSERT INTO events (id, idempotency_key, user_id, type, source, occurred_at, received_at, attributes)
+  SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::timestamptz[],
+                       $7::timestamptz[], $8::jsonb[])),
+aw AS (
+  INSERT INTO user_badges (id, user_id, badge_id, award_key, source, event_id, evidence, awarded_at)
+  SELECT * FROM unnest($9::bigint[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::bigint[],
+                       $15::jsonb[], $16::timestamptz[])),
+lg AS (
+  INSERT INTO points_ledger (id, user_id, amount, balance_after, reason, source_type, source_id, created_at)
+  SELECT * FROM unnest($17::bigint[], $18::bigint[], $19::int[], $20::int[], $21::text[], $22::text[],
+                       $23::text[], $24::timestamptz[])),
+lv AS (
+  INSERT INTO user_levels (user_id, rank, name, reached_at)
+  SELECT * FROM unnest($25::bigint[], $26::int[], $27::text[], $28::timestamptz[])),
+ob AS (
+  INSERT INTO outbox (kind, user_id, payload, created_at)
+  SELECT * FROM unnest($29::text[], $30::bigint[], $31::jsonb[], $32::timestamptz[])),
+ct AS (
+  INSERT INTO rule_counters (user_id, scope, bucket, state)
+  SELECT * FROM unnest($33::bigint[], $34::text[], $35::text[], $36::jsonb[])
+  ON CONFLICT (user_id, scope, bucket) DO UPDATE SET state = EXCLUDED.state),
+bl AS (
+  UPDATE users SET points = x.points FROM unnest($37::bigint[], $38::int[]) AS x(id, points)
+  WHERE users.id = x.id),
+oc AS (
+  UPDATE events SET outcome = x.outcome FROM unnest($39::bigint[], $40::jsonb[]) AS x(id, outcome)
+  WHERE events.id = x.id)
+SELECT 1
+"""
+
+EVENT_COLS = ("id", "idempotency_key", "user_id", "type", "source", "occurred_at", "received_at", "attributes")
+AWARD_COLS = ("id", "user_id", "badge_id", "award_key", "source", "event_id", "evidence", "awarded_at")
+LEDGER_COLS = ("id", "user_id", "amount", "balance_after", "reason", "source_type", "source_id", "created_at")
+LEVEL_COLS = ("user_id", "rank", "name", "reached_at")
+OUTBOX_COLS = ("kind", "user_id", "payload", "created_at")
+JSON_COLS = frozenset({"attributes", "evidence", "payload"})
+
+
+def columns(rows: Sequence[dict[str, Any]], names: Iterable[str], dumps: Callable[[Any], str]) -> list[list[Any]]:
+    """Rows → one array per column (JSON columns as text, which is what the connection's codec expects)."""
+    out = []
+    for name in names:
+        if name in JSON_COLS:
+            out.append([dumps(r[name]) for r in rows])
+        else:
+            out.append([r[name] for r in rows])
+    return out
+
+
+async def write(
+    session: AsyncSession,
+    *,
+    events: Sequence[dict[str, Any]],
+    awards: Sequence[dict[str, Any]],
+    ledger: Sequence[dict[str, Any]],
+    levels: Sequence[dict[str, Any]],
+    outbox: Sequence[dict[str, Any]],
+    counters: Sequence[tuple[int, str, str, dict[str, Any]]],
+    balances: Sequence[tuple[int, int]],
+    outcomes: Sequence[tuple[int, dict[str, Any]]],
+) -> None:
+    dumps = json.dumps
+    args: list[Any] = [
+        *columns(events, EVENT_COLS, dumps),
+        *columns(awards, AWARD_COLS, dumps),
+        *columns(ledger, LEDGER_COLS, dumps),
+        *columns(levels, LEVEL_COLS, dumps),
+        *columns(outbox, OUTBOX_COLS, dumps),
+        [c[0] for c in counters], [c[1] for c in counters], [c[2] for c in counters],
+        [dumps(c[3]) for c in counters],
+        [b[0] for b in balances], [b[1] for b in balances],
+        [o[0] for o in outcomes], [dumps(o[1]) for o in outcomes],
+    ]
+    connection = await (await session.connection()).get_raw_connection()
+    driver: Any = connection.driver_connection
+    try:
+        await driver.execute(FLUSH_SQL, *args)
+    except PostgresError as exc:
+        # The error handlers and the batch fallback speak SQLAlchemy's exceptions.
+        raise DBAPIError("engine store flush", None, exc) from exc
