@@ -1,11 +1,11 @@
-"""Engine hooks: scores move inside the ingestion transaction, under the member's lock."""
+"""Engine hooks: scores move inside the ingestion transaction, under the member's lock (buffered in the
+engine store and written when it flushes, before the commit)."""
 
 from __future__ import annotations
 
 from app.events import hooks
 from app.events.engine import EngineRun
 from app.events.record import CreditRecord, EventRecord
-from app.leaderboards import repository as lb_repo
 from app.leaderboards import scoring
 from app.leaderboards import service as lb_service
 
@@ -24,7 +24,7 @@ async def on_event(run: EngineRun, event: EventRecord) -> None:
         boards, event.type, event.attributes or {}, event.occurred_at, run.user.city, run.tz
     )
     if changes:
-        await lb_repo.add_scores(run.session, run.user.id, changes)
+        run.store.add_scores(run.user.id, changes)  # written with the run's other rows, merged per member
 
 
 @hooks.on_points
@@ -35,4 +35,4 @@ async def on_points(run: EngineRun, entry: CreditRecord) -> None:
     attributes = {"amount": entry.amount, "source_type": entry.source_type, "reason": entry.reason}
     changes = scoring.points_changes(boards, entry.amount, attributes, entry.created_at, run.user.city, run.tz)
     if changes:
-        await lb_repo.add_scores(run.session, run.user.id, changes)
+        run.store.add_scores(run.user.id, changes)
