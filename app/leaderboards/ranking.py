@@ -69,3 +69,22 @@ def count_deltas(old: Decimal | None, new: Decimal | None) -> dict[CountKey, int
         for k in count_keys(new):
             out[k] += 1
     return {k: d for k, d in out.items() if d}
+
+
+
+def hundredths_sql(score: str) -> str:
+    """The score in whole hundredths, rounded down, as fine_bucket computes it (PostgreSQL, bigint)."""
+    return f"floor(({score}) * {SCALE})::bigint"
+
+
+def fine_bucket_sql(m: str) -> str:
+    """`fine_bucket` as a PostgreSQL expression over `m`, a bigint column holding `hundredths_sql(score)`.
+
+    The PostgreSQL write path computes count keys inside its one statement, so this must agree with
+    `fine_bucket` for every score (tests/leaderboards/test_batch_scores.py compares them): u is the magnitude
+    the negative branch mirrors, shift its bit length above MANTISSA_BITS + 1.
+    """
+    u = f"(CASE WHEN {m} >= 0 THEN {m} ELSE -{m} - 1 END)"
+    shift = f"(length(ltrim({u}::bit(64)::text, '0')) - {MANTISSA_BITS + 1})"
+    bucket = f"(CASE WHEN {shift} <= 0 THEN {u} ELSE ({shift}::bigint << {MANTISSA_BITS}) + ({u} >> {shift}) END)"
+    return f"(CASE WHEN {m} >= 0 THEN {bucket} ELSE -1 - {bucket} END)"

@@ -8,17 +8,18 @@ cannot deadlock on them within one statement.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, delete, exists, func, literal, or_, select, tuple_, union_all
+from sqlalchemy import Table, and_, bindparam, delete, exists, func, literal, or_, select, text, tuple_, union_all
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.kit.dialect import insert_for
 from app.leaderboards import ranking
 from app.models import Leaderboard, LeaderboardRankSnapshot, LeaderboardScore, LeaderboardScoreCount, User
 
@@ -75,57 +76,150 @@ async def delete_board(session: AsyncSession, board: Leaderboard) -> None:
 # --------------------------------------------------------------------------- writes
 #
 # Statements on the hot paths are built once with bind parameters: building a SQLAlchemy statement per call
-# cost ~0.8 ms here, several times what PostgreSQL spends answering it.
+# cost ~0.8 ms here, several times what PostgreSQL spends answering it. They run on the session's Core
+# connection (the ORM execute path adds ~0.1 ms a statement and there are no ORM objects here).
+#
+# One score move, for any number of members: read the current scores of every (board, period, dim, member)
+# key in one query, then write the scores and the rank-count increments, then delete the count rows that
+# reached zero (only when some did). On PostgreSQL every statement takes its rows as a fixed set of arrays
+# joined through unnest(), so the SQL text (and asyncpg's prepared statement) is the same whatever the number
+# of members, and the scores upsert and the counts upsert are one statement (two data-modifying CTEs on
+# different tables) that hands back the count rows left at zero: two round trips when nothing empties, three
+# when something does. SQLite takes the keys as one JSON array (json_each) and the writes as executemany.
 
 ST: Table = LeaderboardScore.__table__  # type: ignore[assignment]
 CT: Table = LeaderboardScoreCount.__table__  # type: ignore[assignment]
 UT: Table = User.__table__  # type: ignore[assignment]
-_WRITES: dict[str, tuple[Any, Any]] = {}
 
-_CURRENT = select(ST.c.board_id, ST.c.period, ST.c.dim, ST.c.score, ST.c.reached_at).where(
-    ST.c.board_id.in_(bindparam("boards", expanding=True)),
-    ST.c.period.in_(bindparam("periods", expanding=True)),
-    ST.c.dim.in_(bindparam("dims", expanding=True)),
-    ST.c.user_id == bindparam("user_id"),
+ScoreKey = tuple[int, str, str, int]  # (board_id, period, dim, user_id)
+CountRow = tuple[int, str, str, int, int, Decimal]  # (board_id, period, dim, level, parent, key)
+
+
+def _unnest(prefix: str, columns: Sequence[tuple[str, str]]) -> str:
+    args = ", ".join(f"(SELECT CAST(:{prefix}{name} AS {sql_type}[]))" for name, sql_type in columns)
+    return f"unnest({args}) AS {prefix}k({', '.join(name for name, _ in columns)})"
+
+
+_SCORE_COLS = (("board_id", "bigint"), ("period", "text"), ("dim", "text"), ("user_id", "bigint"))
+_COUNT_COLS = (("board_id", "bigint"), ("period", "text"), ("dim", "text"), ("level", "smallint"),
+               ("parent", "bigint"), ("key", "numeric"))
+
+_FINE = ranking.fine_bucket_sql("h.m")
+_BITS = ranking.MANTISSA_BITS
+
+# Every (board, period, dim, member) key's move in one statement: read the current score, upsert the new one,
+# turn each member leaving its old score and joining its new one into count deltas (the three levels of
+# ranking.count_keys, bucketed in SQL exactly as in Python), apply them in key order (one lock order for
+# everyone: no deadlocks), and hand back the count rows left at zero.
+_PG_MOVE = text(f"""
+WITH k AS (
+  SELECT * FROM {_unnest("k_", (*_SCORE_COLS, ("delta", "numeric"), ("at", "timestamptz")))}
+), moved AS (
+  SELECT k.board_id, k.period, k.dim, k.user_id, s.score AS before, coalesce(s.score, 0) + k.delta AS after,
+         CASE WHEN s.reached_at IS NULL THEN k.at ELSE greatest(s.reached_at, k.at) END AS reached
+  FROM k LEFT JOIN leaderboard_scores s ON s.board_id = k.board_id AND s.period = k.period AND s.dim = k.dim
+                                        AND s.user_id = k.user_id
+), scores AS (
+  INSERT INTO leaderboard_scores AS s (board_id, period, dim, user_id, score, reached_at)
+  SELECT board_id, period, dim, user_id, after, reached FROM moved
+  ON CONFLICT (board_id, period, dim, user_id)
+  DO UPDATE SET score = excluded.score, reached_at = excluded.reached_at
+), steps AS (
+  SELECT x.board_id, x.period, x.dim, x.score, x.d, {_FINE} AS fine
+  FROM (SELECT board_id, period, dim, before AS score, -1 AS d FROM moved WHERE before IS NOT NULL
+        UNION ALL SELECT board_id, period, dim, after, 1 FROM moved) x
+  CROSS JOIN LATERAL (SELECT {ranking.hundredths_sql("x.score")} AS m) h
+), deltas AS (
+  SELECT board_id, period, dim, level, parent, key, sum(d) AS n FROM (
+    SELECT board_id, period, dim, {ranking.EXACT} AS level, fine AS parent, score AS key, d FROM steps
+    UNION ALL SELECT board_id, period, dim, {ranking.FINE}, fine >> {_BITS}, fine, d FROM steps
+    UNION ALL SELECT board_id, period, dim, {ranking.COARSE}, 0, fine >> {_BITS}, d FROM steps
+  ) y GROUP BY board_id, period, dim, level, parent, key HAVING sum(d) <> 0
+), counts AS (
+  INSERT INTO leaderboard_score_counts AS c (board_id, period, dim, level, parent, key, n)
+  SELECT * FROM deltas ORDER BY board_id, period, dim, level, parent, key
+  ON CONFLICT (board_id, period, dim, level, parent, key) DO UPDATE SET n = c.n + excluded.n
+  RETURNING c.ctid, c.n
 )
-_DELETE_EMPTY = delete(CT).where(
+SELECT ctid FROM counts WHERE n <= 0
+""")
+
+# The rows the move left at zero, by the row versions it wrote: this transaction holds their locks, so they
+# stay where they are, and a TID scan cannot be turned into a scan of the whole table by a poor estimate of
+# `n <= 0` (joining the keys instead, the planner did exactly that).
+_PG_DELETE_EMPTY = text("DELETE FROM leaderboard_score_counts WHERE ctid = ANY(CAST(:ctids AS tid[])) AND n <= 0")
+
+
+def _arrays(prefix: str, names: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, list[Any]]:
+    return {f"{prefix}{name}": [r[i] for r in rows] for i, name in enumerate(names)}
+
+
+_SCORE_NAMES = [name for name, _ in _SCORE_COLS]
+_COUNT_NAMES = [name for name, _ in _COUNT_COLS]
+
+_SQLITE_KEYS = func.json_each(bindparam("keys")).table_valued("value").alias("k")
+_SQLITE_CURRENT = select(ST.c.board_id, ST.c.period, ST.c.dim, ST.c.user_id, ST.c.score, ST.c.reached_at).select_from(
+    _SQLITE_KEYS.join(ST, and_(*(
+        col == func.json_extract(_SQLITE_KEYS.c.value, f"$[{i}]")
+        for i, col in enumerate((ST.c.board_id, ST.c.period, ST.c.dim, ST.c.user_id))
+    )))
+)
+_SQLITE_DELETE_EMPTY = delete(CT).where(
     CT.c.board_id == bindparam("b_board_id"), CT.c.period == bindparam("b_period"), CT.c.dim == bindparam("b_dim"),
     CT.c.level == bindparam("b_level"), CT.c.parent == bindparam("b_parent"), CT.c.key == bindparam("b_key"),
     CT.c.n <= 0,
 )
+_SQLITE_WRITES: list[tuple[Any, Any]] = []
 
 
-def _upserts(session: AsyncSession) -> tuple[Any, Any]:
-    """(scores upsert, counts increment) for the session's dialect, built once."""
-    name = session.get_bind().dialect.name
-    if name not in _WRITES:
-        ins = insert_for(session, ST)
+def _sqlite_upserts() -> tuple[Any, Any]:
+    """(scores upsert, counts increment), for executemany; built once."""
+    if not _SQLITE_WRITES:
+        ins = sqlite.insert(ST)
         scores = ins.on_conflict_do_update(
             index_elements=["board_id", "period", "dim", "user_id"],
             set_={"score": ins.excluded.score, "reached_at": ins.excluded.reached_at},
         )
-        cins = insert_for(session, CT)
+        cins = sqlite.insert(CT)
         counts = cins.on_conflict_do_update(
             index_elements=["board_id", "period", "dim", "level", "parent", "key"],
             set_={"n": CT.c.n + cins.excluded.n},
         )
-        _WRITES[name] = (scores, counts)
-    return _WRITES[name]
+        _SQLITE_WRITES.append((scores, counts))
+    return _SQLITE_WRITES[0]
 
 
 async def add_scores(session: AsyncSession, user_id: int, changes: Sequence[ScoreChange]) -> None:
     """Move one member's scores and keep the rank counts in step (caller holds the member's lock)."""
-    merged: dict[ViewKey, tuple[Decimal, datetime]] = {}
-    for ch in changes:
-        key = (ch.board_id, ch.period, ch.dim)
-        delta, at = merged.get(key, (Decimal(0), ch.at))
-        merged[key] = (delta + ch.delta, max(at, ch.at))
+    await add_scores_many(session, ((user_id, changes),))
+
+
+async def add_scores_many(session: AsyncSession, items: Sequence[tuple[int, Sequence[ScoreChange]]]) -> None:
+    """Move many members' scores and keep the rank counts in step (caller holds every member's lock).
+
+    Changes are merged per (board, period, dim, member) first, so a member appearing in several items is
+    moved once; the statements are the same few whatever the number of members.
+    """
+    merged: dict[ScoreKey, tuple[Decimal, datetime]] = {}
+    for user_id, changes in items:
+        for ch in changes:
+            key = (ch.board_id, ch.period, ch.dim, user_id)
+            delta, at = merged.get(key, (Decimal(0), ch.at))
+            merged[key] = (delta + ch.delta, max(at, ch.at))
     keys = sorted(k for k, (d, _) in merged.items() if d != 0)
     if not keys:
         return
-    old = await _current(session, user_id, keys)
-    score_rows: list[dict[str, Any]] = []
-    counts: dict[tuple[int, str, str, int, int, Decimal], int] = {}
+    conn = await session.connection()
+    if conn.dialect.name == "postgresql":
+        params = _arrays("k_", [*_SCORE_NAMES, "delta", "at"], [(*k, *merged[k]) for k in keys])
+        emptied = (await conn.execute(_PG_MOVE, params)).scalars().all()
+        if emptied:
+            # Scores nobody holds any more would otherwise pile up in the exact level and slow its range scans.
+            await conn.execute(_PG_DELETE_EMPTY, {"ctids": list(emptied)})
+        return
+    old = await _current_sqlite(conn, keys)
+    score_rows: list[tuple[int, str, str, int, Decimal, datetime]] = []
+    counts: dict[CountRow, int] = {}
     for key in keys:
         delta, at = merged[key]
         prev = old.get(key)
@@ -133,37 +227,34 @@ async def add_scores(session: AsyncSession, user_id: int, changes: Sequence[Scor
         after = (before or Decimal(0)) + delta
         # A tie goes to whoever reached that score first, so any change (a refund too) restamps it.
         reached = at if prev is None else max(prev[1], at)
-        score_rows.append({"board_id": key[0], "period": key[1], "dim": key[2], "user_id": user_id,
-                           "score": after, "reached_at": reached})
+        score_rows.append((*key, after, reached))
         for (level, parent, k), d in ranking.count_deltas(before, after).items():
-            ck = (*key, level, parent, k)
+            ck = (*key[:3], level, parent, k)
             counts[ck] = counts.get(ck, 0) + d
-    upsert_scores, add_counts = _upserts(session)
-    await session.execute(upsert_scores, score_rows)
     ordered = sorted((k, n) for k, n in counts.items() if n)  # one lock order for everyone: no deadlocks
+    upsert_scores, add_counts = _sqlite_upserts()
+    await conn.execute(upsert_scores, [
+        {"board_id": b, "period": p, "dim": d, "user_id": u, "score": s, "reached_at": r}
+        for b, p, d, u, s, r in score_rows
+    ])
     if ordered:
-        await session.execute(add_counts, [
+        await conn.execute(add_counts, [
             {"board_id": b, "period": p, "dim": d, "level": lv, "parent": pa, "key": k, "n": n}
             for (b, p, d, lv, pa, k), n in ordered
         ])
     lowered = [k for k, n in ordered if n < 0]
     if lowered:
-        # Scores nobody holds any more would otherwise pile up in the exact level and slow its range scans.
-        await session.execute(_DELETE_EMPTY, [
+        await conn.execute(_SQLITE_DELETE_EMPTY, [
             {"b_board_id": b, "b_period": p, "b_dim": d, "b_level": lv, "b_parent": pa, "b_key": k}
             for b, p, d, lv, pa, k in lowered
         ])
 
 
-async def _current(
-    session: AsyncSession, user_id: int, keys: Sequence[ViewKey]
-) -> dict[ViewKey, tuple[Decimal, datetime]]:
-    rows = await session.execute(_CURRENT, {
-        "boards": sorted({k[0] for k in keys}), "periods": sorted({k[1] for k in keys}),
-        "dims": sorted({k[2] for k in keys}), "user_id": user_id,
-    })
-    wanted = set(keys)
-    return {(r[0], r[1], r[2]): (Decimal(r[3]), r[4]) for r in rows if (r[0], r[1], r[2]) in wanted}
+async def _current_sqlite(
+    conn: AsyncConnection, keys: Sequence[ScoreKey]
+) -> dict[ScoreKey, tuple[Decimal, datetime]]:
+    rows = await conn.execute(_SQLITE_CURRENT, {"keys": json.dumps(keys)})
+    return {(r[0], r[1], r[2], r[3]): (Decimal(r[4]), r[5]) for r in rows}
 
 
 # --------------------------------------------------------------------------- ranked reads
