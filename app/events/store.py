@@ -281,8 +281,7 @@ class EngineStore:
             await s.execute(_SET_OUTCOME, [{"eid": e, "outcome": o} for e, o in sorted(outcomes.items())])
         if self._scores:
             scores, self._scores = self._scores, defaultdict(list)
-            for uid in sorted(scores):
-                await lb_repo.add_scores(s, uid, scores[uid])
+            await lb_repo.add_scores_many(s, sorted(scores.items()))
         self._ledger_sources.clear()
 
     async def _flush_pg(self) -> None:
