@@ -180,28 +180,16 @@ class EngineRun:
                     states[(scope, bucket)] = after
                     self.store.set_counter(self.user.id, scope, bucket, after)
         for badge, criteria, matched in touched:
-            evidence: list[dict[str, Any]] = []
-            met_all = True
-            for index, (scope, c) in enumerate(criteria):
-                sub = {b: states.get((scope, b), ev.EMPTY) for b in ev.buckets_needed(c, at, self.tz)}
-                met = ev.is_met_at(c, sub, at, self.tz)
-                value = ev.value_of(c, sub, at, self.tz)
-                start, end = ev.window_bounds(c, at, self.tz)
-                evidence.append(
-                    {
-                        "criterion": index,
-                        "event": c.event,
-                        "aggregate": c.aggregate,
-                        "value": num(value),
-                        "threshold": num(threshold_decimal(c)),
-                        "met": met,
-                        "bucket": ev.bucket_for(c, at, self.tz),
-                        "window_start": start.isoformat() if start else None,
-                        "window_end": end.isoformat() if end else None,
-                    }
-                )
-                met_all = met_all and met
-            if met_all:
+            subs = [
+                {b: states.get((scope, b), ev.EMPTY) for b in ev.buckets_needed(c, at, self.tz)}
+                for scope, c in criteria
+            ]
+            mets = [ev.is_met_at(c, sub, at, self.tz) for (_s, c), sub in zip(criteria, subs, strict=True)]
+            if all(mets):
+                evidence = [
+                    self._evidence(index, c, sub, met, at)
+                    for index, ((_s, c), sub, met) in enumerate(zip(criteria, subs, mets, strict=True))
+                ]
                 award_key = repeat_key(badge, criteria, at, self.tz, evidence)
                 await self.award_badge(
                     badge,
@@ -211,19 +199,37 @@ class EngineRun:
                     evidence={"criteria": evidence, "event_id": event.id, "event_key": event.idempotency_key},
                 )
             else:
+                # Not earned: report the progress of the criteria this event moved.
                 matched_scopes = {scope for scope, _c, _b in matched}
-                for index, (scope, _c) in enumerate(criteria):
+                for index, (scope, c) in enumerate(criteria):
                     if scope in matched_scopes:
-                        e = evidence[index]
+                        end = ev.window_bounds(c, at, self.tz)[1]
                         self.outcome.progress.append(
                             {
                                 "badge": badge.key,
                                 "criterion": index,
-                                "current": e["value"],
-                                "target": e["threshold"],
-                                "window_end": e["window_end"],
+                                "current": num(ev.value_of(c, subs[index], at, self.tz)),
+                                "target": num(threshold_decimal(c)),
+                                "window_end": end.isoformat() if end else None,
                             }
                         )
+
+    def _evidence(
+        self, index: int, c: Criterion, sub: dict[str, ev.CounterState], met: bool, at: datetime
+    ) -> dict[str, Any]:
+        """What an award records of one criterion: its value, threshold, bucket and window."""
+        start, end = ev.window_bounds(c, at, self.tz)
+        return {
+            "criterion": index,
+            "event": c.event,
+            "aggregate": c.aggregate,
+            "value": num(ev.value_of(c, sub, at, self.tz)),
+            "threshold": num(threshold_decimal(c)),
+            "met": met,
+            "bucket": ev.bucket_for(c, at, self.tz),
+            "window_start": start.isoformat() if start else None,
+            "window_end": end.isoformat() if end else None,
+        }
 
     async def award_badge(
         self,

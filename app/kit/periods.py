@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 from typing import Literal, get_args
 
 Unit = Literal["day", "week", "month", "year"]
@@ -99,8 +100,12 @@ def _midnight(d: date, tz: tzinfo) -> datetime:
     return datetime.combine(d, time(0), tzinfo=tz)
 
 
+@lru_cache(maxsize=16384)
 def period_key(unit: str, at: datetime, tz: tzinfo) -> str:
-    """Key of the period containing ``at`` in ``tz``: "2026-11-23", "2026-W48", "2026-11", "2026"."""
+    """Key of the period containing ``at`` in ``tz``: "2026-11-23", "2026-W48", "2026-11", "2026".
+
+    Memoised: the engine asks it for every criterion of every event (and a batch holds many instants twice).
+    """
     _check_unit(unit)
     return _date_key(unit, local_date(at, tz))
 

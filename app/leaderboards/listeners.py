@@ -9,10 +9,16 @@ from app.events.record import CreditRecord, EventRecord
 from app.leaderboards import scoring
 from app.leaderboards import service as lb_service
 
+EXTRAS_KEY = "leaderboards.active"
+
 
 async def active_boards(run: EngineRun) -> list[scoring.ActiveBoard]:
-    """Active boards, from a short per-process cache (admin changes here invalidate it)."""
-    return await lb_service.ACTIVE_BOARDS.get(run.session)
+    """Active boards, from a short per-process cache (admin changes here invalidate it), kept for the
+    transaction so a batch asks the cache once."""
+    boards: list[scoring.ActiveBoard] | None = run.store.extras.get(EXTRAS_KEY)
+    if boards is None:
+        boards = run.store.extras[EXTRAS_KEY] = await lb_service.ACTIVE_BOARDS.get(run.session)
+    return boards
 
 
 @hooks.on_event

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from app.kit.periods import (
@@ -332,11 +333,12 @@ def _metric(c: Criterion, state: CounterState) -> Decimal:
     return Decimal(state.count)
 
 
-def _rolling_day_keys(days: int, at: datetime, tz: tzinfo) -> list[str]:
+@lru_cache(maxsize=8192)
+def _rolling_day_keys(days: int, at: datetime, tz: tzinfo) -> tuple[str, ...]:
     """Day buckets that can hold events of (at - days, at]: up to days + 1 calendar days, newest first."""
     today = local_date(at, tz).toordinal()
     first = local_date(at - timedelta(days=days), tz).toordinal()
-    return [ordinal_key("day", d) for d in range(today, first - 1, -1)]
+    return tuple(ordinal_key("day", d) for d in range(today, first - 1, -1))
 
 
 def _rolling_value(c: Criterion, parts: list[CounterState], at: datetime) -> Decimal:
@@ -370,7 +372,7 @@ def buckets_needed(c: Criterion, at: datetime, tz: tzinfo) -> list[str]:
     if isinstance(w, CalendarWindow):
         return [period_key(w.unit, at, tz)]
     if isinstance(w, RollingWindow):
-        return _rolling_day_keys(w.days, at, tz)
+        return list(_rolling_day_keys(w.days, at, tz))
     if isinstance(w, FixedWindow):
         return [FIXED]
     raise TypeError(f"unsupported window {w!r}")
