@@ -22,6 +22,7 @@ from app.models import Challenge, ChallengeParticipation
 from app.rules.criteria import Criterion
 
 EXTRAS_KEY = "challenges.active"
+PROGRESS_KEY = "challenges.progress"
 
 
 @dataclass
@@ -67,6 +68,12 @@ async def prefetch(store: EngineStore, user_ids: Sequence[int]) -> None:
 PREFETCHERS.append(prefetch)
 
 
+async def _save_progress(store: EngineStore) -> None:
+    writes: dict[int, tuple[list[dict[str, Any]], int]] = store.extras.pop(PROGRESS_KEY, {})
+    if writes:
+        await repo.set_progress_many(store.session, [(pid, p, d) for pid, (p, d) in sorted(writes.items())])
+
+
 @hooks.on_event
 async def advance_challenges(run: EngineRun, event: EventRecord) -> None:
     pending: list[tuple[Active, list[dict[str, Any]], int, list[prog.StepChange]]] = []
@@ -78,12 +85,13 @@ async def advance_challenges(run: EngineRun, event: EventRecord) -> None:
             pending.append((a, new, prog.steps_done(new), changes))
     if not pending:
         return
-    # One statement for all of the member's participations this event moved.
-    saved = await repo.save_progress_many(run.session, [(a.id, new, done) for a, new, done, _ in pending])
+    # Written when the store flushes: one statement for every participation the transaction moved. The rows
+    # were locked when loaded, so the deadline job cannot expire them meanwhile.
+    writes: dict[int, tuple[list[dict[str, Any]], int]] = run.store.extras.setdefault(PROGRESS_KEY, {})
+    if not writes:
+        run.store.on_flush(PROGRESS_KEY, _save_progress)
     for a, new, done, changes in pending:
-        if a.id not in saved:
-            a.status = "gone"  # expired meanwhile (deadline job); the event no longer counts
-            continue
+        writes[a.id] = (new, done)
         a.progress = new
         for ch in changes:
             if ch.newly_done:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, case, func, literal, select, update
+from sqlalchemy import Row, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.dialect import insert_ignore, skip_locked
@@ -92,46 +92,29 @@ async def active_for_user(session: AsyncSession, user_id: int) -> list[tuple[Cha
 async def active_for_users(
     session: AsyncSession, user_ids: Sequence[int]
 ) -> list[tuple[ChallengeParticipation, Challenge]]:
+    """Locked (FOR NO KEY UPDATE) until the transaction ends: the engine writes their progress at its flush,
+    and the deadline job (which skips locked rows) must not expire them in between."""
     rows = await session.execute(
         select(ChallengeParticipation, Challenge)
         .join(Challenge, Challenge.id == ChallengeParticipation.challenge_id)
         .where(ChallengeParticipation.user_id.in_(list(user_ids)), ChallengeParticipation.status == "active",
                Challenge.status == "published")
         .order_by(ChallengeParticipation.id)
+        .with_for_update(of=ChallengeParticipation, key_share=True)
     )
     return [(r[0], r[1]) for r in rows.all()]
 
 
-async def save_progress(session: AsyncSession, pid: int, progress: list[dict[str, Any]], steps_done: int) -> bool:
-    res = await session.execute(
-        update(ChallengeParticipation)
-        .where(ChallengeParticipation.id == pid, ChallengeParticipation.status == "active")
-        .values(progress=progress, steps_done=steps_done)
-    )
-    return bool(res.rowcount)  # type: ignore[attr-defined]
+_SET_PROGRESS = (
+    update(ChallengeParticipation.__table__)  # type: ignore[arg-type]
+    .where(ChallengeParticipation.__table__.c.id == bindparam("pid"))
+    .values(progress=bindparam("progress"), steps_done=bindparam("done"))
+)
 
 
-async def save_progress_many(
-    session: AsyncSession, rows: list[tuple[int, list[dict[str, Any]], int]]
-) -> set[int]:
-    """Save several participations' progress in one statement; the ids still active (and so saved)."""
-    if not rows:
-        return set()
-    if len(rows) == 1:
-        pid, progress, done = rows[0]
-        return {pid} if await save_progress(session, pid, progress, done) else set()
-    cp = ChallengeParticipation
-    ids = [pid for pid, _, _ in rows]
-    stmt = (
-        update(cp)
-        .where(cp.id.in_(ids), cp.status == "active")
-        .values(
-            progress=case({pid: literal(prog, cp.progress.type) for pid, prog, _ in rows}, value=cp.id),
-            steps_done=case({pid: done for pid, _, done in rows}, value=cp.id),
-        )
-        .returning(cp.id)
-    )
-    return set((await session.execute(stmt)).scalars())
+async def set_progress_many(session: AsyncSession, rows: list[tuple[int, list[dict[str, Any]], int]]) -> None:
+    """Write progress of participations this transaction holds locked (see active_for_users)."""
+    await session.execute(_SET_PROGRESS, [{"pid": pid, "progress": p, "done": d} for pid, p, d in rows])
 
 
 async def mark_completed(session: AsyncSession, pid: int, at: datetime) -> bool:

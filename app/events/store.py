@@ -123,6 +123,7 @@ class EngineStore:
         self._balances: dict[int, int] = {}
         self._outcomes: dict[int, dict[str, Any]] = {}
         self._scores: dict[int, list[ScoreChange]] = defaultdict(list)
+        self._flush_hooks: dict[str, Callable[[EngineStore], Awaitable[None]]] = {}
 
     # ------------------------------------------------------------------ bulk reads (batches)
 
@@ -240,11 +241,18 @@ class EngineStore:
     def add_scores(self, user_id: int, changes: Sequence[ScoreChange]) -> None:
         self._scores[user_id].extend(changes)
 
+    def on_flush(self, key: str, hook: Callable[[EngineStore], Awaitable[None]]) -> None:
+        """Have a listener's buffered rows (challenge progress) written by the next flush."""
+        self._flush_hooks[key] = hook
+
     # ------------------------------------------------------------------ flush
 
     async def flush(self) -> None:
         """Write what is buffered, one statement per table, in key order (concurrent flushes cannot deadlock)."""
         s = self.session
+        hooks, self._flush_hooks = self._flush_hooks, {}
+        for hook in hooks.values():
+            await hook(self)
         if self.ids.pg:
             await self._flush_pg()
         if self._events:
