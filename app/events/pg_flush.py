@@ -1,4 +1,5 @@
-"""PostgreSQL: the engine store's writes in one round trip, one prepared statement of data-modifying CTEs.
+"""PostgreSQL fast paths of the engine store: its reads of counters by exact key, and its writes in one round
+trip, one prepared statement of data-modifying CTEs.
 
 Why: an event that unlocks a badge writes up to eight tables; as separate statements through the ORM layer
 that is eight round trips and ~0.3 ms of Python each. Here every table's rows travel as arrays (unnest),
@@ -67,6 +68,30 @@ def columns(rows: Sequence[dict[str, Any]], names: Iterable[str], dumps: Callabl
     return out
 
 
+COUNTERS_SQL = """
+SELECT rc.user_id, rc.scope, rc.bucket, rc.state
+FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k(user_id, scope, bucket)
+JOIN rule_counters rc ON rc.user_id = k.user_id AND rc.scope = k.scope AND rc.bucket = k.bucket
+"""
+
+
+async def _driver(session: AsyncSession) -> Any:
+    connection = await (await session.connection()).get_raw_connection()
+    return connection.driver_connection
+
+
+async def read_counters(
+    session: AsyncSession, keys: Sequence[tuple[int, str, str]]
+) -> list[tuple[int, str, str, dict[str, Any]]]:
+    """Exactly the wanted counter rows, however many (a join against the keys, not IN lists)."""
+    driver = await _driver(session)
+    try:
+        rows = await driver.fetch(COUNTERS_SQL, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys])
+    except PostgresError as exc:
+        raise DBAPIError("engine counters read", None, exc) from exc
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
 async def write(
     session: AsyncSession,
     *,
@@ -91,8 +116,7 @@ async def write(
         [b[0] for b in balances], [b[1] for b in balances],
         [o[0] for o in outcomes], [dumps(o[1]) for o in outcomes],
     ]
-    connection = await (await session.connection()).get_raw_connection()
-    driver: Any = connection.driver_connection
+    driver = await _driver(session)
     try:
         await driver.execute(FLUSH_SQL, *args)
     except PostgresError as exc:

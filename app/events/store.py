@@ -156,6 +156,12 @@ class EngineStore:
         missing = {k for k in keys if k not in self._counters}
         if not missing:
             return
+        if self.ids.pg:
+            for uid, scope, bucket, state in await pg_flush.read_counters(self.session, sorted(missing)):
+                self._counters[(uid, scope, bucket)] = CounterState.from_json(state)
+            for key in missing:
+                self._counters.setdefault(key, EMPTY)
+            return
         # Three short IN lists (users × scopes × buckets) rather than one tuple per key; the superset is
         # filtered here.
         users = sorted({k[0] for k in missing})
