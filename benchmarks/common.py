@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_HOST = os.environ.get("LAUREL_BENCH_PG_HOST", "127.0.0.1")
 ADMIN_KEY = "bench-admin-key-0123456789abcdef"
 JWT_SECRET = "bench-jwt-secret-0123456789abcdef0123456789"
+# uvicorn worker processes serving the benchmarked app (production runs one per core; see README).
+WORKERS = int(os.environ.get("BENCH_WORKERS", "1"))
 
 
 def psql(sql: str, db: str = "postgres") -> str:
@@ -47,7 +49,7 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def live_server(database_url: str, **env: str) -> Iterator[str]:
-    """uvicorn in a subprocess (one worker, uvloop/httptools when installed), like `laurel serve`."""
+    """uvicorn in a subprocess (BENCH_WORKERS workers, default 1; uvloop/httptools when installed)."""
     port = free_port()
     environ = {
         **os.environ,
@@ -61,7 +63,7 @@ def live_server(database_url: str, **env: str) -> Iterator[str]:
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"],
+         "--log-level", "warning", "--no-access-log", "--workers", str(WORKERS)],
         cwd=ROOT, env=environ,
     )
     base = f"http://127.0.0.1:{port}"

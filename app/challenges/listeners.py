@@ -51,6 +51,8 @@ async def _actives(run: EngineRun) -> list[Active]:
         prefetched: dict[int, list[Active]] | None = run.store.extras.get(EXTRAS_KEY)
         if prefetched is not None and run.user.id in prefetched:
             cached = prefetched[run.user.id]
+        elif not await repo.LIVE.get(run.session):
+            cached = []  # no published challenge: nothing to advance
         else:
             cached = [_active(p, c) for p, c in await repo.active_for_user(run.session, run.user.id)]
         run.extras[EXTRAS_KEY] = cached
@@ -60,8 +62,9 @@ async def _actives(run: EngineRun) -> list[Active]:
 async def prefetch(store: EngineStore, user_ids: Sequence[int]) -> None:
     """A batch's members' active participations, in one query."""
     found: dict[int, list[Active]] = {uid: [] for uid in user_ids}
-    for p, c in await repo.active_for_users(store.session, user_ids):
-        found[p.user_id].append(_active(p, c))
+    if await repo.LIVE.get(store.session):
+        for p, c in await repo.active_for_users(store.session, user_ids):
+            found[p.user_id].append(_active(p, c))
     store.extras[EXTRAS_KEY] = found
 
 

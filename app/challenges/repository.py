@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, select, update
+from sqlalchemy import Row, bindparam, event, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.kit.cache import DefinitionCache
 from app.kit.dialect import insert_ignore, skip_locked
 from app.models import Badge, Challenge, ChallengeParticipation, User, UserBadge
 
@@ -28,6 +29,21 @@ async def page(
         count = count.where(Challenge.status == status)
     rows = await session.execute(stmt.order_by(Challenge.id).limit(limit).offset(offset))
     return list(rows.scalars()), (await session.execute(count)).scalar_one()
+
+
+async def any_published(session: AsyncSession) -> bool:
+    return bool((await session.execute(select(exists().where(Challenge.status == "published")))).scalar())
+
+
+# Whether any challenge is published, cached briefly: with none, ingestion skips the participations query.
+LIVE: DefinitionCache[bool] = DefinitionCache(any_published)
+
+
+def forget_live(session: AsyncSession) -> None:
+    """A challenge was published: drop the cached answer now and again once the change is committed (so no
+    request can cache the old answer in between)."""
+    LIVE.invalidate()
+    event.listen(session.sync_session, "after_commit", lambda _s: LIVE.invalidate(), once=True)
 
 
 async def published(session: AsyncSession) -> list[Challenge]:

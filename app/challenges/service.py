@@ -197,6 +197,7 @@ async def create(session: AsyncSession, body: ChallengeCreate) -> Challenge:
     await _check_references(session, ch)
     if body.status == "published":
         ch.status, ch.published_at = "published", clock.utcnow()
+        repo.forget_live(session)
     session.add(ch)
     await session.flush()
     return ch
@@ -251,6 +252,7 @@ async def publish(session: AsyncSession, key: str) -> Challenge:
         raise Conflict("Archived challenges cannot be published again", code="challenge_archived")
     await _check_references(session, ch)
     ch.status, ch.published_at, ch.updated_at = "published", clock.utcnow(), clock.utcnow()
+    repo.forget_live(session)
     await session.flush()
     return ch
 

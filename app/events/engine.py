@@ -28,7 +28,7 @@ from app.badges.rules_cache import BadgeRule, RuleSet
 from app.config import Settings
 from app.events import hooks
 from app.events import repository as events_repo
-from app.events.record import CreditRecord, EventRecord
+from app.events.record import CreditRecord, EventRecord, MemberRecord
 from app.events.store import EngineStore, store_for
 from app.kit.clock import utcnow
 from app.kit.periods import period_key
@@ -67,7 +67,7 @@ class Outcome:
 class EngineRun:
     """Engine work for one member inside the caller's transaction; create it with `begin`."""
 
-    def __init__(self, session: AsyncSession, settings: Settings, user: User) -> None:
+    def __init__(self, session: AsyncSession, settings: Settings, user: User | MemberRecord) -> None:
         self.session = session
         self.settings = settings
         self.tz = settings.tz
@@ -324,7 +324,10 @@ class EngineRun:
             "created_at": now,
         }
         entry = CreditRecord(id=await self.store.add_ledger(fields), **fields)
-        set_committed_value(self.user, "points", after)
+        if isinstance(self.user, MemberRecord):
+            self.user.points = after
+        else:
+            set_committed_value(self.user, "points", after)  # the balance is written by the store
         self.outcome.points_credited += amount
         self.store.emit(
             "points.credited",

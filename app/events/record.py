@@ -35,3 +35,13 @@ class CreditRecord:
     source_type: str
     source_id: str
     created_at: datetime
+
+
+@dataclass(slots=True)
+class MemberRecord:
+    """What an engine run needs of the member it works for (the single-event path reads no ORM object)."""
+
+    id: int
+    external_id: str | None
+    points: int
+    city: str | None

@@ -19,9 +19,9 @@ INTERNAL_SOURCE = "laurel"  # award and level events the engine records itself
 async def record(
     session: AsyncSession,
     *,
-    key: str,
+    idempotency_key: str,
     user_id: int,
-    type_: str,
+    type: str,
     source: str,
     occurred_at: datetime,
     received_at: datetime,
@@ -30,9 +30,9 @@ async def record(
     """Idempotent insert: the stored event (not attached to the session) when this call stored it, None when
     the key was already known."""
     fields: dict[str, Any] = {
-        "idempotency_key": key,
+        "idempotency_key": idempotency_key,
         "user_id": user_id,
-        "type": type_,
+        "type": type,
         "source": source,
         "occurred_at": occurred_at,
         "received_at": received_at,

@@ -12,12 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.badges import rules_cache
 from app.config import Settings
 from app.errors import Conflict, LaurelError, NotFound
+from app.events import pg_fast
 from app.events import repository as events_repo
 from app.events.engine import EngineRun, Outcome
-from app.events.record import EventRecord
+from app.events.record import EventRecord, MemberRecord
 from app.events.schemas import BatchItemResult, BatchResult, EventIn, IngestResult
 from app.events.store import discard_store, store_for
 from app.kit.clock import utcnow
+from app.kit.dialect import dialect_name
 from app.kit.handlers import is_retryable
 from app.models import Event, User
 from app.rules import evaluator as ev
@@ -27,25 +29,34 @@ from app.users import repository as users_repo
 
 async def ingest(session: AsyncSession, settings: Settings, item: EventIn, user: User | None = None) -> IngestResult:
     """Store and evaluate one event; a known id returns the first outcome and changes nothing."""
-    if user is None:
-        user = await users_repo.lock_or_create(session, item.user_id)
-        run = EngineRun(session, settings, user)
+    now = utcnow()
+    fields: dict[str, Any] = {
+        "idempotency_key": item.id, "type": item.type, "source": item.source, "occurred_at": item.occurred_at,
+        "received_at": now, "attributes": item.attributes.as_dict(),
+    }
+    member: User | MemberRecord
+    if user is None and dialect_name(session) == "postgresql":
+        # Member found or created and locked, and the event claimed: one round trip.
+        member, event_id = await pg_fast.claim(
+            session, item.user_id, item.id, item.type, item.source, item.occurred_at, now, fields["attributes"]
+        )
+        run = EngineRun(session, settings, member)
+        event = None if event_id is None else EventRecord(id=event_id, user_id=member.id, **fields)
     else:
-        run = await EngineRun.begin(session, settings, user)
-    event = await events_repo.record(
-        session,
-        key=item.id,
-        user_id=user.id,
-        type_=item.type,
-        source=item.source,
-        occurred_at=item.occurred_at,
-        received_at=utcnow(),
-        attributes=item.attributes.as_dict(),
-    )
+        if user is None:
+            member = await users_repo.lock_or_create(session, item.user_id)
+            run = EngineRun(session, settings, member)
+        else:
+            member = user
+            run = await EngineRun.begin(session, settings, user)
+        event = await events_repo.record(session, user_id=member.id, **fields)
     if event is None:
-        return await _duplicate(session, item, user)
-    # The counters this event and the award events it may cause can read, in one query.
-    await run.store.load_counters(await _counter_keys(session, settings, [(user.id, item.type, item.occurred_at)]))
+        return await _duplicate(session, item, member)
+    keys = await _counter_keys(session, settings, [(member.id, item.type, item.occurred_at)])
+    if keys:
+        # Badges listen to this type: the member's awards, levels and the counters this event and the award
+        # events it may cause can read, in one round trip.
+        await run.store.load_member_state(member.id, keys)
     result = await _evaluate(run, event, item)
     await run.flush()
     return result
@@ -65,7 +76,7 @@ async def _evaluate(run: EngineRun, event: EventRecord, item: EventIn) -> Ingest
     return result
 
 
-async def _duplicate(session: AsyncSession, item: EventIn, user: User) -> IngestResult:
+async def _duplicate(session: AsyncSession, item: EventIn, user: User | MemberRecord) -> IngestResult:
     existing = await events_repo.by_key(session, item.id)
     if existing is None:  # pragma: no cover - the conflicting row is committed before we can see the conflict
         raise Conflict("Event id is being processed; retry", code="event_in_flight")

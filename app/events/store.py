@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, null, select, text, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.events import pg_flush
+from app.events import pg_fast
 from app.kit.db import tx_buffers
 from app.kit.dialect import dialect_name, insert_for
 from app.leaderboards import repository as lb_repo
@@ -152,12 +152,29 @@ class EngineStore:
             else:
                 self._awards[uid].setdefault(ref, set()).add(key)
 
+    async def load_member_state(self, user_id: int, counter_keys: Iterable[CounterKey]) -> None:
+        """One member's awards, levels and the given counters; one round trip on PostgreSQL."""
+        if not self.ids.pg or user_id in self._awards:
+            await self._load_holdings([user_id])
+            await self.load_counters(counter_keys)
+            return
+        missing = sorted({k for k in counter_keys if k not in self._counters})
+        counters, awards, levels = await pg_fast.read_state(self.session, user_id, missing)
+        for uid, scope, bucket, state in counters:
+            self._counters[(uid, scope, bucket)] = CounterState.from_json(state)
+        for key in missing:
+            self._counters.setdefault(key, EMPTY)
+        held: dict[int, set[str]] = {}
+        for badge_id, award_key in awards:
+            held.setdefault(badge_id, set()).add(award_key)
+        self._awards[user_id], self._levels[user_id] = held, set(levels)
+
     async def load_counters(self, keys: Iterable[CounterKey]) -> None:
         missing = {k for k in keys if k not in self._counters}
         if not missing:
             return
         if self.ids.pg:
-            for uid, scope, bucket, state in await pg_flush.read_counters(self.session, sorted(missing)):
+            for uid, scope, bucket, state in await pg_fast.read_counters(self.session, sorted(missing)):
                 self._counters[(uid, scope, bucket)] = CounterState.from_json(state)
             for key in missing:
                 self._counters.setdefault(key, EMPTY)
@@ -299,11 +316,11 @@ class EngineStore:
         self._ledger_sources.clear()
 
     async def _flush_pg(self) -> None:
-        """Everything but leaderboard scores in one round trip (see pg_flush)."""
+        """Everything but leaderboard scores in one round trip (see pg_fast)."""
         if not (self._events or self._award_rows or self._ledger or self._level_rows or self._outbox
                 or self._counter_writes or self._balances or self._outcomes):
             return
-        await pg_flush.write(
+        await pg_fast.write(
             self.session,
             events=self._events,
             awards=self._award_rows,

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict, InvalidInput, NotFound
+from app.events.record import MemberRecord
 from app.kit import clock
 from app.models import MemberVoucher, User, Voucher
 from app.outbox import service as outbox
@@ -143,7 +144,7 @@ def _expiry(voucher: Voucher, issued_at: datetime) -> datetime | None:
     return issued_at + timedelta(days=voucher.validity_days) if voucher.validity_days else None
 
 
-async def _announce(session: AsyncSession, voucher: Voucher, user: User, mv_id: int, code: str,
+async def _announce(session: AsyncSession, voucher: Voucher, user: User | MemberRecord, mv_id: int, code: str,
                     expires_at: datetime | None, source_type: str, source_id: str) -> None:
     await outbox.emit(session, "voucher.issued", user.id, {
         "user_id": user.external_id, "voucher": voucher.key, "name": voucher.name,
@@ -154,7 +155,7 @@ async def _announce(session: AsyncSession, voucher: Voucher, user: User, mv_id: 
 
 
 async def issue(
-    session: AsyncSession, voucher: Voucher, user: User, *, source_type: str, source_id: str
+    session: AsyncSession, voucher: Voucher, user: User | MemberRecord, *, source_type: str, source_id: str
 ) -> Issued | None:
     """Owe the member one voucher for this source and give it a code if one is free; None if already owed."""
     now = clock.utcnow()

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from app.events import repository as events_repo
+from app.events import pg_fast
 from app.kit.middleware import RetryConflictsMiddleware
 from tests.api import ADMIN, post_event
 
@@ -21,7 +21,7 @@ class _Deadlock(Exception):
 async def test_deadlocked_ingestion_is_replayed_once_and_stored_once(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = events_repo.record
+    real = pg_fast.claim  # the first statement of a single event on PostgreSQL
     calls = {"n": 0}
 
     async def flaky(*args: Any, **kwargs: Any) -> Any:
@@ -30,7 +30,7 @@ async def test_deadlocked_ingestion_is_replayed_once_and_stored_once(
             raise DBAPIError("INSERT INTO events …", {}, _Deadlock("deadlock detected"))
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(events_repo, "record", flaky)
+    monkeypatch.setattr(pg_fast, "claim", flaky)
     r = await post_event(client, "D1", "visit", datetime.now(UTC) - timedelta(seconds=5), key="dl-1")
     assert r.status_code == 200, r.text
     assert "x-laurel-retryable" not in r.headers

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from asyncpg import PostgresError
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.events.record import MemberRecord
 
 FLUSH_SQL = """
 WITH
@@ -68,6 +72,30 @@ def columns(rows: Sequence[dict[str, Any]], names: Iterable[str], dumps: Callabl
     return out
 
 
+CLAIM_SQL = """
+WITH member AS (
+  INSERT INTO users (external_id, segments, preferences, points, created_at, updated_at)
+  VALUES ($1, '[]', '{}', 0, $2, $2)
+  ON CONFLICT (external_id) DO UPDATE SET points = users.points
+  RETURNING id, external_id, points, city),
+stored AS (
+  INSERT INTO events (idempotency_key, user_id, type, source, occurred_at, received_at, attributes)
+  SELECT $3, member.id, $4, $5, $6, $2, $7::jsonb FROM member
+  ON CONFLICT (idempotency_key) DO NOTHING
+  RETURNING id)
+SELECT member.id, member.external_id, member.points, member.city, (SELECT id FROM stored) FROM member
+"""
+
+STATE_SQL = """
+SELECT 0, rc.user_id, rc.scope, rc.bucket, rc.state
+FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k(user_id, scope, bucket)
+JOIN rule_counters rc ON rc.user_id = k.user_id AND rc.scope = k.scope AND rc.bucket = k.bucket
+UNION ALL
+SELECT 1, user_id, badge_id::text, award_key, NULL FROM user_badges WHERE user_id = ANY($4::bigint[])
+UNION ALL
+SELECT 2, user_id, rank::text, NULL, NULL FROM user_levels WHERE user_id = ANY($4::bigint[])
+"""
+
 COUNTERS_SQL = """
 SELECT rc.user_id, rc.scope, rc.bucket, rc.state
 FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k(user_id, scope, bucket)
@@ -76,8 +104,49 @@ JOIN rule_counters rc ON rc.user_id = k.user_id AND rc.scope = k.scope AND rc.bu
 
 
 async def _driver(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session, inside the session's transaction."""
     connection = await (await session.connection()).get_raw_connection()
-    return connection.driver_connection
+    adapted: Any = connection.dbapi_connection
+    if getattr(adapted, "_transaction", True) is None:
+        # SQLAlchemy's adapter opens the transaction lazily, on its first statement; this may be ours.
+        await adapted._start_transaction()
+    driver: Any = connection.driver_connection
+    if not driver.is_in_transaction():  # pragma: no cover - a SQLAlchemy without that hook
+        await session.execute(text("SELECT 1"))
+    return driver
+
+
+async def claim(
+    session: AsyncSession, external_id: str, key: str, type_: str, source: str, occurred_at: datetime,
+    received_at: datetime, attributes: dict[str, Any],
+) -> tuple[MemberRecord, int | None]:
+    """Find or create the member, lock it (FOR NO KEY UPDATE, by the no-op update), and store the event unless
+    its key is known — one round trip. The event's id, or None for a duplicate."""
+    driver = await _driver(session)
+    try:
+        row = await driver.fetchrow(
+            CLAIM_SQL, external_id, received_at, key, type_, source, occurred_at, json.dumps(attributes)
+        )
+    except PostgresError as exc:
+        raise DBAPIError("event claim", None, exc) from exc
+    return MemberRecord(id=row[0], external_id=row[1], points=row[2], city=row[3]), row[4]
+
+
+async def read_state(
+    session: AsyncSession, user_id: int, keys: Sequence[tuple[int, str, str]]
+) -> tuple[list[tuple[int, str, str, dict[str, Any]]], list[tuple[int, str]], list[int]]:
+    """A member's counters (by exact key), awards (badge, award key) and levels reached, in one round trip."""
+    driver = await _driver(session)
+    try:
+        rows = await driver.fetch(
+            STATE_SQL, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [user_id]
+        )
+    except PostgresError as exc:
+        raise DBAPIError("engine state read", None, exc) from exc
+    counters = [(r[1], r[2], r[3], r[4]) for r in rows if r[0] == 0]
+    awards = [(int(r[2]), r[3]) for r in rows if r[0] == 1]
+    levels = [int(r[2]) for r in rows if r[0] == 2]
+    return counters, awards, levels
 
 
 async def read_counters(

@@ -1,0 +1,45 @@
+"""The PostgreSQL fast path talks to asyncpg under the session: it must stay inside the session's transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from app.events import pg_fast
+
+
+async def test_a_claim_as_first_statement_runs_inside_the_transaction_and_rolls_back_with_it(app: FastAPI) -> None:
+    now = datetime.now(UTC)
+    async with app.state.db.sessionmaker() as session:
+        member, event_id = await pg_fast.claim(session, "TX-1", "tx-key", "visit", "pos", now, now, {"a": 1})
+        assert event_id is not None and member.external_id == "TX-1" and member.points == 0
+        raw = await (await session.connection()).get_raw_connection()
+        assert raw.driver_connection.is_in_transaction()
+        again, duplicate = await pg_fast.claim(session, "TX-1", "tx-key", "visit", "pos", now, now, {})
+        assert duplicate is None and again.id == member.id
+        await session.rollback()
+    async with app.state.db.sessionmaker() as session:
+        found = await session.execute(text("SELECT count(*) FROM events WHERE idempotency_key = 'tx-key'"))
+        assert found.scalar_one() == 0
+        members = await session.execute(text("SELECT count(*) FROM users WHERE external_id = 'TX-1'"))
+        assert members.scalar_one() == 0
+
+
+async def test_state_read_returns_counters_awards_and_levels_of_the_member(app: FastAPI) -> None:
+    now = datetime.now(UTC)
+    async with app.state.db.sessionmaker() as session:
+        member, _ = await pg_fast.claim(session, "ST-1", "st-key", "visit", "pos", now, now, {})
+        await session.execute(text(
+            "INSERT INTO rule_counters (user_id, scope, bucket, state) VALUES (:u, 's1', 'lifetime', '{\"count\": 2}')"
+        ), {"u": member.id})
+        await session.execute(text(
+            "INSERT INTO user_levels (user_id, rank, name, reached_at) VALUES (:u, 1, 'Starter', now())"
+        ), {"u": member.id})
+        counters, awards, levels = await pg_fast.read_state(
+            session, member.id, [(member.id, "s1", "lifetime"), (member.id, "s2", "lifetime")]
+        )
+        assert counters == [(member.id, "s1", "lifetime", {"count": 2})]
+        assert awards == [] and levels == [1]
+        await session.rollback()
