@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -34,6 +35,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from app.worker import runner
 
         worker = runner.start_in_app(app) if settings.worker_enabled else None
+        # What exists now (modules, the app, caches) lives as long as the process: keep it out of the cyclic
+        # collector's scans, which otherwise walk it on every full collection (a long-tail pause per request).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
