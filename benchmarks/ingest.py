@@ -21,7 +21,19 @@ from typing import Any
 
 import httpx
 
-from benchmarks.common import ADMIN_KEY, PG_HOST, ROOT, Stats, closed_loop, fresh_database, live_server, machine, psql
+from benchmarks.common import (
+    ADMIN_KEY,
+    PG_HOST,
+    ROOT,
+    RawClient,
+    RawResponse,
+    Stats,
+    closed_loop,
+    fresh_database,
+    live_server,
+    machine,
+    psql,
+)
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 DB = "laurel_bench_ingest"
@@ -201,7 +213,7 @@ async def single(
     rng = random.Random(clients)
     sent: list[dict[str, Any]] = []
 
-    async def request(client: httpx.AsyncClient, _wid: int, _i: int) -> httpx.Response:
+    async def request(client: RawClient, _wid: int, _i: int) -> RawResponse:
         if sent and rng.random() < replay_share:
             body = rng.choice(sent)
         else:
@@ -295,7 +307,7 @@ async def main() -> dict[str, Any]:
         # The HTTP ceiling of this stack on this machine: a bare GET through the same client and server.
         for clients in (8, 32):
 
-            async def healthz(client: httpx.AsyncClient, _w: int, _i: int) -> httpx.Response:
+            async def healthz(client: RawClient, _w: int, _i: int) -> RawResponse:
                 return await client.get(f"{base}/healthz")
 
             ceiling = await closed_loop(

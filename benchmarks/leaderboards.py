@@ -35,7 +35,17 @@ import httpx
 from app.config import Settings
 from app.kit.periods import period_bounds, period_key
 from app.leaderboards import ranking
-from benchmarks.common import ADMIN_KEY, JWT_SECRET, ROOT, Stats, closed_loop, live_server, machine
+from benchmarks.common import (
+    ADMIN_KEY,
+    JWT_SECRET,
+    ROOT,
+    RawClient,
+    RawResponse,
+    Stats,
+    closed_loop,
+    live_server,
+    machine,
+)
 
 DB_URL = os.environ.get("LAUREL_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/laurel_bench")
 PG_DSN = DB_URL.replace("postgresql+asyncpg://", "postgresql://", 1)
@@ -387,14 +397,14 @@ async def run() -> dict[str, Any]:
         await check.close()
 
         def get(params: dict[str, Any], who: Callable[[int, int], dict[str, str]]) -> Any:
-            async def make(client: httpx.AsyncClient, w: int, i: int) -> httpx.Response:
+            async def make(client: RawClient, w: int, i: int) -> RawResponse:
                 return await client.get(base + path, params=params, headers=who(w, i))
             return make
 
         rng = random.Random(5)
         pick = lambda w, i: member_headers[rng.randrange(len(member_headers))]  # noqa: E731
         watcher = lambda w, i: observer_headers  # noqa: E731
-        async def healthz(client: httpx.AsyncClient, w: int, i: int) -> httpx.Response:
+        async def healthz(client: RawClient, w: int, i: int) -> RawResponse:
             return await client.get(base + "/healthz")
 
         await closed_loop("warm", 1, 1, healthz)
