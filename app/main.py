@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from app import plugins  # noqa: F401  (registers engine listeners)
 from app.config import Settings, get_settings
+from app.events.coalescer import Coalescer
 from app.integrations.wechat.gateway import WeChatGateway
 from app.kit import handlers
 from app.kit import logging as laurel_logging
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = Database(settings)
+    app.state.coalescer = Coalescer(app.state.db, settings)
     app.state.wechat = WeChatGateway(
         app_id=settings.wechat_app_id,
         app_secret=settings.wechat_app_secret,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from app.auth.deps import AdminKey, EventsKey
 from app.errors import responses
 from app.events import service as events_service
+from app.events.coalescer import Coalescer
 from app.events.schemas import BatchIn, BatchResult, EventIn, EventOut, IngestResult
 from app.kit.db import SessionDep
 from app.kit.deps import SettingsDep
@@ -19,9 +20,11 @@ router = APIRouter(tags=["events"])
 
 
 @router.post("/v1/events", response_model=IngestResult, responses=responses(401, 403, 409, 422))
-async def ingest(body: EventIn, session: SessionDep, settings: SettingsDep, _: EventsKey) -> IngestResult:
+async def ingest(body: EventIn, request: Request, _: EventsKey) -> IngestResult:
     """Record one event and apply what it earns; posting the same id again returns the first outcome."""
-    return await events_service.ingest(session, settings, body)
+    # Evaluated in its own transaction, shared with the events that arrive meanwhile (group commit).
+    coalescer: Coalescer = request.app.state.coalescer
+    return await coalescer.ingest(body)
 
 
 @router.post("/v1/events/batch", response_model=BatchResult, responses=responses(401, 403, 422))

@@ -113,6 +113,26 @@ async def ingest_batch(session: AsyncSession, settings: Settings, raw_items: lis
         except ValidationError as exc:
             key = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
             results[index] = _rejected(index, key, "validation_error", "Invalid event", _errors(exc))
+    await _ingest_valid(session, settings, valid, results)
+    final = [r for r in results if r is not None]
+    return BatchResult(
+        accepted=sum(r.status == "accepted" for r in final),
+        duplicates=sum(r.status == "duplicate" for r in final),
+        rejected=sum(r.status == "rejected" for r in final),
+        results=final,
+    )
+
+
+async def ingest_group(session: AsyncSession, settings: Settings, items: list[EventIn]) -> list[BatchItemResult]:
+    """Validated single events evaluated together (see events/coalescer.py); a result per item, in order."""
+    results: list[BatchItemResult | None] = [None] * len(items)
+    await _ingest_valid(session, settings, list(enumerate(items)), results)
+    return [r for r in results if r is not None]
+
+
+async def _ingest_valid(
+    session: AsyncSession, settings: Settings, valid: list[tuple[int, EventIn]], results: list[BatchItemResult | None]
+) -> None:
     # Each member's events keep their posted order.
     valid.sort(key=lambda pair: (pair[1].user_id, pair[0]))
     try:
@@ -125,13 +145,6 @@ async def ingest_batch(session: AsyncSession, settings: Settings, raw_items: lis
         for index, _item in valid:
             results[index] = None
         await _batch_item_by_item(session, settings, valid, results)
-    final = [r for r in results if r is not None]
-    return BatchResult(
-        accepted=sum(r.status == "accepted" for r in final),
-        duplicates=sum(r.status == "duplicate" for r in final),
-        rejected=sum(r.status == "rejected" for r in final),
-        results=final,
-    )
 
 
 SYNTHETIC_TYPES = ("badge.awarded", "level.reached")

@@ -1,0 +1,127 @@
+"""Group commit for single events: concurrent `POST /v1/events` requests share one set-based transaction.
+
+Why: a single event spends most of its time in fixed per-transaction work (locking, claiming, reading the
+member's state, one flush, the commit). When requests arrive faster than one transaction takes, the ones
+that queued meanwhile are evaluated together by the batch path (one statement per table for all of them),
+so throughput grows with load instead of latency. An idle service evaluates each event alone, on the
+single-event path, with no added wait.
+
+Each caller still gets its own outcome or error. Semantics do not change: the batch path keeps each
+member's events in arrival order and is exactly-once by the same constraints and locks. If the shared
+transaction fails for a reason other than a lost race, each event is evaluated again alone, in its own
+transaction, so one event's failure is never another's. A lost race (deadlock, serialization) fails
+every caller with the retryable error, and each request is replayed (RetryConflictsMiddleware).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+
+from app.config import Settings
+from app.errors import Conflict, InvalidInput, LaurelError
+from app.events import service as events_service
+from app.events.schemas import BatchItemResult, EventIn, IngestResult
+from app.kit.db import Database, commit
+from app.kit.handlers import is_retryable
+
+log = logging.getLogger("laurel.events")
+
+MAX_GROUP = 200  # events per shared transaction
+
+_ERRORS: dict[str, type[LaurelError]] = {
+    "idempotency_key_reused": Conflict,
+    "event_in_flight": Conflict,
+    "invalid_value": InvalidInput,
+    "validation_error": InvalidInput,
+}
+
+
+@dataclass
+class _Waiter:
+    item: EventIn
+    future: asyncio.Future[IngestResult] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class Coalescer:
+    """One per app instance (process): queues single events and drains them in groups."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self._queue: list[_Waiter] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def ingest(self, item: EventIn) -> IngestResult:
+        waiter = _Waiter(item)
+        self._queue.append(waiter)
+        if self._drainer is None:
+            self._drainer = asyncio.create_task(self._drain())
+        return await waiter.future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+                await self._run(group)
+        finally:
+            self._drainer = None
+
+    async def _run(self, group: list[_Waiter]) -> None:
+        try:
+            if len(group) == 1:
+                await self._alone(group[0])
+                return
+            async with self.db.sessionmaker() as session:
+                results = await events_service.ingest_group(session, self.settings, [w.item for w in group])
+                await commit(session)
+        except DBAPIError as exc:
+            if is_retryable(exc):
+                for w in group:
+                    _settle(w, error=exc)
+                return
+            log.warning("shared ingestion transaction failed; evaluating its events one by one", exc_info=True)
+            for w in group:
+                await self._alone(w)
+            return
+        except Exception:
+            log.warning("shared ingestion transaction failed; evaluating its events one by one", exc_info=True)
+            for w in group:
+                await self._alone(w)
+            return
+        for w, result in zip(group, results, strict=True):
+            if result.result is not None:
+                _settle(w, result=result.result)
+            else:
+                _settle(w, error=_error_of(result))
+
+    async def _alone(self, w: _Waiter) -> None:
+        """One event in its own transaction, on the single-event path."""
+        try:
+            async with self.db.sessionmaker() as session:
+                result = await events_service.ingest(session, self.settings, w.item)
+                await commit(session)
+        except Exception as exc:
+            _settle(w, error=exc)
+        else:
+            _settle(w, result=result)
+
+
+def _settle(w: _Waiter, *, result: IngestResult | None = None, error: BaseException | None = None) -> None:
+    if w.future.done():  # the caller went away (cancelled)
+        return
+    if error is not None:
+        w.future.set_exception(error)
+    else:
+        w.future.set_result(result)  # type: ignore[arg-type]
+
+
+def _error_of(item: BatchItemResult) -> LaurelError:
+    error: dict[str, Any] = item.error or {}
+    code = str(error.get("code", "bad_request"))
+    cls = _ERRORS.get(code, LaurelError)
+    return cls(str(error.get("message", "The event was refused")), code=code, details=error.get("details"))
