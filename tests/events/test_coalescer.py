@@ -57,7 +57,7 @@ async def test_one_callers_bad_event_is_its_own_error_in_a_shared_group(
 ) -> None:
     await badge(client, "first-purchase", [{"event": "purchase", "threshold": 1}], points=10)
     assert (await client.post("/v1/events", json=body("taken", "OWNER"), headers=ADMIN)).status_code == 200
-    nan = '{"id": "nan", "user_id": "N", "type": "purchase", "occurred_at": "%s", "attributes": {"x": NaN}}' % AT
+    nan = '{"id": "nan", "user_id": "N", "type": "purchase", "occurred_at": "' + AT + '", "attributes": {"x": NaN}}'
     posts = [
         *(client.post("/v1/events", json=body(f"ok-{i}", f"K{i}"), headers=ADMIN) for i in range(10)),
         client.post("/v1/events", json=body("taken", "THIEF"), headers=ADMIN),
