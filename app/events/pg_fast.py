@@ -72,12 +72,18 @@ def columns(rows: Sequence[dict[str, Any]], names: Iterable[str], dumps: Callabl
     return out
 
 
+# A known member is locked FOR NO KEY UPDATE; an unknown one is created (a new row is the creator's until it
+# commits). Two first events of a new member racing: the loser's insert finds the conflict and returns no row,
+# and the claim is simply run again (it then waits for, and locks, the winner's row).
 CLAIM_SQL = """
-WITH member AS (
+WITH existing AS (
+  SELECT id, external_id, points, city FROM users WHERE external_id = $1 FOR NO KEY UPDATE),
+created AS (
   INSERT INTO users (external_id, segments, preferences, points, created_at, updated_at)
-  VALUES ($1, '[]', '{}', 0, $2, $2)
-  ON CONFLICT (external_id) DO UPDATE SET points = users.points
+  SELECT $1, '[]', '{}', 0, $2, $2 WHERE NOT EXISTS (SELECT 1 FROM existing)
+  ON CONFLICT (external_id) DO NOTHING
   RETURNING id, external_id, points, city),
+member AS (SELECT * FROM existing UNION ALL SELECT * FROM created),
 stored AS (
   INSERT INTO events (idempotency_key, user_id, type, source, occurred_at, received_at, attributes)
   SELECT $3, member.id, $4, $5, $6, $2, $7::jsonb FROM member
@@ -120,13 +126,14 @@ async def claim(
     session: AsyncSession, external_id: str, key: str, type_: str, source: str, occurred_at: datetime,
     received_at: datetime, attributes: dict[str, Any],
 ) -> tuple[MemberRecord, int | None]:
-    """Find or create the member, lock it (FOR NO KEY UPDATE, by the no-op update), and store the event unless
-    its key is known — one round trip. The event's id, or None for a duplicate."""
+    """Find or create the member, lock it, and store the event unless its key is known — one round trip (two
+    when racing another first event of a new member). The event's id, or None for a duplicate."""
     driver = await _driver(session)
+    args = (external_id, received_at, key, type_, source, occurred_at, json.dumps(attributes))
     try:
-        row = await driver.fetchrow(
-            CLAIM_SQL, external_id, received_at, key, type_, source, occurred_at, json.dumps(attributes)
-        )
+        row = await driver.fetchrow(CLAIM_SQL, *args)
+        if row is None:  # lost the race to create this member: now it exists
+            row = await driver.fetchrow(CLAIM_SQL, *args)
     except PostgresError as exc:
         raise DBAPIError("event claim", None, exc) from exc
     return MemberRecord(id=row[0], external_id=row[1], points=row[2], city=row[3]), row[4]

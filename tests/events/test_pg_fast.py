@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
@@ -43,3 +44,21 @@ async def test_state_read_returns_counters_awards_and_levels_of_the_member(app: 
         assert counters == [(member.id, "s1", "lifetime", {"count": 2})]
         assert awards == [] and levels == [1]
         await session.rollback()
+
+
+async def test_two_first_events_of_a_new_member_racing_both_land_on_one_member(app: FastAPI) -> None:
+    now = datetime.now(UTC)
+    async with app.state.db.sessionmaker() as first, app.state.db.sessionmaker() as second:
+        winner, event_a = await pg_fast.claim(first, "RACE-1", "race-a", "visit", "pos", now, now, {})
+        # The second claim waits on the first's uncommitted insert of the member; once it commits, the second
+        # finds the member (locking it) instead of creating another.
+        loser = asyncio.create_task(pg_fast.claim(second, "RACE-1", "race-b", "visit", "pos", now, now, {}))
+        await asyncio.sleep(0.2)
+        assert not loser.done()
+        await first.commit()
+        member, event_b = await loser
+        await second.commit()
+    assert member.id == winner.id and event_a is not None and event_b is not None
+    async with app.state.db.sessionmaker() as session:
+        members = await session.execute(text("SELECT count(*) FROM users WHERE external_id = 'RACE-1'"))
+        assert members.scalar_one() == 1
