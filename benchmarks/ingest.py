@@ -226,8 +226,8 @@ async def single(
     return await closed_loop(label, clients, seconds, request)
 
 
-async def batches(base: str, clients: int, seconds: float) -> Stats:
-    rng = random.Random(99)
+async def batches(base: str, clients: int, seconds: float, members: int | None = None) -> Stats:
+    rng = random.Random(99 + (members or 0))
     latencies: list[float] = []
     count = 0
     stop = time.perf_counter() + seconds
@@ -237,6 +237,9 @@ async def batches(base: str, clients: int, seconds: float) -> Stats:
             nonlocal count
             while time.perf_counter() < stop:
                 body = {"events": [random_event(rng) for _ in range(1000)]}
+                if members is not None:
+                    for e in body["events"]:
+                        e["user_id"] = f"W{rng.randint(1, members)}"
                 t0 = time.perf_counter()
                 r = await client.post(f"{base}/v1/events/batch", json=body, headers=HEADERS)
                 latencies.append((time.perf_counter() - t0) * 1000)
@@ -246,7 +249,8 @@ async def batches(base: str, clients: int, seconds: float) -> Stats:
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(clients)))
         elapsed = time.perf_counter() - t0
-    return Stats(f"batch of 1,000, {clients} client(s) (events/s)", count, elapsed, latencies)
+    who = "" if members is None else ", members with history"
+    return Stats(f"batch of 1,000{who}, {clients} client(s) (events/s)", count, elapsed, latencies)
 
 
 CHALLENGE_STEPS = [
@@ -357,6 +361,18 @@ async def main() -> dict[str, Any]:
             results["runs"].append(
                 {
                     "kind": "single-steady",
+                    "clients": clients,
+                    "rate": stats.rate,
+                    "p50_ms": stats.pct(50),
+                    "p99_ms": stats.pct(99),
+                }
+            )
+        for clients in (1, 2):
+            stats = await batches(base, clients, SECONDS, members=200)
+            print(stats.line())
+            results["runs"].append(
+                {
+                    "kind": "batch-steady",
                     "clients": clients,
                     "rate": stats.rate,
                     "p50_ms": stats.pct(50),

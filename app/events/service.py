@@ -169,7 +169,7 @@ async def _batch_set_based(
     stored = await events_repo.record_many(session, rows)
     known = await events_repo.by_keys(session, [k for k in first if k not in stored])
     store = store_for(session)
-    store.ids.hint = 2 * len(stored) + 8
+    store.ids.hint = len(stored) // 4 + 8
     touched = [(users[item.user_id].id, item.type, item.occurred_at) for _i, item in valid if item.id in stored]
     await store.prefetch([u.id for u in users.values()], await _counter_keys(session, settings, touched))
     runs: dict[int, EngineRun] = {}

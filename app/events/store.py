@@ -78,13 +78,14 @@ class IdPool:
         self.pg = dialect_name(session) == "postgresql"
         self._free: dict[str, list[int]] = {t: [] for t in ID_TABLES}
         self._last: dict[str, int] = {}  # SQLite: the last id handed out per table
-        self.hint = 8
+        self._size: dict[str, int] = {}  # PostgreSQL: the next refill's size per table (doubling)
+        self.hint = 8  # the first refill's size (a batch sets it from its size)
 
     async def next(self, table: str) -> int:
         if self.pg:
             free = self._free[table]
             if not free:
-                await self._refill()
+                await self._refill(table)
             return free.pop()
         # SQLite's writer lock makes max(id) safe; asked each time because rows inserted without an explicit
         # id (by the database) may have taken the next one meanwhile.
@@ -93,14 +94,16 @@ class IdPool:
         self._last[table] = value
         return value
 
-    async def _refill(self) -> None:
-        """One round trip refills every table's pool (unused ids are gaps in a sequence, nothing more)."""
-        n = max(8, min(self.hint, 4096))
-        columns = ", ".join(f"nextval(pg_get_serial_sequence('{t}', 'id'))" for t in ID_TABLES)
+    async def _refill(self, table: str) -> None:
+        """The first refill fills every table's pool in one round trip (an award takes an id of each); later
+        ones only the table that ran out, twice as many each time. Unused ids are gaps in a sequence."""
+        tables = ID_TABLES if not self._size else (table,)
+        n = max(8, min(self._size.get(table, self.hint), 4096))
+        columns = ", ".join(f"nextval(pg_get_serial_sequence('{t}', 'id'))" for t in tables)
         rows = (await self.session.execute(text(f"SELECT {columns} FROM generate_series(1, :n)"), {"n": n})).all()
-        for i, t in enumerate(ID_TABLES):
+        for i, t in enumerate(tables):
             self._free[t].extend(sorted((int(r[i]) for r in rows), reverse=True))
-        self.hint = n * 2
+            self._size[t] = n * 2
 
 
 class EngineStore:
