@@ -138,21 +138,21 @@ class EngineRun:
     async def _evaluate_badges(self, event: EventRecord, excluded: int | None) -> None:
         at = event.occurred_at
         type_, attributes = event.type, event.attributes
+        badges = (await self.rules()).for_type(type_)
+        if not badges:
+            return  # most event types move no badge: no further queries
+        held = await self.store.awards(self.user.id)  # badge id → award keys
         candidates = [
             b
-            for b in (await self.rules()).for_type(type_)
-            if b.id != excluded
+            for b in badges
+            if (b.repeatable or b.id not in held)
+            and b.id != excluded
             and in_season(b, at)
             and any(ev.matches(c, type_, attributes) for _s, c in b.criteria)
         ]
-        if not candidates:
-            return  # most events touch no badge: no further queries
-        held = await self.held()
         touched: list[tuple[BadgeRule, Sequence[tuple[str, Criterion]], list[tuple[str, Criterion, str]]]] = []
         wanted: set[tuple[str, str]] = set()
         for badge in candidates:
-            if not badge.repeatable and badge.id in held:
-                continue
             crits = badge.criteria
             matched: list[tuple[str, Criterion, str]] = []
             seen: set[str] = set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Container
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +24,7 @@ from app.kit.dialect import dialect_name
 from app.kit.handlers import is_retryable
 from app.models import Event, User
 from app.rules import evaluator as ev
-from app.rules.criteria import Criterion
+from app.rules.criteria import Criterion, FixedWindow
 from app.users import repository as users_repo
 
 
@@ -171,7 +172,8 @@ async def _batch_set_based(
     store = store_for(session)
     store.ids.hint = len(stored) // 4 + 8
     touched = [(users[item.user_id].id, item.type, item.occurred_at) for _i, item in valid if item.id in stored]
-    await store.prefetch([u.id for u in users.values()], await _counter_keys(session, settings, touched))
+    await store.prefetch([u.id for u in users.values()])
+    await store.load_counters(await _counter_keys(session, settings, touched, held=store.held_now))
     runs: dict[int, EngineRun] = {}
     by_key = {row["idempotency_key"]: row for row in rows}
     for index, item in valid:
@@ -212,27 +214,43 @@ def _replay(index: int, item: EventIn, user: User, existing: Event | None) -> Ba
 
 
 async def _counter_keys(
-    session: AsyncSession, settings: Settings, events: list[tuple[int, str, datetime]]
+    session: AsyncSession,
+    settings: Settings,
+    events: list[tuple[int, str, datetime]],
+    held: Callable[[int], Container[int]] | None = None,
 ) -> set[tuple[int, str, str]]:
-    """Counters the batch's events may read: of every criterion on their types (and on the award events
-    they may cause), in the buckets around each event's instant. A superset is fine; a miss costs a query."""
-    by_type: dict[str, list[tuple[str, Criterion]]] = {}
+    """Counters the events may read: of every criterion of the badges their types can move (and of those
+    counting the award events they may cause), in the buckets around each event's instant. With `held`
+    (member → badge ids held), badges a member already holds for good are left out. A superset is fine; a
+    miss costs a query."""
     rules = await rules_cache.auto_awardable(session)
-    for event_type, badges in rules.by_type.items():
-        # A badge an event touches is judged on all of its criteria, whatever their event types.
-        by_type[event_type] = [pair for b in badges for pair in b.criteria]
-    synthetic = [pair for t in SYNTHETIC_TYPES for pair in by_type.get(t, [])]
+    synthetic = [b for t in SYNTHETIC_TYPES for b in rules.for_type(t)]
     tz = settings.tz
+    memo: dict[tuple[int, Any], tuple[str, ...]] = {}
     keys: set[tuple[int, str, str]] = set()
     for uid, type_, at in set(events):
-        if type_ not in by_type:
-            continue  # no badge counts this type, so it causes no award events either
-        for scope, c in [*by_type[type_], *synthetic]:
-            bucket = ev.bucket_for(c, at, tz)
-            if bucket is not None:
-                keys.add((uid, scope, bucket))
-            keys.update((uid, scope, b) for b in ev.buckets_needed(c, at, tz))
+        badges = rules.for_type(type_)
+        if held is not None:
+            mine = held(uid)
+            badges = tuple(b for b in badges if b.repeatable or b.id not in mine)
+        if not badges:
+            continue  # nothing this event can award, so it causes no award events either
+        for b in (*badges, *synthetic):
+            for scope, c in b.criteria:
+                keys.update((uid, scope, bucket) for bucket in _buckets(c, at, tz, memo))
     return keys
+
+
+def _buckets(c: Criterion, at: datetime, tz: Any, memo: dict[tuple[int, Any], tuple[str, ...]]) -> tuple[str, ...]:
+    """The buckets an event at `at` updates and reads for `c`; the same for a whole local day unless the
+    window is fixed (whose edges may fall inside a day)."""
+    when: Any = at if isinstance(c.window, FixedWindow) else ev.local_date(at, tz)
+    found = memo.get((id(c), when))
+    if found is None:
+        bucket = ev.bucket_for(c, at, tz)
+        found = tuple(dict.fromkeys([*([bucket] if bucket is not None else []), *ev.buckets_needed(c, at, tz)]))
+        memo[(id(c), when)] = found
+    return found
 
 
 async def _batch_item_by_item(

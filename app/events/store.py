@@ -130,15 +130,18 @@ class EngineStore:
 
     # ------------------------------------------------------------------ bulk reads (batches)
 
-    async def prefetch(self, user_ids: Sequence[int], counter_keys: Iterable[CounterKey]) -> None:
-        """Load awards, levels and the given counters of many members in one query each."""
+    async def prefetch(self, user_ids: Sequence[int]) -> None:
+        """Load awards and levels of many members (and the listeners' state) in one query each."""
         ids = sorted(set(user_ids))
         if not ids:
             return
         await self._load_holdings(ids)
-        await self.load_counters(counter_keys)
         for prefetcher in PREFETCHERS:
             await prefetcher(self, ids)
+
+    def held_now(self, user_id: int) -> dict[int, set[str]]:
+        """Badge id → award keys of a member whose holdings are loaded (see prefetch)."""
+        return self._awards.get(user_id, {})
 
     async def _load_holdings(self, user_ids: Sequence[int]) -> None:
         """Awards and levels reached of members not loaded yet, in one query."""
