@@ -9,8 +9,8 @@ single-event path, with no added wait.
 Each caller still gets its own outcome or error. Semantics do not change: the batch path keeps each
 member's events in arrival order and is exactly-once by the same constraints and locks. If the shared
 transaction fails for a reason other than a lost race, each event is evaluated again alone, in its own
-transaction, so one event's failure is never another's. A lost race (deadlock, serialization) fails
-every caller with the retryable error, and each request is replayed (RetryConflictsMiddleware).
+transaction, so one event's failure is never another's (a lost race there is that caller's to retry:
+RetryConflictsMiddleware replays the request).
 """
 
 from __future__ import annotations
@@ -67,7 +67,12 @@ class Coalescer:
         try:
             while self._queue:
                 group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
-                await self._run(group)
+                try:
+                    await self._run(group)
+                except BaseException as exc:  # never leave a caller waiting, whatever happened
+                    for w in group:
+                        _settle(w, error=exc if isinstance(exc, Exception) else RuntimeError("ingestion stopped"))
+                    raise
         finally:
             self._drainer = None
 
@@ -79,17 +84,11 @@ class Coalescer:
             async with self.db.sessionmaker() as session:
                 results = await events_service.ingest_group(session, self.settings, [w.item for w in group])
                 await commit(session)
-        except DBAPIError as exc:
-            if is_retryable(exc):
-                for w in group:
-                    _settle(w, error=exc)
-                return
-            log.warning("shared ingestion transaction failed; evaluating its events one by one", exc_info=True)
-            for w in group:
-                await self._alone(w)
-            return
-        except Exception:
-            log.warning("shared ingestion transaction failed; evaluating its events one by one", exc_info=True)
+        except Exception as exc:
+            # A lost race (deadlock) as much as anything else: each event alone, in its own transaction, so
+            # each caller gets its own outcome (a race lost there again is that caller's to retry).
+            if not (isinstance(exc, DBAPIError) and is_retryable(exc)):
+                log.warning("shared ingestion transaction failed; evaluating its events one by one", exc_info=True)
             for w in group:
                 await self._alone(w)
             return

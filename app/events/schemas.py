@@ -60,6 +60,9 @@ class EventAttributes(BaseModel):
         return self.model_dump(exclude_unset=True)
 
 
+RESERVED_ID_PREFIX = "laurel:"
+
+
 class EventIn(WriteModel):
     id: str = Field(min_length=1, max_length=128, description="The integrator's idempotency key")
     user_id: str = Field(min_length=1, max_length=128, pattern=EXTERNAL_ID_PATTERN, description="Member external_id")
@@ -67,6 +70,14 @@ class EventIn(WriteModel):
     occurred_at: Instant = Field(description="ISO 8601 with an offset; at most 5 minutes in the future")
     source: str = Field(default="api", min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_.\-]*$")
     attributes: EventAttributes = Field(default_factory=EventAttributes)
+
+    @field_validator("id")
+    @classmethod
+    def _not_laurels(cls, value: str) -> str:
+        # The award and level events Laurel records have ids "laurel:…"; a posted one could take theirs.
+        if value.startswith(RESERVED_ID_PREFIX):
+            raise ValueError(f"ids starting with '{RESERVED_ID_PREFIX}' are reserved for events Laurel records")
+        return value
 
     @field_validator("type")
     @classmethod

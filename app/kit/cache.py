@@ -23,6 +23,7 @@ class DefinitionCache(Generic[T]):
         self._load = load
         self._ttl = ttl_seconds
         self._values: dict[int, tuple[float, T]] = {}
+        self._generation = 0  # bumped by invalidate: a load begun before it must not be stored after it
         DefinitionCache._all.append(self)  # type: ignore[arg-type]
 
     async def get(self, session: AsyncSession) -> T:
@@ -32,11 +33,14 @@ class DefinitionCache(Generic[T]):
         hit = self._values.get(key)
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1]
+        generation = self._generation
         value = await self._load(session)
-        self._values[key] = (now, value)
+        if generation == self._generation:
+            self._values[key] = (now, value)
         return value
 
     def invalidate(self) -> None:
+        self._generation += 1
         self._values.clear()
 
     @classmethod

@@ -85,28 +85,19 @@ async def lock_many(session: AsyncSession, external_ids: Sequence[str]) -> dict[
     """Members by integrator id, created when unknown and locked as by `lock_member`, in external-id order
     (one lock order for every batch, so concurrent batches cannot deadlock on each other's members)."""
     ids = sorted(set(external_ids))
-    found = await _lock_by_external_ids(session, ids)
-    missing = [e for e in ids if e not in found]
-    if missing:
-        await session.execute(
-            insert_ignore(session, User.__table__, ["external_id"]),  # type: ignore[arg-type]
-            [{"external_id": e, "segments": [], "preferences": {}, "points": 0} for e in missing],
-        )
-        found.update(await _lock_by_external_ids(session, missing))
-    return found
-
-
-async def _lock_by_external_ids(session: AsyncSession, ids: Sequence[str]) -> dict[str, User]:
     if not ids:
         return {}
-    stmt = (
-        select(User)
-        .where(User.external_id.in_(list(ids)))
-        .order_by(User.external_id)
-        .with_for_update(key_share=True)
-        .execution_options(populate_existing=True)
+    # One statement, rows in id order: each member is created or locked in turn (an inserted row is its
+    # creator's until commit), so every batch takes its locks in the same order. The no-op update of
+    # `points` (not a key column) is what locks an existing row FOR NO KEY UPDATE and returns it.
+    now = utcnow()
+    ins = insert_for(session, User.__table__).values(  # type: ignore[arg-type]
+        [{"external_id": e, "segments": [], "preferences": {}, "points": 0, "created_at": now, "updated_at": now}
+         for e in ids]
     )
-    return {u.external_id: u for u in (await session.execute(stmt)).scalars() if u.external_id is not None}
+    stmt = ins.on_conflict_do_update(index_elements=["external_id"], set_={"points": User.__table__.c.points})
+    orm = select(User).from_statement(stmt.returning(*User.__table__.c)).execution_options(populate_existing=True)
+    return {u.external_id: u for u in (await session.execute(orm)).scalars() if u.external_id is not None}
 
 
 async def ensure_openid(session: AsyncSession, openid: str, unionid: str | None) -> User:

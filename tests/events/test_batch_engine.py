@@ -158,3 +158,22 @@ async def test_a_value_the_database_refuses_costs_only_its_item(client: httpx.As
     history = (await client.get("/v1/admin/users/N2/events", headers=ADMIN)).json()
     assert [e["id"] for e in history["items"]] == ["n3"]
     assert (await event(client, "N1", "visit", NOW, key="n4"))["badges_awarded"] == []
+
+
+async def test_batches_creating_and_locking_overlapping_members_do_not_deadlock(client: httpx.AsyncClient) -> None:
+    at = (NOW - timedelta(minutes=5)).isoformat()
+
+    def item(key: str, member: str) -> dict[str, Any]:
+        return {"id": key, "user_id": member, "type": "visit", "occurred_at": at}
+
+    for round_ in range(5):
+        await client.post("/v1/events", json=item(f"seed-{round_}", f"L{round_}-1"), headers=ADMIN)
+        await client.post("/v1/events", json=item(f"seed3-{round_}", f"L{round_}-3"), headers=ADMIN)
+        first = [item(f"a-{round_}-{m}", f"L{round_}-{m}") for m in (1, 2, 3)]
+        second = [item(f"b-{round_}-{m}", f"L{round_}-{m}") for m in (2, 3)]
+        responses = await asyncio.gather(
+            client.post("/v1/events/batch", json={"events": first}, headers=ADMIN),
+            client.post("/v1/events/batch", json={"events": second}, headers=ADMIN),
+            client.post("/v1/events", json=item(f"c-{round_}", f"L{round_}-2"), headers=ADMIN),
+        )
+        assert [r.status_code for r in responses] == [200, 200, 200], [r.text for r in responses]

@@ -146,3 +146,13 @@ async def test_batch_item_failing_inside_the_engine_leaves_the_rest_working(clie
     assert results[1]["error"]["code"] == "idempotency_key_reused"
     assert awarded(results[2]["result"]) == ["first-visit"]
     assert results[3]["result"]["points_credited"] == 0
+
+
+async def test_ids_in_laurels_own_namespace_are_refused(client: httpx.AsyncClient) -> None:
+    # Award and level events are recorded as "laurel:…"; a posted id there could take one of theirs.
+    body = {"id": "laurel:level.reached:1:3", "user_id": "R1", "type": "visit", "occurred_at": NOW.isoformat()}
+    r = await client.post("/v1/events", json=body, headers=ADMIN)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["details"][0]["field"].endswith("id")
+    batch = await client.post("/v1/events/batch", json={"events": [body]}, headers=ADMIN)
+    assert batch.json()["results"][0]["status"] == "rejected"
