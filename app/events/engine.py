@@ -81,9 +81,13 @@ class EngineRun:
         self.depth = 0
 
     @classmethod
-    async def begin(cls, session: AsyncSession, settings: Settings, user: User) -> EngineRun:
+    async def begin(cls, session: AsyncSession, settings: Settings, user: User | MemberRecord) -> EngineRun:
         """Lock the member and refresh the balance (another request may have just changed it)."""
-        set_committed_value(user, "points", await users_repo.lock_member(session, user.id))
+        points = await users_repo.lock_member(session, user.id)
+        if isinstance(user, MemberRecord):
+            user.points = points
+        else:
+            set_committed_value(user, "points", points)
         return cls(session, settings, user)
 
     # ------------------------------------------------------------------ events

@@ -92,6 +92,24 @@ stored AS (
 SELECT member.id, member.external_id, member.points, member.city, (SELECT id FROM stored) FROM member
 """
 
+# Rows in external-id order: each member is created or locked in turn (FOR NO KEY UPDATE, by the no-op update
+# of a non-key column; an inserted row is its creator's until commit), so concurrent batches take their locks
+# in one order and cannot deadlock on each other's members.
+MEMBERS_SQL = """
+INSERT INTO users (external_id, segments, preferences, points, created_at, updated_at)
+SELECT external_id, '[]', '{}', 0, $2, $2 FROM unnest($1::text[]) AS t(external_id) ORDER BY external_id
+ON CONFLICT (external_id) DO UPDATE SET points = users.points
+RETURNING id, external_id, points, city
+"""
+
+RECORD_SQL = """
+INSERT INTO events (idempotency_key, user_id, type, source, occurred_at, received_at, attributes)
+SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
+                     $7::jsonb[])
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id, idempotency_key
+"""
+
 STATE_SQL = """
 SELECT 0, rc.user_id, rc.scope, rc.bucket, rc.state
 FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k(user_id, scope, bucket)
@@ -137,6 +155,28 @@ async def claim(
     except PostgresError as exc:
         raise DBAPIError("event claim", None, exc) from exc
     return MemberRecord(id=row[0], external_id=row[1], points=row[2], city=row[3]), row[4]
+
+
+async def lock_members(session: AsyncSession, external_ids: Sequence[str], now: datetime) -> dict[str, MemberRecord]:
+    """A batch's members, created when unknown and locked, in one statement (see MEMBERS_SQL)."""
+    driver = await _driver(session)
+    try:
+        rows = await driver.fetch(MEMBERS_SQL, sorted(set(external_ids)), now)
+    except PostgresError as exc:
+        raise DBAPIError("batch members", None, exc) from exc
+    return {r[1]: MemberRecord(id=r[0], external_id=r[1], points=r[2], city=r[3]) for r in rows}
+
+
+async def record_events(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Idempotent insert of a batch's events: key → id of the rows this call stored."""
+    driver = await _driver(session)
+    args = columns(rows, ("idempotency_key", "user_id", "type", "source", "occurred_at", "received_at",
+                          "attributes"), json.dumps)
+    try:
+        found = await driver.fetch(RECORD_SQL, *args)
+    except PostgresError as exc:
+        raise DBAPIError("batch events", None, exc) from exc
+    return {r[1]: r[0] for r in found}
 
 
 async def read_state(

@@ -28,7 +28,9 @@ from app.rules.criteria import Criterion, FixedWindow
 from app.users import repository as users_repo
 
 
-async def ingest(session: AsyncSession, settings: Settings, item: EventIn, user: User | None = None) -> IngestResult:
+async def ingest(
+    session: AsyncSession, settings: Settings, item: EventIn, user: User | MemberRecord | None = None
+) -> IngestResult:
     """Store and evaluate one event; a known id returns the first outcome and changes nothing."""
     now = utcnow()
     fields: dict[str, Any] = {
@@ -155,7 +157,7 @@ async def _batch_set_based(
     session: AsyncSession, settings: Settings, valid: list[tuple[int, EventIn]], results: list[BatchItemResult | None]
 ) -> None:
     """One statement per table for the whole batch: members, events, then the engine's reads and writes."""
-    users = await users_repo.lock_many(session, [item.user_id for _, item in valid])
+    users = await _lock_members(session, [item.user_id for _, item in valid])
     first: dict[str, int] = {}  # idempotency key → index of its first item in this batch
     rows: list[dict[str, Any]] = []
     now = utcnow()
@@ -167,7 +169,10 @@ async def _batch_set_based(
             "idempotency_key": item.id, "user_id": users[item.user_id].id, "type": item.type, "source": item.source,
             "occurred_at": item.occurred_at, "received_at": now, "attributes": item.attributes.as_dict(),
         })
-    stored = await events_repo.record_many(session, rows)
+    if dialect_name(session) == "postgresql":
+        stored = await pg_fast.record_events(session, rows)
+    else:
+        stored = await events_repo.record_many(session, rows)
     known = await events_repo.by_keys(session, [k for k in first if k not in stored])
     store = store_for(session)
     store.ids.hint = len(stored) // 4 + 8
@@ -202,7 +207,7 @@ async def _batch_set_based(
     await store.flush()
 
 
-def _replay(index: int, item: EventIn, user: User, existing: Event | None) -> BatchItemResult:
+def _replay(index: int, item: EventIn, user: User | MemberRecord, existing: Event | None) -> BatchItemResult:
     if existing is None:  # pragma: no cover - the conflicting row is committed before we can see the conflict
         return _rejected(index, item.id, "event_in_flight", "Event id is being processed; retry")
     if existing.user_id != user.id:
@@ -253,11 +258,17 @@ def _buckets(c: Criterion, at: datetime, tz: Any, memo: dict[tuple[int, Any], tu
     return found
 
 
+async def _lock_members(session: AsyncSession, external_ids: list[str]) -> dict[str, User | MemberRecord]:
+    if dialect_name(session) == "postgresql":
+        return dict(await pg_fast.lock_members(session, external_ids, utcnow()))
+    return dict(await users_repo.lock_many(session, external_ids))
+
+
 async def _batch_item_by_item(
     session: AsyncSession, settings: Settings, valid: list[tuple[int, EventIn]], results: list[BatchItemResult | None]
 ) -> None:
     """The slow, careful path: each item in its own savepoint, so a value the database refuses costs one item."""
-    users = await users_repo.lock_many(session, [item.user_id for _, item in valid])
+    users = await _lock_members(session, [item.user_id for _, item in valid])
     for index, item in valid:
         try:
             async with session.begin_nested():
