@@ -48,4 +48,5 @@ async def user_events(
 ) -> Page[EventOut]:
     """A member's events, newest first (what integrators posted; Laurel's own award events on request)."""
     items, total = await events_service.history(session, external_id, page.limit, page.offset, include_internal)
-    return Page(items=[EventOut.model_validate(e) for e in items], total=total, limit=page.limit, offset=page.offset)
+    out = [EventOut.model_validate(e).model_copy(update={"outcome": outcome}) for e, outcome in items]
+    return Page(items=out, total=total, limit=page.limit, offset=page.offset)

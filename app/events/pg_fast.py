@@ -48,8 +48,7 @@ bl AS (
   UPDATE users SET points = x.points FROM unnest($37::bigint[], $38::int[]) AS x(id, points)
   WHERE users.id = x.id),
 oc AS (
-  UPDATE events SET outcome = x.outcome FROM unnest($39::bigint[], $40::jsonb[]) AS x(id, outcome)
-  WHERE events.id = x.id)
+  INSERT INTO event_outcomes (event_id, outcome) SELECT * FROM unnest($39::bigint[], $40::jsonb[]))
 SELECT 1
 """
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.events.record import EventRecord
 from app.kit.dialect import insert_for, insert_ignore, insert_once
-from app.models import Event, RuleCounter
+from app.models import Event, EventOutcome, RuleCounter
 
 INTERNAL_SOURCE = "laurel"  # award and level events the engine records itself
 
@@ -54,33 +55,48 @@ async def record_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> 
     return {key: event_id for event_id, key in result.all()}
 
 
-async def by_keys(session: AsyncSession, keys: Sequence[str]) -> dict[str, Event]:
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """An event already stored under a key, and the outcome kept for replies to its duplicates."""
+
+    id: int
+    user_id: int
+    outcome: dict[str, Any] | None
+
+
+_STORED = select(Event.idempotency_key, Event.id, Event.user_id, EventOutcome.outcome).outerjoin(
+    EventOutcome, EventOutcome.event_id == Event.id
+)
+
+
+async def by_keys(session: AsyncSession, keys: Sequence[str]) -> dict[str, Stored]:
     if not keys:
         return {}
-    rows = await session.execute(select(Event).where(Event.idempotency_key.in_(list(keys))))
-    return {e.idempotency_key: e for e in rows.scalars()}
+    rows = await session.execute(_STORED.where(Event.idempotency_key.in_(list(keys))))
+    return {r[0]: Stored(r[1], r[2], r[3]) for r in rows}
 
 
-async def set_outcome(session: AsyncSession, event_id: int, outcome: dict[str, Any]) -> None:
-    await session.execute(update(Event).where(Event.id == event_id).values(outcome=outcome))
-
-
-async def by_key(session: AsyncSession, key: str) -> Event | None:
-    return (await session.execute(select(Event).where(Event.idempotency_key == key))).scalar_one_or_none()
+async def by_key(session: AsyncSession, key: str) -> Stored | None:
+    return (await by_keys(session, [key])).get(key)
 
 
 async def page_for_user(
     session: AsyncSession, user_id: int, limit: int, offset: int, include_internal: bool = False
-) -> tuple[list[Event], int]:
-    """A member's events, newest first; the award events Laurel writes itself only when asked."""
+) -> tuple[list[tuple[Event, dict[str, Any] | None]], int]:
+    """A member's events with their outcomes, newest first; Laurel's own award events only when asked."""
     cond = Event.user_id == user_id
     if not include_internal:
         cond = cond & (Event.source != INTERNAL_SOURCE)
     rows = await session.execute(
-        select(Event).where(cond).order_by(Event.occurred_at.desc(), Event.id.desc()).limit(limit).offset(offset)
+        select(Event, EventOutcome.outcome)
+        .outerjoin(EventOutcome, EventOutcome.event_id == Event.id)
+        .where(cond)
+        .order_by(Event.occurred_at.desc(), Event.id.desc())
+        .limit(limit)
+        .offset(offset)
     )
     total = (await session.execute(select(func.count()).select_from(Event).where(cond))).scalar_one()
-    return list(rows.scalars()), total
+    return [(r[0], r[1]) for r in rows], total
 
 
 async def load_counters(

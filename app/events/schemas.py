@@ -138,4 +138,4 @@ class EventOut(ReadModel):
     occurred_at: datetime
     received_at: datetime
     attributes: dict[str, Any]
-    outcome: dict[str, Any] | None
+    outcome: dict[str, Any] | None = Field(default=None, description="What the event caused (null: nothing)")

@@ -207,7 +207,9 @@ async def _batch_set_based(
     await store.flush()
 
 
-def _replay(index: int, item: EventIn, user: User | MemberRecord, existing: Event | None) -> BatchItemResult:
+def _replay(
+    index: int, item: EventIn, user: User | MemberRecord, existing: events_repo.Stored | None
+) -> BatchItemResult:
     if existing is None:  # pragma: no cover - the conflicting row is committed before we can see the conflict
         return _rejected(index, item.id, "event_in_flight", "Event id is being processed; retry")
     if existing.user_id != user.id:
@@ -286,7 +288,7 @@ async def _batch_item_by_item(
 
 async def history(
     session: AsyncSession, external_id: str, limit: int, offset: int, include_internal: bool = False
-) -> tuple[list[Event], int]:
+) -> tuple[list[tuple[Event, dict[str, Any] | None]], int]:
     user = await users_repo.by_external_id(session, external_id)
     if user is None:
         raise NotFound("Member not found", code="user_not_found")

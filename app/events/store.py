@@ -30,7 +30,7 @@ from app.kit.db import tx_buffers
 from app.kit.dialect import dialect_name, insert_for
 from app.leaderboards import repository as lb_repo
 from app.leaderboards.repository import ScoreChange
-from app.models import Event, OutboxMessage, PointsEntry, RuleCounter, User, UserBadge, UserLevel
+from app.models import Event, EventOutcome, OutboxMessage, PointsEntry, RuleCounter, User, UserBadge, UserLevel
 from app.rules.evaluator import EMPTY, CounterState
 
 STORE_KEY = "engine"
@@ -41,6 +41,7 @@ LT: Table = PointsEntry.__table__  # type: ignore[assignment]
 VT: Table = UserLevel.__table__  # type: ignore[assignment]
 OT: Table = OutboxMessage.__table__  # type: ignore[assignment]
 CT: Table = RuleCounter.__table__  # type: ignore[assignment]
+OCT: Table = EventOutcome.__table__  # type: ignore[assignment]
 UT: Table = User.__table__  # type: ignore[assignment]
 
 ID_TABLES = ("events", "user_badges", "points_ledger")
@@ -52,7 +53,7 @@ Prefetcher = Callable[["EngineStore", Sequence[int]], Awaitable[None]]
 PREFETCHERS: list[Prefetcher] = []
 
 _SET_BALANCE = update(UT).where(UT.c.id == bindparam("uid")).values(points=bindparam("points"))
-_SET_OUTCOME = update(ET).where(ET.c.id == bindparam("eid")).values(outcome=bindparam("outcome"))
+
 
 
 def store_for(session: AsyncSession) -> EngineStore:
@@ -315,7 +316,7 @@ class EngineStore:
             await s.execute(_SET_BALANCE, [{"uid": u, "points": p} for u, p in sorted(balances.items())])
         if self._outcomes:
             outcomes, self._outcomes = self._outcomes, {}
-            await s.execute(_SET_OUTCOME, [{"eid": e, "outcome": o} for e, o in sorted(outcomes.items())])
+            await s.execute(OCT.insert(), [{"event_id": e, "outcome": o} for e, o in sorted(outcomes.items())])
         if self._scores:
             scores, self._scores = self._scores, defaultdict(list)
             await lb_repo.add_scores_many(s, sorted(scores.items()))

@@ -24,9 +24,18 @@ class Event(Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now, nullable=False)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
-    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
     __table_args__ = (Index("ix_events_user_id_id", "user_id", "id"),)
+
+
+class EventOutcome(Base):
+    """What an event caused, kept for replies to its duplicates. A table of its own, written once: updating the
+    event row instead would leave a dead version of the largest table's row behind for every event."""
+
+    __tablename__ = "event_outcomes"
+
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), primary_key=True)
+    outcome: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
 
 
 class RuleCounter(Base):

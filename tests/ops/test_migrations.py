@@ -65,3 +65,40 @@ def test_sqlite_upgrade_from_scratch(tmp_path: Any) -> None:
     _in_thread(migrate.upgrade, url)
     _in_thread(migrate.downgrade, url, "base")
     _in_thread(migrate.upgrade, url)
+
+
+async def test_event_outcomes_move_to_their_own_table_and_back() -> None:
+    name = f"laurel_mig_{uuid.uuid4().hex[:8]}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    url = f"{base}/{name}"
+    try:
+        await asyncio.to_thread(migrate.upgrade, url, "0006_rank_snapshots")
+        conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+        try:
+            uid = await conn.fetchval(
+                "INSERT INTO users (external_id, segments, preferences, points, created_at, updated_at) "
+                "VALUES ('M', '[]', '{}', 0, now(), now()) RETURNING id")
+            await conn.execute(
+                "INSERT INTO events (idempotency_key, user_id, type, source, occurred_at, received_at, attributes, "
+                "outcome) VALUES ('k1', $1, 'visit', 'pos', now(), now(), '{}', '{\"points_credited\": 5}'), "
+                "('k2', $1, 'visit', 'pos', now(), now(), '{}', NULL)", uid)
+        finally:
+            await conn.close()
+        await asyncio.to_thread(migrate.upgrade, url)
+        conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+        try:
+            rows = await conn.fetch("SELECT e.idempotency_key, o.outcome FROM event_outcomes o "
+                                    "JOIN events e ON e.id = o.event_id")
+            assert [(r[0], r[1]) for r in rows] == [("k1", '{"points_credited": 5}')]
+        finally:
+            await conn.close()
+        await asyncio.to_thread(migrate.downgrade, url, "0006_rank_snapshots")
+        conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+        try:
+            back = await conn.fetch("SELECT idempotency_key, outcome FROM events ORDER BY idempotency_key")
+            assert [(r[0], r[1]) for r in back] == [("k1", '{"points_credited": 5}'), ("k2", None)]
+        finally:
+            await conn.close()
+    finally:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
