@@ -200,6 +200,14 @@ def pgbench(clients: int, seconds: float) -> float:
     return float(m.group(1)) if m else 0.0
 
 
+def settle() -> None:
+    """VACUUM (ANALYZE) between scenarios, as autovacuum would: PostgreSQL on the benchmark machine may run
+    with autovacuum off (the one the README's figures come from does), and a scenario should not pay for the
+    dead rows of the ones before it."""
+    if psql("SHOW autovacuum") == "off":
+        psql("VACUUM (ANALYZE)", DB)
+
+
 async def seed_badges(base: str) -> None:
     async with httpx.AsyncClient(base_url=base, headers=HEADERS) as c:
         for b in BADGES:
@@ -329,8 +337,10 @@ async def main() -> dict[str, Any]:
             )
         for clients in (1, 8, 32):
             before = pgbench(clients, SECONDS)
+            settle()
             stats = await single(base, clients, SECONDS, f"single events, {clients} client(s)")
             after = pgbench(clients, SECONDS)
+            settle()
             anchor = (before + after) / 2
             drift = abs(before - after) / anchor * 100 if anchor else 0
             print(stats.line())
@@ -351,8 +361,10 @@ async def main() -> dict[str, Any]:
             )
         replay = await single(base, 8, SECONDS, "single events, 8 clients, ~10% replays", replay_share=0.1)
         print(replay.line())
+        settle()
         # Steady state: 200 members who already hold most of the easy badges (warmed for a while first).
         await single(base, 8, SECONDS * 2, "warm-up of 200 members", members=200)
+        settle()
         for clients in (1, 8):
             stats = await single(
                 base, clients, SECONDS, f"single events, members with history, {clients} client(s)", members=200
@@ -367,6 +379,7 @@ async def main() -> dict[str, Any]:
                     "p99_ms": stats.pct(99),
                 }
             )
+        settle()
         for clients in (1, 2):
             stats = await batches(base, clients, SECONDS, members=200)
             print(stats.line())
@@ -379,6 +392,7 @@ async def main() -> dict[str, Any]:
                     "p99_ms": stats.pct(99),
                 }
             )
+        settle()
         for clients in (1, 2):
             stats = await batches(base, clients, SECONDS)
             print(stats.line())
@@ -392,6 +406,7 @@ async def main() -> dict[str, Any]:
                 }
             )
         await seed_challenges(base, DB)
+        settle()
         print(f"\n20 published challenges, {MEMBERS} members joined to each:")
         for clients in (1, 8, 32):
             stats = await single(base, clients, SECONDS, f"single events + challenges, {clients} client(s)")
