@@ -423,13 +423,14 @@ async def credit_step(run: EngineRun, pid: int, ch: Challenge, instance: str, st
     title = ch.steps[step]["title"]
     points = ch.points_per_step
     if points:
+        # A step is done once per participation (the row is locked while its progress moves): nothing to look up.
         await run.credit_points(points, reason=f"Challenge step: {title}"[:200], source_type="challenge_step",
-                                source_id=f"{pid}:{step}", at=event.occurred_at)
-    await outbox.emit(run.session, "challenge.step_completed", run.user.id, {
+                                source_id=f"{pid}:{step}", at=event.occurred_at, fresh=True)
+    run.store.emit("challenge.step_completed", run.user.id, {
         "user_id": run.user.external_id, "challenge": ch.key, "title": ch.title, "instance": instance,
         "participation_id": pid, "step": step, "step_title": title, "points": points,
         "completed_at": event.occurred_at.isoformat(),
-    })
+    }, clock.utcnow())
 
 
 async def complete(run: EngineRun, pid: int, ch: Challenge, instance: str, event: EventRecord) -> dict[str, Any] | None:
@@ -439,13 +440,14 @@ async def complete(run: EngineRun, pid: int, ch: Challenge, instance: str, event
         return None
     rewards: dict[str, Any] = {"bonus_points": ch.bonus_points, "badge": None, "voucher": None}
     if ch.bonus_points:
+        # The guarded status change above happens once: nothing to look up.
         await run.credit_points(ch.bonus_points, reason=f"Challenge completed: {ch.title}"[:200],
-                                source_type="challenge_bonus", source_id=str(pid), at=at)
-    await outbox.emit(run.session, "challenge.completed", run.user.id, {
+                                source_type="challenge_bonus", source_id=str(pid), at=at, fresh=True)
+    run.store.emit("challenge.completed", run.user.id, {
         "user_id": run.user.external_id, "challenge": ch.key, "title": ch.title, "instance": instance,
         "participation_id": pid, "bonus_points": ch.bonus_points, "badge": ch.reward_badge,
         "voucher": ch.reward_voucher, "completed_at": at.isoformat(),
-    })
+    }, clock.utcnow())
     if ch.reward_badge:
         badge = await badges_repo.by_key(run.session, ch.reward_badge)
         if badge is not None:

@@ -310,8 +310,9 @@ class EngineRun:
     ) -> CreditRecord | None:
         """Credit (or debit) once per source; reaching a level is announced once per level.
 
-        `fresh`: the source is new by construction (an award id this run just took), so there is nothing to
-        look up.
+        `fresh`: the source is new by construction (an award id this run just took, a challenge step that has
+        just been done under its participation's lock), so there is nothing to look up; the unique constraint
+        on (source_type, source_id) still guards it when the rows are written.
         """
         if not fresh and await self.store.ledger_has(source_type, source_id):
             return None
