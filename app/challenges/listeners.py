@@ -18,7 +18,7 @@ from app.events import hooks
 from app.events.engine import EngineRun
 from app.events.record import EventRecord
 from app.events.store import PREFETCHERS, EngineStore
-from app.models import Challenge, ChallengeParticipation
+from app.models import Challenge
 from app.rules.criteria import Criterion
 
 EXTRAS_KEY = "challenges.active"
@@ -40,7 +40,7 @@ class Active:
         return self.status == "active" and at >= self.joined_at and (self.deadline is None or at < self.deadline)
 
 
-def _active(p: ChallengeParticipation, c: Challenge) -> Active:
+def _active(p: Any, c: Challenge) -> Active:
     return Active(id=p.id, challenge=c, steps=challenges_service.parsed_steps(c), instance=p.instance_key,
                   joined_at=p.joined_at, deadline=p.deadline, progress=list(p.progress))
 

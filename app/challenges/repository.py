@@ -3,6 +3,7 @@ so the expiry job and an engine run can never both move the same participation."
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -11,7 +12,7 @@ from sqlalchemy import Row, bindparam, event, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.cache import DefinitionCache
-from app.kit.dialect import insert_ignore, skip_locked
+from app.kit.dialect import dialect_name, execute_raw, insert_ignore, skip_locked
 from app.models import Badge, Challenge, ChallengeParticipation, User, UserBadge
 
 
@@ -100,36 +101,50 @@ async def current_for_user(session: AsyncSession, user_id: int, challenge_ids: S
     return {(p.challenge_id, p.instance_key): p for p in rows.scalars()}
 
 
-async def active_for_user(session: AsyncSession, user_id: int) -> list[tuple[ChallengeParticipation, Challenge]]:
+async def active_for_user(session: AsyncSession, user_id: int) -> list[tuple[Any, Challenge]]:
     """The member's active participations in published challenges (what an engine run may advance)."""
     return await active_for_users(session, [user_id])
 
 
-async def active_for_users(
-    session: AsyncSession, user_ids: Sequence[int]
-) -> list[tuple[ChallengeParticipation, Challenge]]:
-    """Locked (FOR NO KEY UPDATE) until the transaction ends: the engine writes their progress at its flush,
-    and the deadline job (which skips locked rows) must not expire them in between."""
-    rows = await session.execute(
-        select(ChallengeParticipation, Challenge)
-        .join(Challenge, Challenge.id == ChallengeParticipation.challenge_id)
-        .where(ChallengeParticipation.user_id.in_(list(user_ids)), ChallengeParticipation.status == "active",
-               Challenge.status == "published")
-        .order_by(ChallengeParticipation.id)
-        .with_for_update(of=ChallengeParticipation, key_share=True)
-    )
-    return [(r[0], r[1]) for r in rows.all()]
+_CP: Any = ChallengeParticipation.__table__
+_ACTIVE = (
+    select(_CP.c.id, _CP.c.user_id, _CP.c.challenge_id, _CP.c.instance_key, _CP.c.joined_at, _CP.c.deadline,
+           _CP.c.progress)
+    .where(_CP.c.user_id.in_(bindparam("user_ids", expanding=True)), _CP.c.status == "active",
+           _CP.c.challenge_id.in_(select(Challenge.id).where(Challenge.status == "published").scalar_subquery()))
+    .order_by(_CP.c.id)
+    .with_for_update(key_share=True)
+)
+
+
+async def active_for_users(session: AsyncSession, user_ids: Sequence[int]) -> list[tuple[Any, Challenge]]:
+    """Participation rows (not ORM objects: a batch reads thousands) with their challenges. Locked (FOR NO KEY
+    UPDATE) until the transaction ends: the engine writes their progress at its flush, and the deadline job
+    (which skips locked rows) must not expire them in between."""
+    rows = (await session.execute(_ACTIVE, {"user_ids": list(user_ids)})).all()
+    if not rows:
+        return []
+    ids = sorted({r.challenge_id for r in rows})
+    challenges = {c.id: c for c in (await session.execute(select(Challenge).where(Challenge.id.in_(ids)))).scalars()}
+    return [(r, challenges[r.challenge_id]) for r in rows if r.challenge_id in challenges]
 
 
 _SET_PROGRESS = (
-    update(ChallengeParticipation.__table__)  # type: ignore[arg-type]
-    .where(ChallengeParticipation.__table__.c.id == bindparam("pid"))
-    .values(progress=bindparam("progress"), steps_done=bindparam("done"))
+    update(_CP).where(_CP.c.id == bindparam("pid")).values(progress=bindparam("progress"), steps_done=bindparam("done"))
 )
+_SET_PROGRESS_PG = """
+UPDATE challenge_participations AS p SET progress = x.progress, steps_done = x.done
+FROM unnest($1::bigint[], $2::jsonb[], $3::int[]) AS x(id, progress, done) WHERE p.id = x.id
+"""
 
 
 async def set_progress_many(session: AsyncSession, rows: list[tuple[int, list[dict[str, Any]], int]]) -> None:
     """Write progress of participations this transaction holds locked (see active_for_users)."""
+    if dialect_name(session) == "postgresql":
+        # One statement over arrays: a batch moves thousands of participations.
+        await execute_raw(session, _SET_PROGRESS_PG, [r[0] for r in rows], [json.dumps(r[1]) for r in rows],
+                          [r[2] for r in rows])
+        return
     await session.execute(_SET_PROGRESS, [{"pid": pid, "progress": p, "done": d} for pid, p, d in rows])
 
 

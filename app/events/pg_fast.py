@@ -14,11 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from asyncpg import PostgresError
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.events.record import MemberRecord
+from app.kit.dialect import raw_driver
 
 FLUSH_SQL = """
 WITH
@@ -127,16 +127,7 @@ JOIN rule_counters rc ON rc.user_id = k.user_id AND rc.scope = k.scope AND rc.bu
 
 
 async def _driver(session: AsyncSession) -> Any:
-    """The asyncpg connection under the session, inside the session's transaction."""
-    connection = await (await session.connection()).get_raw_connection()
-    adapted: Any = connection.dbapi_connection
-    if getattr(adapted, "_transaction", True) is None:
-        # SQLAlchemy's adapter opens the transaction lazily, on its first statement; this may be ours.
-        await adapted._start_transaction()
-    driver: Any = connection.driver_connection
-    if not driver.is_in_transaction():  # pragma: no cover - a SQLAlchemy without that hook
-        await session.execute(text("SELECT 1"))
-    return driver
+    return await raw_driver(session)
 
 
 async def claim(

@@ -6,8 +6,10 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
+from asyncpg import PostgresError
 from sqlalchemy import Table, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
@@ -49,6 +51,29 @@ async def try_lock_key(session: AsyncSession, namespace: str) -> bool:
     lock_id = int.from_bytes(digest, "big", signed=True)
     res = await session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock_id})
     return bool(res.scalar())
+
+
+async def raw_driver(session: AsyncSession) -> Any:
+    """PostgreSQL: the asyncpg connection under the session, inside the session's transaction (for the few
+    statements of the hot paths that send arrays and skip the ORM layer)."""
+    connection = await (await session.connection()).get_raw_connection()
+    adapted: Any = connection.dbapi_connection
+    if getattr(adapted, "_transaction", True) is None:
+        # SQLAlchemy's adapter opens the transaction lazily, on its first statement; this may be ours.
+        await adapted._start_transaction()
+    driver: Any = connection.driver_connection
+    if not driver.is_in_transaction():  # pragma: no cover - a SQLAlchemy without that hook
+        await session.execute(text("SELECT 1"))
+    return driver
+
+
+async def execute_raw(session: AsyncSession, sql: str, *args: Any) -> None:
+    """Run one statement on the raw connection; errors come back as SQLAlchemy's, like every other statement."""
+    driver = await raw_driver(session)
+    try:
+        await driver.execute(sql, *args)
+    except PostgresError as exc:
+        raise DBAPIError(sql.strip().split("\n", 1)[0], None, exc) from exc
 
 
 def skip_locked(session: AsyncSession) -> dict[str, Any]:
