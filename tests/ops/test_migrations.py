@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -44,20 +46,26 @@ async def _tables(url: str) -> set[str]:
         await conn.close()
 
 
-async def test_upgrade_matches_models_and_round_trips_on_postgresql() -> None:
+@contextlib.asynccontextmanager
+async def _scratch_database() -> AsyncIterator[str]:
+    """An empty PostgreSQL database of its own (SQLAlchemy URL), dropped afterwards."""
     name = f"laurel_mig_{uuid.uuid4().hex[:8]}"
     await _admin(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    url = f"{base}/{name}"
     try:
+        yield f"{base}/{name}"
+    finally:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_upgrade_matches_models_and_round_trips_on_postgresql() -> None:
+    async with _scratch_database() as url:
         await asyncio.to_thread(migrate.upgrade, url)
         assert await _diff(url) == []
         await asyncio.to_thread(migrate.downgrade, url, "base")
         assert await _tables(url) == {"alembic_version"}
         await asyncio.to_thread(migrate.upgrade, url)
         assert await _diff(url) == []
-    finally:
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_sqlite_upgrade_from_scratch(tmp_path: Any) -> None:
@@ -68,11 +76,7 @@ def test_sqlite_upgrade_from_scratch(tmp_path: Any) -> None:
 
 
 async def test_event_outcomes_move_to_their_own_table_and_back() -> None:
-    name = f"laurel_mig_{uuid.uuid4().hex[:8]}"
-    await _admin(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    url = f"{base}/{name}"
-    try:
+    async with _scratch_database() as url:
         await asyncio.to_thread(migrate.upgrade, url, "0006_rank_snapshots")
         conn = await asyncpg.connect(url.replace("+asyncpg", ""))
         try:
@@ -100,5 +104,3 @@ async def test_event_outcomes_move_to_their_own_table_and_back() -> None:
             assert [(r[0], r[1]) for r in back] == [("k1", '{"points_credited": 5}'), ("k2", None)]
         finally:
             await conn.close()
-    finally:
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
