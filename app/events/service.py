@@ -158,10 +158,10 @@ async def _batch_set_based(
 ) -> None:
     """One statement per table for the whole batch: members, events, then the engine's reads and writes."""
     users = await _lock_members(session, [item.user_id for _, item in valid])
-    first: dict[str, int] = {}  # idempotency key → index of its first item in this batch
+    first: dict[str, int] = {}  # idempotency key → index of its first item in this batch, in posted order
     rows: list[dict[str, Any]] = []
     now = utcnow()
-    for index, item in valid:
+    for index, item in sorted(valid, key=lambda pair: pair[0]):
         if item.id in first:
             continue
         first[item.id] = index

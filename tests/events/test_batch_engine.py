@@ -177,3 +177,16 @@ async def test_batches_creating_and_locking_overlapping_members_do_not_deadlock(
             client.post("/v1/events", json=item(f"c-{round_}", f"L{round_}-2"), headers=ADMIN),
         )
         assert [r.status_code for r in responses] == [200, 200, 200], [r.text for r in responses]
+
+
+async def test_an_id_repeated_for_another_member_in_one_batch_belongs_to_the_first_posted(
+    client: httpx.AsyncClient,
+) -> None:
+    at = NOW.isoformat()
+    items = [
+        {"id": "dup", "user_id": "ZED", "type": "visit", "occurred_at": at},  # posted first, sorts last
+        {"id": "dup", "user_id": "ABE", "type": "visit", "occurred_at": at},
+    ]
+    results = (await client.post("/v1/events/batch", json={"events": items}, headers=ADMIN)).json()["results"]
+    assert [r["status"] for r in results] == ["accepted", "rejected"]
+    assert results[1]["error"]["code"] == "idempotency_key_reused"
