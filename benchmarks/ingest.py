@@ -335,13 +335,14 @@ async def main() -> dict[str, Any]:
                     "p99_ms": ceiling.pct(99),
                 }
             )
+        anchors: dict[int, float] = {}
         for clients in (1, 8, 32):
             before = pgbench(clients, SECONDS)
             settle()
             stats = await single(base, clients, SECONDS, f"single events, {clients} client(s)")
             after = pgbench(clients, SECONDS)
             settle()
-            anchor = (before + after) / 2
+            anchor = anchors[clients] = (before + after) / 2
             drift = abs(before - after) / anchor * 100 if anchor else 0
             print(stats.line())
             print(
@@ -365,11 +366,13 @@ async def main() -> dict[str, Any]:
         # Steady state: 200 members who already hold most of the easy badges (warmed for a while first).
         await single(base, 8, SECONDS * 2, "warm-up of 200 members", members=200)
         settle()
-        for clients in (1, 8):
+        for clients in (1, 8, 32):
             stats = await single(
                 base, clients, SECONDS, f"single events, members with history, {clients} client(s)", members=200
             )
             print(stats.line())
+            anchor = anchors[clients]
+            print(f"{'':<44} pgbench {anchor:10.1f} tx/s (measured above) → Laurel = {stats.rate / anchor * 100:.1f}%")
             results["runs"].append(
                 {
                     "kind": "single-steady",
@@ -377,6 +380,7 @@ async def main() -> dict[str, Any]:
                     "rate": stats.rate,
                     "p50_ms": stats.pct(50),
                     "p99_ms": stats.pct(99),
+                    "pgbench_tps": anchor,
                 }
             )
         settle()
