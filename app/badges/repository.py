@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.kit.dialect import insert_once
 from app.models import Badge, User, UserBadge
 
 
@@ -42,40 +40,6 @@ async def visible_to_members(session: AsyncSession) -> Sequence[Badge]:
         .scalars()
         .all()
     )
-
-
-async def held_badge_ids(session: AsyncSession, user_id: int) -> set[int]:
-    rows = await session.execute(select(UserBadge.badge_id).where(UserBadge.user_id == user_id).distinct())
-    return set(rows.scalars())
-
-
-async def insert_award(
-    session: AsyncSession,
-    *,
-    user_id: int,
-    badge_id: int,
-    award_key: str,
-    source: str,
-    event_id: int | None,
-    evidence: dict[str, Any],
-    awarded_at: datetime,
-) -> int | None:
-    """The award id when this call made the award, None when it already existed."""
-    inserted = await insert_once(
-        session,
-        UserBadge,
-        ["user_id", "badge_id", "award_key"],
-        {
-            "user_id": user_id,
-            "badge_id": badge_id,
-            "award_key": award_key,
-            "source": source,
-            "event_id": event_id,
-            "evidence": evidence,
-            "awarded_at": awarded_at,
-        },
-    )
-    return inserted
 
 
 async def awards_of(session: AsyncSession, user_id: int) -> Sequence[UserBadge]:

@@ -136,9 +136,6 @@ class EngineRun:
             self._rules = await rules_cache.auto_awardable(self.session)
         return self._rules
 
-    async def held(self) -> set[int]:
-        return await self.store.held(self.user.id)
-
     async def _evaluate_badges(self, event: EventRecord, excluded: int | None) -> None:
         at = event.occurred_at
         type_, attributes = event.type, event.attributes

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.events.record import EventRecord
-from app.kit.dialect import insert_for, insert_ignore, insert_once
+from app.kit.dialect import insert_ignore, insert_once
 from app.models import Event, EventOutcome, RuleCounter
 
 INTERNAL_SOURCE = "laurel"  # award and level events the engine records itself
@@ -111,15 +111,3 @@ async def load_counters(
         select(RuleCounter.scope, RuleCounter.bucket, RuleCounter.state).where(RuleCounter.user_id == user_id, cond)
     )
     return {(r.scope, r.bucket): r.state for r in rows}
-
-
-async def save_counters(session: AsyncSession, user_id: int, states: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
-    """Upsert changed states in one statement, in key order so concurrent batches cannot deadlock."""
-    if not states:
-        return
-    rows = [
-        {"user_id": user_id, "scope": s, "bucket": b, "state": st} for s, b, st in sorted(states, key=lambda x: x[:2])
-    ]
-    ins = insert_for(session, RuleCounter.__table__)  # type: ignore[arg-type]
-    stmt = ins.on_conflict_do_update(index_elements=["user_id", "scope", "bucket"], set_={"state": ins.excluded.state})
-    await session.execute(stmt, rows)

@@ -211,9 +211,6 @@ class EngineStore:
             await self._load_holdings([user_id])
         return self._awards[user_id]
 
-    async def held(self, user_id: int) -> set[int]:
-        return {b for b, keys in (await self.awards(user_id)).items() if keys}
-
     async def counters(self, user_id: int, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], CounterState]:
         wanted = [(user_id, s, b) for s, b in keys]
         await self.load_counters(wanted)

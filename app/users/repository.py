@@ -24,13 +24,6 @@ async def by_unionid(session: AsyncSession, unionid: str) -> User | None:
     return (await session.execute(select(User).where(User.unionid == unionid))).scalar_one_or_none()
 
 
-async def by_external_ids(session: AsyncSession, external_ids: Sequence[str]) -> list[User]:
-    if not external_ids:
-        return []
-    rows = await session.execute(select(User).where(User.external_id.in_(list(external_ids))))
-    return list(rows.scalars())
-
-
 async def ensure_external(session: AsyncSession, external_id: str) -> User:
     """Get or create a member by integrator id; the insert is ON CONFLICT DO NOTHING, so racing creators agree."""
     user = await by_external_id(session, external_id)
@@ -54,17 +47,6 @@ async def lock_member(session: AsyncSession, user_id: int) -> int:
     """
     stmt = select(User.points).where(User.id == user_id).with_for_update(key_share=True)
     return (await session.execute(stmt)).scalar_one()
-
-
-async def lock_by_external_id(session: AsyncSession, external_id: str) -> User | None:
-    """The member, locked as by `lock_member`, with fresh attributes."""
-    stmt = (
-        select(User)
-        .where(User.external_id == external_id)
-        .with_for_update(key_share=True)
-        .execution_options(populate_existing=True)
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def lock_or_create(session: AsyncSession, external_id: str) -> User:
