@@ -22,11 +22,12 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, null, select, text, union_all, update
+from sqlalchemy import Table, bindparam, event, null, select, text, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from app.events import pg_fast
-from app.kit.db import tx_buffers
+from app.kit.db import TX_BUFFERS, tx_buffers
 from app.kit.dialect import dialect_name, insert_for
 from app.leaderboards import repository as lb_repo
 from app.leaderboards.repository import ScoreChange
@@ -64,6 +65,15 @@ def store_for(session: AsyncSession) -> EngineStore:
         store = EngineStore(session)
         buffers[STORE_KEY] = store
     return store
+
+
+@event.listens_for(Session, "before_commit")
+def _refuse_unflushed(session: Session) -> None:
+    """A commit that is not `kit.db.commit` (a job, a script) would silently drop the engine's buffered rows:
+    refuse it instead, so the transaction rolls back whole."""
+    store = session.info.get(TX_BUFFERS, {}).get(STORE_KEY)
+    if isinstance(store, EngineStore) and store.pending():
+        raise RuntimeError("engine rows are still buffered: commit with app.kit.db.commit, which flushes them")
 
 
 def discard_store(session: AsyncSession) -> None:
@@ -268,6 +278,13 @@ class EngineStore:
     def add_scores(self, user_id: int, changes: Sequence[ScoreChange]) -> None:
         self._scores[user_id].extend(changes)
 
+    def pending(self) -> bool:
+        """Whether anything is buffered and not yet written."""
+        return bool(
+            self._events or self._award_rows or self._ledger or self._level_rows or self._outbox
+            or self._counter_writes or self._balances or self._outcomes or self._scores or self._flush_hooks
+        )
+
     def on_flush(self, key: str, hook: Callable[[EngineStore], Awaitable[None]]) -> None:
         """Have a listener's buffered rows (challenge progress) written by the next flush."""
         self._flush_hooks[key] = hook
@@ -323,7 +340,7 @@ class EngineStore:
         """Everything but leaderboard scores in one round trip (see pg_fast)."""
         if not (self._events or self._award_rows or self._ledger or self._level_rows or self._outbox
                 or self._counter_writes or self._balances or self._outcomes):
-            return
+            return  # (leaderboard scores and listener hooks are written by flush itself)
         await pg_fast.write(
             self.session,
             events=self._events,

@@ -62,3 +62,4 @@ async def test_two_first_events_of_a_new_member_racing_both_land_on_one_member(a
     async with app.state.db.sessionmaker() as session:
         members = await session.execute(text("SELECT count(*) FROM users WHERE external_id = 'RACE-1'"))
         assert members.scalar_one() == 1
+
