@@ -126,17 +126,13 @@ JOIN rule_counters rc ON rc.user_id = k.user_id AND rc.scope = k.scope AND rc.bu
 """
 
 
-async def _driver(session: AsyncSession) -> Any:
-    return await raw_driver(session)
-
-
 async def claim(
     session: AsyncSession, external_id: str, key: str, type_: str, source: str, occurred_at: datetime,
     received_at: datetime, attributes: dict[str, Any],
 ) -> tuple[MemberRecord, int | None]:
     """Find or create the member, lock it, and store the event unless its key is known — one round trip (two
     when racing another first event of a new member). The event's id, or None for a duplicate."""
-    driver = await _driver(session)
+    driver = await raw_driver(session)
     args = (external_id, received_at, key, type_, source, occurred_at, json.dumps(attributes))
     try:
         row = await driver.fetchrow(CLAIM_SQL, *args)
@@ -149,7 +145,7 @@ async def claim(
 
 async def lock_members(session: AsyncSession, external_ids: Sequence[str], now: datetime) -> dict[str, MemberRecord]:
     """A batch's members, created when unknown and locked, in one statement (see MEMBERS_SQL)."""
-    driver = await _driver(session)
+    driver = await raw_driver(session)
     try:
         rows = await driver.fetch(MEMBERS_SQL, sorted(set(external_ids)), now)
     except PostgresError as exc:
@@ -159,7 +155,7 @@ async def lock_members(session: AsyncSession, external_ids: Sequence[str], now: 
 
 async def record_events(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
     """Idempotent insert of a batch's events: key → id of the rows this call stored."""
-    driver = await _driver(session)
+    driver = await raw_driver(session)
     args = columns(rows, ("idempotency_key", "user_id", "type", "source", "occurred_at", "received_at",
                           "attributes"), json.dumps)
     try:
@@ -173,7 +169,7 @@ async def read_state(
     session: AsyncSession, user_id: int, keys: Sequence[tuple[int, str, str]]
 ) -> tuple[list[tuple[int, str, str, dict[str, Any]]], list[tuple[int, str]], list[int]]:
     """A member's counters (by exact key), awards (badge, award key) and levels reached, in one round trip."""
-    driver = await _driver(session)
+    driver = await raw_driver(session)
     try:
         rows = await driver.fetch(
             STATE_SQL, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [user_id]
@@ -190,7 +186,7 @@ async def read_counters(
     session: AsyncSession, keys: Sequence[tuple[int, str, str]]
 ) -> list[tuple[int, str, str, dict[str, Any]]]:
     """Exactly the wanted counter rows, however many (a join against the keys, not IN lists)."""
-    driver = await _driver(session)
+    driver = await raw_driver(session)
     try:
         rows = await driver.fetch(COUNTERS_SQL, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys])
     except PostgresError as exc:
@@ -222,7 +218,7 @@ async def write(
         [b[0] for b in balances], [b[1] for b in balances],
         [o[0] for o in outcomes], [dumps(o[1]) for o in outcomes],
     ]
-    driver = await _driver(session)
+    driver = await raw_driver(session)
     try:
         await driver.execute(FLUSH_SQL, *args)
     except PostgresError as exc:
