@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     log_level: str = "INFO"
     db_pool_size: int = Field(default=20, ge=1)
+    # Group-commit transactions of single events in flight at once per process (PostgreSQL; SQLite: 1).
+    ingest_pipeline: int = Field(default=2, ge=1, le=16)
     worker_enabled: bool = True
     quiet_hours: str = "22:00-08:00"
     challenge_expiring_hours: int = Field(default=24, ge=1, le=24 * 30)

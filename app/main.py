@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from app import plugins  # noqa: F401  (registers engine listeners)
 from app.config import Settings, get_settings
 from app.events.coalescer import Coalescer
+from app.events.fastpath import IngestFastPath
 from app.integrations.wechat.gateway import WeChatGateway
 from app.kit import handlers
 from app.kit import logging as laurel_logging
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     handlers.install(app)
     app.add_middleware(RetryConflictsMiddleware)  # inner: replays a request whose transaction deadlocked
+    app.add_middleware(IngestFastPath)  # POST /v1/events in the ordinary case; anything else passes on
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     include_all(app)
     return app

@@ -74,9 +74,17 @@ async def revoke_api_key(session: AsyncSession, key_id: int) -> ApiKey:
     return key
 
 
-async def verify_api_key(session: AsyncSession, settings: Settings, presented: str) -> KeyPrincipal | None:
+def bootstrap_principal(settings: Settings, presented: str) -> KeyPrincipal | None:
+    """The all-scope key from LAUREL_ADMIN_API_KEY, recognised without the database."""
     if settings.admin_api_key and hmac.compare_digest(presented.encode(), settings.admin_api_key.encode()):
         return KeyPrincipal(key_id=None, name="bootstrap", scopes=ALL_SCOPES)
+    return None
+
+
+async def verify_api_key(session: AsyncSession, settings: Settings, presented: str) -> KeyPrincipal | None:
+    bootstrap = bootstrap_principal(settings, presented)
+    if bootstrap is not None:
+        return bootstrap
     prefix = tokens.split_prefix(presented)
     if prefix is None:
         return None

@@ -54,16 +54,24 @@ class Coalescer:
         self.db = db
         self.settings = settings
         self._queue: list[_Waiter] = []
-        self._drainer: asyncio.Task[None] | None = None
+        self._drainers: set[asyncio.Task[None]] = set()
+        self._running = 0  # drainers that have not yet left their loop
+        # Shared transactions in flight at once: while one waits on PostgreSQL (round trips, the commit's WAL
+        # flush) the next is evaluated in Python. SQLite has one writer, so one at a time there.
+        self._pipeline = 1 if settings.database_url.startswith("sqlite") else settings.ingest_pipeline
 
     async def ingest(self, item: EventIn) -> IngestResult:
         waiter = _Waiter(item)
         self._queue.append(waiter)
-        if self._drainer is None:
-            self._drainer = asyncio.create_task(self._drain())
+        if self._running < self._pipeline:
+            self._running += 1
+            task = asyncio.create_task(self._drain())
+            self._drainers.add(task)  # a strong reference until it ends
+            task.add_done_callback(self._drainers.discard)
         return await waiter.future
 
     async def _drain(self) -> None:
+        """Take what has queued, evaluate it as one group, repeat until nothing is left."""
         try:
             while self._queue:
                 group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
@@ -74,7 +82,8 @@ class Coalescer:
                         _settle(w, error=exc if isinstance(exc, Exception) else RuntimeError("ingestion stopped"))
                     raise
         finally:
-            self._drainer = None
+            # Synchronously with leaving the loop: an event queued after this starts a drainer of its own.
+            self._running -= 1
 
     async def _run(self, group: list[_Waiter]) -> None:
         try:

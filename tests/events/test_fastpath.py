@@ -1,0 +1,106 @@
+"""The lean path for POST /v1/events answers the ordinary case itself and leaves everything else to FastAPI."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.auth.deps import EventsKey
+from app.errors import Unauthorized
+from tests.api import ADMIN, badge
+
+AT = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+
+
+def body(key: str, member: str = "F1", **attributes: Any) -> dict[str, Any]:
+    return {"id": key, "user_id": member, "type": "purchase", "occurred_at": AT, "attributes": attributes}
+
+
+async def full_path(client: httpx.AsyncClient, payload: Any, headers: dict[str, str]) -> httpx.Response:
+    """A `+json` media type: FastAPI reads the body as JSON, the lean path leaves such a request alone."""
+    headers = {**headers, "Content-Type": "application/vnd.laurel+json"}
+    return await client.post("/v1/events", content=json.dumps(payload).encode(), headers=headers)
+
+
+def without_ids(value: Any) -> Any:
+    """The outcome without what differs between two members' events (ids of the event, member and rows)."""
+    if isinstance(value, dict):
+        return {k: without_ids(v) for k, v in value.items() if k != "id" and not k.endswith("_id")}
+    if isinstance(value, list):
+        return [without_ids(v) for v in value]
+    return value
+
+
+@pytest.fixture
+def endpoint_refuses(app: FastAPI) -> Any:
+    """FastAPI's route refuses every caller, so a 200 can only come from the lean path."""
+
+    async def refuse() -> None:
+        raise Unauthorized("the FastAPI route was used", code="route_used")
+
+    app.dependency_overrides[EventsKey.__metadata__[0].dependency] = refuse
+    yield
+    app.dependency_overrides.clear()
+
+
+@pytest.mark.sqlite_too
+async def test_valid_event_is_served_by_the_lean_path(client: httpx.AsyncClient, endpoint_refuses: Any) -> None:
+    await badge(client, "first-purchase", [{"event": "purchase", "threshold": 1}], points=5)
+    r = await client.post("/v1/events", json=body("lean-1", amount=10), headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert r.json()["points_credited"] == 5 and r.headers["content-type"] == "application/json"
+    assert r.headers["x-request-id"]  # the request context still wraps it
+    routed = await full_path(client, body("lean-2"), ADMIN)
+    assert routed.status_code == 401 and routed.json()["error"]["code"] == "route_used"
+
+
+@pytest.mark.sqlite_too
+async def test_lean_and_full_path_give_the_same_answer(client: httpx.AsyncClient) -> None:
+    await badge(client, "first-purchase", [{"event": "purchase", "threshold": 1}], points=5)
+    await badge(client, "tenth-order", [{"event": "purchase", "threshold": 10}])
+    lean = await client.post("/v1/events", json=body("same-1", "A", amount=10), headers=ADMIN)
+    full = await full_path(client, body("same-2", "B", amount=10), ADMIN)
+    assert lean.status_code == full.status_code == 200
+    a, b = without_ids(lean.json()), without_ids(full.json())
+    assert a == b and a["badges_awarded"] and a["progress"]
+    # A replay through either path returns the first outcome.
+    again = await full_path(client, body("same-1", "A", amount=10), ADMIN)
+    assert again.json()["duplicate"] is True and again.json()["event_id"] == lean.json()["event_id"]
+
+
+async def test_refusals_come_from_the_full_app(client: httpx.AsyncClient, make_key: Any) -> None:
+    reader = await make_key("analytics:read")
+    writer = await make_key("events:write")
+    missing = await client.post("/v1/events", json=body("r-1"))
+    assert missing.status_code == 401 and missing.json()["error"]["code"] == "missing_credentials"
+    wrong = await client.post("/v1/events", json=body("r-1"), headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_api_key"
+    scope = await client.post("/v1/events", json=body("r-1"), headers=reader)
+    assert scope.status_code == 403 and scope.json()["error"]["code"] == "insufficient_scope"
+    bad = await client.post("/v1/events", json={**body("r-1"), "occurred_at": "2026-11-23T10:15:00"}, headers=writer)
+    assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"].endswith("occurred_at")
+    garbled = await client.post(
+        "/v1/events", content=b"{not json", headers={**writer, "Content-Type": "application/json"}
+    )
+    assert garbled.status_code == 422
+    ok = await client.post("/v1/events", json=body("r-1"), headers=writer)  # a stored key with the scope
+    assert ok.status_code == 200, ok.text
+    reused = await client.post("/v1/events", json=body("r-1", "SOMEONE-ELSE"), headers=writer)
+    assert reused.status_code == 409 and reused.json()["error"]["code"] == "idempotency_key_reused"
+
+
+async def test_revoked_key_stops_at_once_on_the_lean_path(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    made = (await client.post("/v1/admin/api-keys", json={"name": "pos", "scopes": ["events:write"]},
+                              headers=admin_headers)).json()
+    key = {"Authorization": f"Bearer {made['key']}"}
+    assert (await client.post("/v1/events", json=body("k-1"), headers=key)).status_code == 200
+    assert (await client.delete(f"/v1/admin/api-keys/{made['id']}", headers=admin_headers)).status_code in (200, 204)
+    r = await client.post("/v1/events", json=body("k-2"), headers=key)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
