@@ -119,6 +119,12 @@ UNION ALL
 SELECT 2, user_id, rank::text, NULL, NULL FROM user_levels WHERE user_id = ANY($4::bigint[])
 """
 
+HOLDINGS_SQL = """
+SELECT user_id, badge_id, award_key FROM user_badges WHERE user_id = ANY($1::bigint[])
+UNION ALL
+SELECT user_id, rank, NULL FROM user_levels WHERE user_id = ANY($1::bigint[])
+"""
+
 COUNTERS_SQL = """
 SELECT rc.user_id, rc.scope, rc.bucket, rc.state
 FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k(user_id, scope, bucket)
@@ -180,6 +186,16 @@ async def read_state(
     awards = [(int(r[2]), r[3]) for r in rows if r[0] == 1]
     levels = [int(r[2]) for r in rows if r[0] == 2]
     return counters, awards, levels
+
+
+async def read_holdings(session: AsyncSession, user_ids: Sequence[int]) -> list[tuple[int, int, str | None]]:
+    """Members' awards (user, badge, award key) and levels reached (user, rank, None), in one round trip."""
+    driver = await raw_driver(session)
+    try:
+        rows = await driver.fetch(HOLDINGS_SQL, list(user_ids))
+    except PostgresError as exc:
+        raise DBAPIError("engine holdings read", None, exc) from exc
+    return [(r[0], r[1], r[2]) for r in rows]
 
 
 async def read_counters(

@@ -129,7 +129,10 @@ async def ingest_batch(session: AsyncSession, settings: Settings, raw_items: lis
 async def ingest_group(session: AsyncSession, settings: Settings, items: list[EventIn]) -> list[BatchItemResult]:
     """Validated single events evaluated together (see events/coalescer.py); a result per item, in order."""
     results: list[BatchItemResult | None] = [None] * len(items)
-    await _ingest_valid(session, settings, list(enumerate(items)), results)
+    valid = sorted(enumerate(items), key=lambda pair: (pair[1].user_id, pair[0]))
+    # No savepoint (two round trips saved): should the database refuse something, the whole transaction
+    # is dropped and the coalescer evaluates each event again alone.
+    await _batch_set_based(session, settings, valid, results)
     return [r for r in results if r is not None]
 
 

@@ -161,9 +161,14 @@ class EngineStore:
             return
         for u in wanted:
             self._awards[u], self._levels[u] = {}, set()
-        awards = select(BT.c.user_id, BT.c.badge_id, BT.c.award_key).where(BT.c.user_id.in_(wanted))
-        levels = select(VT.c.user_id, VT.c.rank, null()).where(VT.c.user_id.in_(wanted))
-        for uid, ref, key in await self.session.execute(union_all(awards, levels)):
+        rows: Iterable[tuple[int, int, str | None]]
+        if self.ids.pg:
+            rows = await pg_fast.read_holdings(self.session, wanted)
+        else:
+            awards = select(BT.c.user_id, BT.c.badge_id, BT.c.award_key).where(BT.c.user_id.in_(wanted))
+            levels = select(VT.c.user_id, VT.c.rank, null()).where(VT.c.user_id.in_(wanted))
+            rows = (tuple(r) for r in await self.session.execute(union_all(awards, levels)))
+        for uid, ref, key in rows:
             if key is None:
                 self._levels[uid].add(ref)
             else:
