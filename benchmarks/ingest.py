@@ -37,7 +37,8 @@ from benchmarks.common import (
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 DB = "laurel_bench_ingest"
-HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
+HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}  # setting up (admin); events go with an integrator's key
+POSTER: dict[str, str] = {}
 MEMBERS = 5000
 
 BADGES: list[dict[str, Any]] = [
@@ -209,7 +210,11 @@ def settle() -> None:
 
 
 async def seed_badges(base: str) -> None:
+    """The 20 badges, and a stored `events:write` key for posting, as an integrator's POS would have."""
     async with httpx.AsyncClient(base_url=base, headers=HEADERS) as c:
+        r = await c.post("/v1/admin/api-keys", json={"name": "bench-pos", "scopes": ["events:write"]})
+        r.raise_for_status()
+        POSTER["Authorization"] = f"Bearer {r.json()['key']}"
         for b in BADGES:
             r = await c.post("/v1/admin/badges", json={"name": b["key"], "status": "active", **b})
             r.raise_for_status()
@@ -229,7 +234,7 @@ async def single(
             if members is not None:
                 body["user_id"] = f"W{rng.randint(1, members)}"
             sent.append(body)
-        return await client.post(f"{base}/v1/events", json=body, headers=HEADERS)
+        return await client.post(f"{base}/v1/events", json=body, headers=POSTER)
 
     return await closed_loop(label, clients, seconds, request)
 
@@ -249,7 +254,7 @@ async def batches(base: str, clients: int, seconds: float, members: int | None =
                     for e in body["events"]:
                         e["user_id"] = f"W{rng.randint(1, members)}"
                 t0 = time.perf_counter()
-                r = await client.post(f"{base}/v1/events/batch", json=body, headers=HEADERS)
+                r = await client.post(f"{base}/v1/events/batch", json=body, headers=POSTER)
                 latencies.append((time.perf_counter() - t0) * 1000)
                 r.raise_for_status()
                 count += r.json()["accepted"]

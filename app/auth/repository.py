@@ -14,6 +14,10 @@ async def get_by_prefix(session: AsyncSession, prefix: str) -> ApiKey | None:
     return (await session.execute(select(ApiKey).where(ApiKey.prefix == prefix))).scalar_one_or_none()
 
 
+async def by_prefixes(session: AsyncSession, prefixes: Sequence[str]) -> Sequence[ApiKey]:
+    return (await session.execute(select(ApiKey).where(ApiKey.prefix.in_(prefixes)))).scalars().all()
+
+
 async def get(session: AsyncSession, key_id: int) -> ApiKey | None:
     return await session.get(ApiKey, key_id)
 

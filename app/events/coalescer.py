@@ -21,9 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import service as auth_service
+from app.auth.scopes import Scope
 from app.config import Settings
-from app.errors import Conflict, InvalidInput, LaurelError
+from app.errors import Conflict, Forbidden, InvalidInput, LaurelError, Unauthorized
 from app.events import service as events_service
 from app.events.schemas import BatchItemResult, EventIn, IngestResult
 from app.kit.db import Database, commit
@@ -44,6 +47,7 @@ _ERRORS: dict[str, type[LaurelError]] = {
 @dataclass
 class _Waiter:
     item: EventIn
+    key: str | None = None  # a stored API key, checked in the transaction that records the event
     future: asyncio.Future[IngestResult] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -60,8 +64,10 @@ class Coalescer:
         # flush) the next is evaluated in Python. SQLite has one writer, so one at a time there.
         self._pipeline = 1 if settings.database_url.startswith("sqlite") else settings.ingest_pipeline
 
-    async def ingest(self, item: EventIn) -> IngestResult:
-        waiter = _Waiter(item)
+    async def ingest(self, item: EventIn, key: str | None = None) -> IngestResult:
+        """The event's outcome. With `key`, a stored API key the caller presented: it is checked (revoked?
+        `events:write`?) in the same transaction, one query for the whole group, and a refusal raises."""
+        waiter = _Waiter(item, key)
         self._queue.append(waiter)
         if self._running < self._pipeline:
             self._running += 1
@@ -91,8 +97,9 @@ class Coalescer:
                 await self._alone(group[0])
                 return
             async with self.db.sessionmaker() as session:
+                group = await _authorised(session, group)
                 results = await events_service.ingest_group(session, self.settings, [w.item for w in group])
-                await commit(session)
+                await commit(session)  # also a key's throttled last_used_at
         except Exception as exc:
             # A lost race (deadlock) as much as anything else: each event alone, in its own transaction, so
             # each caller gets its own outcome (a race lost there again is that caller's to retry).
@@ -111,12 +118,32 @@ class Coalescer:
         """One event in its own transaction, on the single-event path."""
         try:
             async with self.db.sessionmaker() as session:
+                if not await _authorised(session, [w]):
+                    return
                 result = await events_service.ingest(session, self.settings, w.item)
                 await commit(session)
         except Exception as exc:
             _settle(w, error=exc)
         else:
             _settle(w, result=result)
+
+
+async def _authorised(session: AsyncSession, group: list[_Waiter]) -> list[_Waiter]:
+    """The waiters whose stored key (if any) is valid with `events:write`; the others are settled as refused."""
+    keys = {w.key for w in group if w.key is not None}
+    if not keys:
+        return group
+    principals = await auth_service.verify_stored_keys(session, keys)
+    allowed: list[_Waiter] = []
+    for w in group:
+        principal = principals.get(w.key) if w.key is not None else None
+        if w.key is None or (principal is not None and principal.allows(Scope.events_write.value)):
+            allowed.append(w)
+        elif principal is None:
+            _settle(w, error=Unauthorized("Invalid or revoked API key", code="invalid_api_key"))
+        else:
+            _settle(w, error=Forbidden("API key lacks the 'events:write' scope", code="insufficient_scope"))
+    return allowed
 
 
 def _settle(w: _Waiter, *, result: IngestResult | None = None, error: BaseException | None = None) -> None:

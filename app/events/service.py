@@ -128,6 +128,8 @@ async def ingest_batch(session: AsyncSession, settings: Settings, raw_items: lis
 
 async def ingest_group(session: AsyncSession, settings: Settings, items: list[EventIn]) -> list[BatchItemResult]:
     """Validated single events evaluated together (see events/coalescer.py); a result per item, in order."""
+    if not items:
+        return []
     results: list[BatchItemResult | None] = [None] * len(items)
     valid = sorted(enumerate(items), key=lambda pair: (pair[1].user_id, pair[0]))
     # No savepoint (two round trips saved): should the database refuse something, the whole transaction

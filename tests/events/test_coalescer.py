@@ -19,20 +19,6 @@ def body(key: str, member: str, **attributes: Any) -> dict[str, Any]:
     return {"id": key, "user_id": member, "type": "purchase", "occurred_at": AT, "attributes": attributes}
 
 
-@pytest.fixture
-def groups(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Sizes of the shared groups evaluated."""
-    sizes: list[int] = []
-    real = events_service.ingest_group
-
-    async def spy(session: Any, settings: Any, items: list[Any]) -> Any:
-        sizes.append(len(items))
-        return await real(session, settings, items)
-
-    monkeypatch.setattr(events_service, "ingest_group", spy)
-    return sizes
-
-
 @pytest.mark.sqlite_too
 async def test_concurrent_events_share_transactions_and_each_gets_its_own_outcome(
     client: httpx.AsyncClient, groups: list[int]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -104,3 +105,22 @@ async def test_revoked_key_stops_at_once_on_the_lean_path(
     assert (await client.delete(f"/v1/admin/api-keys/{made['id']}", headers=admin_headers)).status_code in (200, 204)
     r = await client.post("/v1/events", json=body("k-2"), headers=key)
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+
+
+async def test_each_callers_key_is_checked_inside_a_shared_group(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], make_key: Any, groups: list[int]
+) -> None:
+    writer = await make_key("events:write")
+    reader = await make_key("analytics:read")
+    made = (await client.post("/v1/admin/api-keys", json={"name": "old", "scopes": ["events:write"]},
+                              headers=admin_headers)).json()
+    await client.delete(f"/v1/admin/api-keys/{made['id']}", headers=admin_headers)
+    revoked = {"Authorization": f"Bearer {made['key']}"}
+    callers = [writer, reader, revoked, admin_headers]
+    posts = [client.post("/v1/events", json=body(f"mix-{i}", "MIX"), headers=callers[i % 4]) for i in range(40)]
+    answers = await asyncio.gather(*posts)
+    assert max(groups) > 1  # the callers did share transactions
+    codes = [(r.status_code, r.json().get("error", {}).get("code")) for r in answers]
+    assert codes == [(200, None), (403, "insufficient_scope"), (401, "invalid_api_key"), (200, None)] * 10
+    history = (await client.get("/v1/admin/users/MIX/events?limit=100", headers=admin_headers)).json()
+    assert sorted(e["id"] for e in history["items"]) == sorted(f"mix-{i}" for i in range(40) if i % 4 in (0, 3))
