@@ -95,11 +95,13 @@ def apply_event(
 
     Done steps stay done (a refund does not undo a completed step) and are not updated further.
     """
-    new = [dict(p) for p in progress]
+    # Entries are replaced, never changed in place, so a shallow copy is enough (and most events match no
+    # step of most challenges: this runs for every active participation of the member).
+    new = list(progress)
     changes: list[StepChange] = []
     for i, c in enumerate(steps):
         entry = new[i]
-        if entry.get("done_at") or not ev.matches(c, event_type, attributes):
+        if event_type != c.event or entry.get("done_at") or not ev.matches(c, event_type, attributes):
             continue
         before = ev.CounterState.from_json(entry.get("state"))
         after = ev.apply(c, before, at, attributes, tz)

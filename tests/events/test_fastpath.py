@@ -124,3 +124,15 @@ async def test_each_callers_key_is_checked_inside_a_shared_group(
     assert codes == [(200, None), (403, "insufficient_scope"), (401, "invalid_api_key"), (200, None)] * 10
     history = (await client.get("/v1/admin/users/MIX/events?limit=100", headers=admin_headers)).json()
     assert sorted(e["id"] for e in history["items"]) == sorted(f"mix-{i}" for i in range(40) if i % 4 in (0, 3))
+
+
+async def test_oversized_event_is_413_before_anything_is_read(client: httpx.AsyncClient) -> None:
+    async def chunks() -> Any:  # no Content-Length: the cap is enforced while the body streams in
+        yield b'{"id": "big", "user_id": "B", "type": "purchase", "attributes": {"x": "'
+        for _ in range(30):
+            yield b"x" * 100_000
+        yield b'"}}'
+
+    r = await client.post("/v1/events", content=chunks(), headers={**ADMIN, "Content-Type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+    assert (await client.get("/v1/admin/users/B/events", headers=ADMIN)).status_code == 404
