@@ -18,14 +18,14 @@ safe, as a failure applies nothing and an event id is idempotent.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.auth.service import bootstrap_principal
 from app.auth.tokens import split_prefix
 from app.events.schemas import EventIn, IngestResult
+from app.kit.middleware import read_body, replaying
 
 PATH = "/v1/events"
 
@@ -38,18 +38,12 @@ class IngestFastPath:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away before sending its body
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+        body = await read_body(receive)
+        if body is None:
+            return  # the client went away before sending its body
         result = await _ingest(scope, body)
         if result is None:
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replaying(body, receive), send)
             return
         payload = result.model_dump_json().encode()
         await send(
@@ -92,17 +86,3 @@ async def _ingest(scope: Scope, body: bytes) -> IngestResult | None:
     except Exception:  # the database is down, the event was refused…: the full app meets it again and says so
         return None
     return result
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            message: dict[str, Any] = {"type": "http.request", "body": body, "more_body": False}
-            return message
-        return await receive()
-
-    return replay

@@ -25,6 +25,32 @@ class BodyTooLarge(Exception):
     pass
 
 
+async def read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or None if the client went away first."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands an app the body already read, then the client's further messages (disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 class RequestContextMiddleware:
     """Request id (echoed in X-Request-ID), a JSON access log line, and a request body size cap."""
 
@@ -111,31 +137,16 @@ class RetryConflictsMiddleware:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away before sending its body
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+        body = await read_body(receive)
+        if body is None:
+            return  # the client went away before sending its body
         for attempt in range(self.attempts):
-            replayed = False
-
-            async def replay() -> Message:
-                nonlocal replayed
-                if not replayed:
-                    replayed = True
-                    return {"type": "http.request", "body": body, "more_body": False}
-                return await receive()
-
             captured: list[Message] = []
 
             async def capture(message: Message, sink: list[Message] = captured) -> None:
                 sink.append(message)
 
-            await self.app(scope, replay, capture)
+            await self.app(scope, replaying(body, receive), capture)
             start = captured[0] if captured else None
             retry = (
                 start is not None
