@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if worker is not None:
                 await worker.stop()
+            await app.state.coalescer.close()  # the groups in flight commit (or fail) before the pool closes
             await asyncio.to_thread(app.state.wechat.close)  # waits for in-flight WeChat calls
             await app.state.db.dispose()
 

@@ -93,14 +93,19 @@ async def verify_api_key(session: AsyncSession, settings: Settings, presented: s
 
 async def verify_stored_keys(session: AsyncSession, presented: Iterable[str]) -> dict[str, KeyPrincipal]:
     """Many stored keys checked in one query (the group commit of single events): the valid ones' principals."""
-    by_prefix = {p: full for full in set(presented) if (p := tokens.split_prefix(full)) is not None}
+    by_prefix: dict[str, set[str]] = {}
+    for full in set(presented):
+        prefix = tokens.split_prefix(full)
+        if prefix is not None:
+            by_prefix.setdefault(prefix, set()).add(full)  # a forged token may share a real key's prefix
     if not by_prefix:
         return {}
     found: dict[str, KeyPrincipal] = {}
     for key in await keys_repo.by_prefixes(session, sorted(by_prefix)):
-        principal = _principal(key, by_prefix[key.prefix])
-        if principal is not None:
-            found[by_prefix[key.prefix]] = principal
+        for full in by_prefix[key.prefix]:
+            principal = _principal(key, full)
+            if principal is not None:
+                found[full] = principal
     return found
 
 

@@ -6,11 +6,11 @@ that queued meanwhile are evaluated together by the batch path (one statement pe
 so throughput grows with load instead of latency. An idle service evaluates each event alone, on the
 single-event path, with no added wait.
 
-Each caller still gets its own outcome or error. Semantics do not change: the batch path keeps each
-member's events in arrival order and is exactly-once by the same constraints and locks. If the shared
-transaction fails for a reason other than a lost race, each event is evaluated again alone, in its own
-transaction, so one event's failure is never another's (a lost race there is that caller's to retry:
-RetryConflictsMiddleware replays the request).
+Each caller still gets its own outcome or error. Semantics do not change: a member's events are never in
+two groups in flight at once (see `_take`), the batch path keeps each member's events in arrival order and
+is exactly-once by the same constraints and locks. If the shared transaction fails for a reason other
+than a lost race, each event is evaluated again alone, in its own transaction, so one event's failure is
+never another's (a lost race there is that caller's to retry: RetryConflictsMiddleware replays the request).
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ class Coalescer:
         self._queue: list[_Waiter] = []
         self._drainers: set[asyncio.Task[None]] = set()
         self._running = 0  # drainers that have not yet left their loop
+        self._busy: set[str] = set()  # members with events in a group now in flight
         # Shared transactions in flight at once: while one waits on PostgreSQL (round trips, the commit's WAL
         # flush) the next is evaluated in Python. SQLite has one writer, so one at a time there.
         self._pipeline = 1 if settings.database_url.startswith("sqlite") else settings.ingest_pipeline
@@ -77,19 +78,38 @@ class Coalescer:
         return await waiter.future
 
     async def _drain(self) -> None:
-        """Take what has queued, evaluate it as one group, repeat until nothing is left."""
+        """Take what has queued, evaluate it as one group, repeat until nothing is left to take."""
         try:
-            while self._queue:
-                group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+            while group := self._take():
+                members = {w.item.user_id for w in group}
+                self._busy |= members  # before any await: no other drainer may take these members' events
                 try:
                     await self._run(group)
                 except BaseException as exc:  # never leave a caller waiting, whatever happened
                     for w in group:
                         _settle(w, error=exc if isinstance(exc, Exception) else RuntimeError("ingestion stopped"))
                     raise
+                finally:
+                    self._busy -= members
         finally:
             # Synchronously with leaving the loop: an event queued after this starts a drainer of its own.
             self._running -= 1
+
+    def _take(self) -> list[_Waiter]:
+        """The next group: queued events of members with no group in flight, oldest first. A member's later
+        events wait for the group holding its earlier ones (whose drainer takes them next), so each member's
+        events are still evaluated in arrival order with several groups in flight."""
+        group: list[_Waiter] = []
+        rest: list[_Waiter] = []
+        for w in self._queue:
+            (group if len(group) < MAX_GROUP and w.item.user_id not in self._busy else rest).append(w)
+        self._queue = rest
+        return group
+
+    async def close(self) -> None:
+        """Let the groups in flight finish (at shutdown, before the database goes away)."""
+        while self._drainers:
+            await asyncio.gather(*self._drainers, return_exceptions=True)
 
     async def _run(self, group: list[_Waiter]) -> None:
         try:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 
-from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.auth.service import bootstrap_principal
@@ -69,6 +68,7 @@ async def _ingest(scope: Scope, body: bytes) -> IngestResult | None:
     if content_type.partition(";")[0].strip().lower() != "application/json":
         return None
     scheme, _, token = authorization.partition(" ")
+    token = token.strip()  # as FastAPI's HTTPBearer reads it
     if scheme.lower() != "bearer" or not token:
         return None
     state = scope["app"].state
@@ -79,7 +79,7 @@ async def _ingest(scope: Scope, body: bytes) -> IngestResult | None:
         stored = token
     try:
         item = EventIn.model_validate(json.loads(body))
-    except (ValueError, ValidationError):  # json's errors are ValueErrors
+    except Exception:
         return None
     try:
         result: IngestResult = await state.coalescer.ingest(item, stored)

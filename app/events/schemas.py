@@ -20,11 +20,14 @@ MAX_FUTURE = timedelta(minutes=5)
 RESERVED_TYPES = frozenset({"badge.awarded", "level.reached"})
 
 
-def _depth(value: Any, level: int = 0) -> int:
+def _depth(value: Any, level: int = 0, cap: int = MAX_ATTRIBUTES_DEPTH + 1) -> int:
+    """Nesting depth, counted no further than `cap`: a hostile body nested thousands deep costs no stack."""
+    if level >= cap:
+        return level
     if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+        return max((_depth(v, level + 1, cap) for v in value.values()), default=level + 1)
     if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level + 1)
+        return max((_depth(v, level + 1, cap) for v in value), default=level + 1)
     return level
 
 
@@ -49,11 +52,12 @@ class EventAttributes(BaseModel):
     def _bounded(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
+        # Depth first: encoding a value nested thousands deep would exhaust the stack.
+        if _depth(data) > MAX_ATTRIBUTES_DEPTH:
+            raise ValueError(f"attributes are nested more than {MAX_ATTRIBUTES_DEPTH} levels deep")
         size = len(json.dumps(data, ensure_ascii=False, default=str).encode())
         if size > MAX_ATTRIBUTES_BYTES:
             raise ValueError(f"attributes are {size} bytes; the limit is {MAX_ATTRIBUTES_BYTES}")
-        if _depth(data) > MAX_ATTRIBUTES_DEPTH:
-            raise ValueError(f"attributes are nested more than {MAX_ATTRIBUTES_DEPTH} levels deep")
         return data
 
     def as_dict(self) -> dict[str, Any]:

@@ -11,22 +11,26 @@ NUL = "\x00"
 
 
 def nul_path(value: Any, path: str = "") -> str | None:
-    """Where a NUL character hides in decoded JSON (PostgreSQL text cannot store one), else None."""
-    if isinstance(value, str):
-        return (path or "value") if NUL in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            here = f"{path}.{key}" if path else str(key)
-            if isinstance(key, str) and NUL in key:
-                return here
-            found = nul_path(item, here)
-            if found:
-                return found
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            found = nul_path(item, f"{path}.{index}" if path else str(index))
-            if found:
-                return found
+    """Where a NUL character hides in decoded JSON (PostgreSQL text cannot store one), else None.
+
+    Walked with a stack of its own, not recursion: a body nested thousands deep must be refused as bad
+    input, not exhaust the interpreter's stack."""
+    stack: list[tuple[str, Any]] = [(path, value)]
+    while stack:
+        here, item = stack.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                return here or "value"
+        elif isinstance(item, dict):
+            children: list[tuple[str, Any]] = []
+            for key, sub in item.items():
+                where = f"{here}.{key}" if here else str(key)
+                if isinstance(key, str) and NUL in key:
+                    return where
+                children.append((where, sub))
+            stack.extend(reversed(children))
+        elif isinstance(item, list):
+            stack.extend(reversed([(f"{here}.{i}" if here else str(i), sub) for i, sub in enumerate(item)]))
     return None
 
 

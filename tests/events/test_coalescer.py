@@ -83,3 +83,19 @@ async def test_a_failed_shared_transaction_evaluates_each_event_alone(
     for i in range(12):
         ledger = (await client.get(f"/v1/admin/users/F{i}/badges", headers=ADMIN)).json()
         assert len(ledger) == 1
+
+
+async def test_a_members_events_keep_arrival_order_with_groups_in_flight(
+    client: httpx.AsyncClient, make_key: Any
+) -> None:
+    """With two group transactions in flight, a member's later event never overtakes an earlier one (the first
+    event's stored key costs its group a query, which used to let the second one's group lock the member first)."""
+    await badge(client, "first-purchase", [{"event": "purchase", "threshold": 1}], points=5)
+    writer = await make_key("events:write")
+    for i in range(30):
+        first = asyncio.create_task(client.post("/v1/events", json=body(f"o1-{i}", f"O{i}"), headers=writer))
+        for _ in range(i):
+            await asyncio.sleep(0)
+        second = asyncio.create_task(client.post("/v1/events", json=body(f"o2-{i}", f"O{i}"), headers=ADMIN))
+        r1, r2 = await first, await second
+        assert r1.json()["badges_awarded"] and not r2.json()["badges_awarded"], (i, r1.text, r2.text)

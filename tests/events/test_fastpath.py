@@ -136,3 +136,44 @@ async def test_oversized_event_is_413_before_anything_is_read(client: httpx.Asyn
     r = await client.post("/v1/events", content=chunks(), headers={**ADMIN, "Content-Type": "application/json"})
     assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
     assert (await client.get("/v1/admin/users/B/events", headers=ADMIN)).status_code == 404
+
+
+async def test_stored_key_is_served_by_the_lean_path_beside_forged_ones(
+    client: httpx.AsyncClient, make_key: Any, endpoint_refuses: Any, groups: list[int]
+) -> None:
+    """A forged token sharing a real key's prefix, in the same group, neither passes nor spoils the real one."""
+    writer = await make_key("events:write")
+    real = writer["Authorization"]
+    forged = {"Authorization": real[: real.rindex("_") + 1] + "forged"}
+    spaced = {"Authorization": real.replace("Bearer ", "Bearer  ") + " "}  # as HTTPBearer reads it: stripped
+    callers = [writer, forged, spaced]
+    answers = await asyncio.gather(*(
+        client.post("/v1/events", json=body(f"p-{i}", "PFX"), headers=callers[i % 3]) for i in range(30)
+    ))
+    assert max(groups) > 1
+    for i, r in enumerate(answers):
+        if i % 3 == 1:  # refused by the group's key check, then by the (refusing) FastAPI route
+            assert r.status_code == 401, r.text
+        else:
+            assert r.status_code == 200, r.text
+
+
+async def test_member_token_and_hostile_bodies_get_the_full_apps_answers(
+    client: httpx.AsyncClient, make_key: Any, login: Any
+) -> None:
+    member = await login()
+    r = await client.post("/v1/events", json=body("jwt-1"), headers=member)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "api_key_required"
+    writer = await make_key("events:write")
+    forged = {"Authorization": writer["Authorization"][:-4] + "nope"}
+    deep = '{"id": "d", "user_id": "D", "type": "purchase", "occurred_at": "' + AT + '", "attributes": {"a": '
+    for depth in (50, 2_000, 100_000):
+        payload = deep + "[" * depth + "]" * depth + "}}"
+        for who in (writer, forged):
+            r = await client.post("/v1/events", content=payload, headers={**who, "Content-Type": "application/json"})
+            assert 400 <= r.status_code < 500, (depth, r.status_code, r.text[:200])
+            if who is forged:
+                assert r.status_code in (400, 401)
+    r = await client.post("/v1/events", content=deep + "[" * 50 + "]" * 50 + "}}",
+                          headers={**writer, "Content-Type": "application/json"})
+    assert r.status_code == 422 and "nested" in r.text
