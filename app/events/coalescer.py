@@ -35,6 +35,7 @@ from app.kit.handlers import is_retryable
 log = logging.getLogger("laurel.events")
 
 MAX_GROUP = 200  # events per shared transaction
+MIN_EXTRA_GROUP = 8  # queued events that justify a second group beside one in flight
 
 _ERRORS: dict[str, type[LaurelError]] = {
     "idempotency_key_reused": Conflict,
@@ -70,7 +71,9 @@ class Coalescer:
         `events:write`?) in the same transaction, one query for the whole group, and a refusal raises."""
         waiter = _Waiter(item, key)
         self._queue.append(waiter)
-        if self._running < self._pipeline:
+        # A further group starts beside the one in flight only once enough has queued to make it worth a
+        # transaction: started at once, it would take each newcomer alone (four round trips per event).
+        if self._running == 0 or (self._running < self._pipeline and len(self._queue) >= MIN_EXTRA_GROUP):
             self._running += 1
             task = asyncio.create_task(self._drain())
             self._drainers.add(task)  # a strong reference until it ends

@@ -99,3 +99,35 @@ async def test_a_members_events_keep_arrival_order_with_groups_in_flight(
         second = asyncio.create_task(client.post("/v1/events", json=body(f"o2-{i}", f"O{i}"), headers=ADMIN))
         r1, r2 = await first, await second
         assert r1.json()["badges_awarded"] and not r2.json()["badges_awarded"], (i, r1.text, r2.text)
+
+
+@pytest.mark.sqlite_too
+async def test_groups_in_flight_stay_within_the_pipeline(
+    app: Any, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most LAUREL_INGEST_PIPELINE shared transactions at once on PostgreSQL, one on SQLite."""
+    limit = 1 if app.state.settings.database_url.startswith("sqlite") else app.state.settings.ingest_pipeline
+    now = peak = 0
+    real = events_service.ingest_group
+
+    async def counting(session: Any, settings: Any, items: list[Any]) -> Any:
+        nonlocal now, peak
+        now += 1
+        peak = max(peak, now)
+        try:
+            await asyncio.sleep(0.01)  # hold the group open so others queue meanwhile
+            return await real(session, settings, items)
+        finally:
+            now -= 1
+
+    monkeypatch.setattr(events_service, "ingest_group", counting)
+
+    async def wave(w: int) -> list[httpx.Response]:
+        await asyncio.sleep(0.003 * w)  # later waves arrive while earlier groups are still open
+        return await asyncio.gather(*(
+            client.post("/v1/events", json=body(f"lim-{w}-{i}", f"L{w}-{i}"), headers=ADMIN) for i in range(20)
+        ))
+
+    answers = [r for rs in await asyncio.gather(*(wave(w) for w in range(6))) for r in rs]
+    assert len(answers) == 120 and all(r.status_code == 200 for r in answers)
+    assert peak == limit  # both pipelined (PostgreSQL), never more

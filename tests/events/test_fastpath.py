@@ -107,6 +107,7 @@ async def test_revoked_key_stops_at_once_on_the_lean_path(
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
 
 
+@pytest.mark.sqlite_too
 async def test_each_callers_key_is_checked_inside_a_shared_group(
     client: httpx.AsyncClient, admin_headers: dict[str, str], make_key: Any, groups: list[int]
 ) -> None:
