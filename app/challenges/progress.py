@@ -101,7 +101,7 @@ def apply_event(
     changes: list[StepChange] = []
     for i, c in enumerate(steps):
         entry = new[i]
-        if event_type != c.event or entry.get("done_at") or not ev.matches(c, event_type, attributes):
+        if entry.get("done_at") or not ev.matches(c, event_type, attributes):
             continue
         before = ev.CounterState.from_json(entry.get("state"))
         after = ev.apply(c, before, at, attributes, tz)
