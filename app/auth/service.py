@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -101,22 +101,34 @@ async def verify_stored_keys(session: AsyncSession, presented: Iterable[str]) ->
     if not by_prefix:
         return {}
     found: dict[str, KeyPrincipal] = {}
-    for key in await keys_repo.by_prefixes(session, sorted(by_prefix)):
+    used: list[int] = []
+    now = utcnow()
+    for key in await keys_repo.rows_by_prefixes(session, sorted(by_prefix)):
         for full in by_prefix[key.prefix]:
-            principal = _principal(key, full)
-            if principal is not None:
-                found[full] = principal
+            if _valid(key, full):
+                found[full] = KeyPrincipal(key_id=key.id, name=key.name, scopes=frozenset(key.scopes))
+                if _stale(key.last_used_at, now) and key.id not in used:
+                    used.append(key.id)
+    if used:
+        await keys_repo.touch(session, used, now)
     return found
 
 
+def _valid(key: ApiKey | keys_repo.KeyRow, presented: str) -> bool:
+    return key.revoked_at is None and hmac.compare_digest(key.key_hash, tokens.hash_key(presented))
+
+
+def _stale(last_used_at: datetime | None, now: datetime) -> bool:
+    """Whether to record a use: throttled so a busy integrator does not write on every call."""
+    return last_used_at is None or now - last_used_at > timedelta(minutes=1)
+
+
 def _principal(key: ApiKey | None, presented: str) -> KeyPrincipal | None:
-    if key is None or key.revoked_at is not None:
-        return None
-    if not hmac.compare_digest(key.key_hash, tokens.hash_key(presented)):
+    if key is None or not _valid(key, presented):
         return None
     now = utcnow()
-    if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1):
-        key.last_used_at = now  # throttled so a busy integrator does not write on every call
+    if _stale(key.last_used_at, now):
+        key.last_used_at = now
     return KeyPrincipal(key_id=key.id, name=key.name, scopes=frozenset(key.scopes))
 
 

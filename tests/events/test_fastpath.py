@@ -127,6 +127,29 @@ async def test_each_callers_key_is_checked_inside_a_shared_group(
     assert sorted(e["id"] for e in history["items"]) == sorted(f"mix-{i}" for i in range(40) if i % 4 in (0, 3))
 
 
+@pytest.mark.sqlite_too
+async def test_a_stored_keys_use_is_recorded_about_once_a_minute(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], groups: list[int]
+) -> None:
+    made = (await client.post("/v1/admin/api-keys", json={"name": "pos", "scopes": ["events:write"]},
+                              headers=admin_headers)).json()
+    key = {"Authorization": f"Bearer {made['key']}"}
+
+    async def last_used() -> str | None:
+        listed = (await client.get("/v1/admin/api-keys", headers=admin_headers)).json()
+        items = listed["items"] if isinstance(listed, dict) else listed
+        return next(k["last_used_at"] for k in items if k["id"] == made["id"])
+
+    assert await last_used() is None
+    answers = await asyncio.gather(*(client.post("/v1/events", json=body(f"use-{i}", f"U{i}"), headers=key)
+                                     for i in range(12)))
+    assert [r.status_code for r in answers] == [200] * 12 and max(groups) > 1
+    first = await last_used()
+    assert first is not None
+    assert (await client.post("/v1/events", json=body("use-x"), headers=key)).status_code == 200
+    assert await last_used() == first  # throttled: no write per call
+
+
 async def test_oversized_event_is_413_before_anything_is_read(client: httpx.AsyncClient) -> None:
     async def chunks() -> Any:  # no Content-Length: the cap is enforced while the body streams in
         yield b'{"id": "big", "user_id": "B", "type": "purchase", "attributes": {"x": "'
