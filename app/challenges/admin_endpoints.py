@@ -46,7 +46,7 @@ async def get_challenge(key: ChallengeKey, session: SessionDep, _: AdminKey) -> 
 async def replace_challenge(
     key: ChallengeKey, body: ChallengeReplace, session: SessionDep, settings: SettingsDep, _: AdminKey
 ) -> ChallengeOut:
-    """Replace the definition; once members have joined, steps and criteria cannot change (409)."""
+    """Replace the definition; once published, progress-breaking changes to steps and criteria are refused (409)."""
     return challenges_service.to_out(await challenges_service.update(session, settings, key, body))
 
 

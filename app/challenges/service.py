@@ -8,7 +8,6 @@ participation, and everything runs under the member's lock.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from statistics import median
@@ -145,8 +144,9 @@ async def _check_references(session: AsyncSession, ch: Challenge) -> None:
                            code="invalid_reference", details=problems)
 
 
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+def _same_criterion(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Equal in meaning: a stored form with every default spelled out equals the compact one posted now."""
+    return Criterion.model_validate(a).model_dump(mode="json") == Criterion.model_validate(b).model_dump(mode="json")
 
 
 def _breaking_changes(ch: Challenge, fields: dict[str, Any]) -> list[dict[str, Any]]:
@@ -157,9 +157,9 @@ def _breaking_changes(ch: Challenge, fields: dict[str, Any]) -> list[dict[str, A
         if len(old) != len(new):
             reasons.append({"field": "steps", "reason": f"the number of steps would change ({len(old)} → {len(new)})"})
         for i, (a, b) in enumerate(zip(old, new, strict=False)):
-            if _canonical(a["criterion"]) != _canonical(b["criterion"]):
+            if not _same_criterion(a["criterion"], b["criterion"]):
                 reasons.append({"field": f"steps.{i}.criterion",
-                                "reason": "the criterion of a started step would change"})
+                                "reason": f"the criterion of step {i + 1} would change"})
     new_scheme = (fields.get("schedule_type", ch.schedule_type), fields.get("recurrence", ch.recurrence))
     if new_scheme != (ch.schedule_type, ch.recurrence):
         reasons.append({"field": "schedule.type", "reason": "the schedule type or recurrence would change"})
@@ -205,17 +205,21 @@ async def create(session: AsyncSession, body: ChallengeCreate) -> Challenge:
 
 async def update(session: AsyncSession, settings: Settings, key: str,
                  body: ChallengeReplace | ChallengeUpdate) -> Challenge:
-    """Copy and icons can always change; steps, criteria and the instance scheme only before anyone joins."""
+    """Copy and icons can always change; steps, criteria and the instance scheme only while a draft.
+
+    Once published, a change that would break progress is refused whether or not anyone has joined yet:
+    a member may join between the admin reading the challenge and saving it, and members' views (and
+    events already counted) must keep meaning what they meant when the challenge went live."""
     ch = await get(session, key)
     if isinstance(body, ChallengeReplace) and body.key is not None and body.key != key:
         raise InvalidInput("The key in the body does not match the path", code="key_mismatch")
     if ch.status == "archived":
         raise Conflict("Archived challenges cannot be changed", code="challenge_archived")
     fields = _fields_from(body, partial=isinstance(body, ChallengeUpdate))
-    if ch.status == "published" and await repo.participation_count(session, ch.id):
+    if ch.status == "published":
         reasons = _breaking_changes(ch, fields)
         if reasons:
-            raise Conflict(f"Members have joined this challenge: {reasons[0]['reason']}",
+            raise Conflict(f"The challenge is published and this would break progress: {reasons[0]['reason']}",
                            code="challenge_in_progress", details=reasons)
     schedule_changed = any(
         name in fields and fields[name] != getattr(ch, name) for name in ("starts_at", "ends_at", "time_limit_days")

@@ -82,14 +82,51 @@ async def test_drafts_are_invisible_and_join_rules(
     assert (await client.post("/v1/challenges/open/join", headers=m.headers)).status_code == 200
 
 
+async def test_draft_steps_and_criteria_change_freely(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], make_challenge: Any, backend: str
+) -> None:
+    await make_challenge("drafty", [step("Post", "post", 3), step("Comment", "comment", 2)], publish=False)
+    r = await client.patch("/v1/admin/challenges/drafty", headers=admin_headers,
+                           json={"steps": [step("Post", "post", 4)], "schedule": {"type": "recurring",
+                                                                                "recurrence": "weekly"}})
+    assert r.status_code == 200, r.text
+    assert [s["criterion"]["threshold"] for s in r.json()["steps"]] == [4]
+    r = await client.put("/v1/admin/challenges/drafty", headers=admin_headers,
+                         json={"title": "Drafty", "steps": [step("Visit", "visit", 2), step("Post", "post", 1)]})
+    assert r.status_code == 200, r.text
+
+
+async def test_published_challenge_refuses_breaking_changes_before_anyone_joins(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], make_challenge: Any, backend: str
+) -> None:
+    await make_challenge("fresh", [step("Post", "post", 3), step("Comment", "comment", 2)])
+    r = await client.patch("/v1/admin/challenges/fresh", headers=admin_headers,
+                           json={"steps": [step("Post", "post", 3)]})
+    assert r.status_code == 409, r.text
+    assert r.json()["error"]["code"] == "challenge_in_progress"
+    assert "the number of steps would change (2 → 1)" in r.json()["error"]["message"]
+    r = await client.put("/v1/admin/challenges/fresh", headers=admin_headers,
+                         json={"title": "Fresh", "steps": [step("Post", "post", 5), step("Comment", "comment", 2)]})
+    assert r.status_code == 409, r.text
+    assert r.json()["error"]["details"] == [{"field": "steps.0.criterion",
+                                             "reason": "the criterion of step 1 would change"}]
+    r = await client.patch("/v1/admin/challenges/fresh", headers=admin_headers,
+                           json={"schedule": {"type": "recurring", "recurrence": "monthly"}})
+    assert r.status_code == 409
+    # The same criterion spelt out in full is no change; copy and icons still change.
+    full = {"event": "post", "where": [], "aggregate": "count", "field": None, "threshold": 3.0}
+    r = await client.patch("/v1/admin/challenges/fresh", headers=admin_headers, json={
+        "title": "Fresh start", "icon": "i/new.png",
+        "steps": [{"title": "Write", "description": "d", "icon": "i/w.png", "criterion": full},
+                  step("Reply", "comment", 2)]})
+    assert r.status_code == 200, r.text
+    assert r.json()["title"] == "Fresh start" and r.json()["steps"][0]["title"] == "Write"
+
+
 async def test_published_edits_keep_progress_safe(
     client: httpx.AsyncClient, admin_headers: dict[str, str], member: Any, make_challenge: Any, backend: str
 ) -> None:
     await make_challenge("edit-me", [step("Post", "post", 3), step("Comment", "comment", 2)])
-    # Nobody joined yet: anything may change.
-    r = await client.patch("/v1/admin/challenges/edit-me", headers=admin_headers,
-                           json={"steps": [step("Post", "post", 3), step("Comment", "comment", 5)]})
-    assert r.status_code == 200, r.text
     m = await member()
     assert (await client.post("/v1/challenges/edit-me/join", headers=m.headers)).status_code == 201
     r = await client.patch("/v1/admin/challenges/edit-me", headers=admin_headers,
@@ -97,7 +134,7 @@ async def test_published_edits_keep_progress_safe(
     assert r.status_code == 409
     assert r.json()["error"]["code"] == "challenge_in_progress"
     assert r.json()["error"]["details"] == [{"field": "steps.1.criterion",
-                                             "reason": "the criterion of a started step would change"}]
+                                             "reason": "the criterion of step 2 would change"}]
     r = await client.patch("/v1/admin/challenges/edit-me", headers=admin_headers,
                            json={"steps": [step("Post", "post", 3)]})
     assert r.status_code == 409
@@ -105,7 +142,7 @@ async def test_published_edits_keep_progress_safe(
                            json={"schedule": {"type": "recurring", "recurrence": "weekly"}})
     assert r.status_code == 409
     # Copy and icons may change.
-    new_steps = [{**step("Write 3 posts", "post", 3), "icon": "i/post.png"}, step("Comment twice", "comment", 5)]
+    new_steps = [{**step("Write 3 posts", "post", 3), "icon": "i/post.png"}, step("Comment twice", "comment", 2)]
     r = await client.put("/v1/admin/challenges/edit-me", headers=admin_headers,
                          json={"title": "Edited", "icon": "i/c.png", "steps": new_steps})
     assert r.status_code == 200, r.text
