@@ -1,14 +1,15 @@
 """Engine hook: advance the member's active challenges with each event, in the ingestion transaction.
 
 Participations are loaded once per engine run (cached in ``run.extras``) and updated incrementally;
-an event counts only if it occurred at/after joining and before the participation's deadline.
+an event counts only if it occurred at/after joining (less a small clock-skew tolerance,
+``progress.JOIN_CLOCK_SKEW``) and before the participation's deadline.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from app.challenges import progress as prog
@@ -35,9 +36,17 @@ class Active:
     deadline: datetime | None
     progress: list[dict[str, Any]]
     status: str = "active"
+    _from: datetime | None = None
 
-    def counts(self, at: datetime) -> bool:
-        return self.status == "active" and at >= self.joined_at and (self.deadline is None or at < self.deadline)
+    def counts(self, at: datetime, tz: tzinfo) -> bool:
+        if self.status != "active" or (self.deadline is not None and at >= self.deadline):
+            return False
+        if at >= self.joined_at:
+            return True
+        if self._from is None:
+            spec = challenges_service.schedule_of(self.challenge)
+            self._from = prog.counts_from(spec, self.instance, self.joined_at, tz)
+        return at >= self._from
 
 
 def _active(p: Any, c: Challenge) -> Active:
@@ -81,7 +90,7 @@ async def _save_progress(store: EngineStore) -> None:
 async def advance_challenges(run: EngineRun, event: EventRecord) -> None:
     pending: list[tuple[Active, list[dict[str, Any]], int, list[prog.StepChange]]] = []
     for a in await _actives(run):
-        if not a.counts(event.occurred_at):
+        if not a.counts(event.occurred_at, run.tz):
             continue
         new, changes = prog.apply_event(a.steps, a.progress, event.type, event.attributes, event.occurred_at, run.tz)
         if changes:

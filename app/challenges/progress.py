@@ -18,6 +18,11 @@ from app.rules.criteria import Criterion, threshold_decimal
 
 ONCE = "once"
 UNITS = {"weekly": "week", "monthly": "month"}
+#: An event received after the join still counts when it occurred up to this long before the join: the
+#: integrator's clock (or a "now" computed before calling join) may run a little behind ours. The same
+#: 5 minutes an event's occurred_at may lie in the future. An event that occurred well before the join
+#: (an hour, a day) does not count; events received before the join never reach the participation at all.
+JOIN_CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,18 @@ def deadline_for(s: ScheduleSpec, instance: str, joined_at: datetime, tz: tzinfo
     if s.time_limit_days is not None:
         candidates.append(joined_at + timedelta(days=s.time_limit_days))
     return min(candidates) if candidates else None
+
+
+def counts_from(s: ScheduleSpec, instance: str, joined_at: datetime, tz: tzinfo) -> datetime:
+    """The earliest occurred_at a participation counts: the join less the clock-skew tolerance, but never
+    before the challenge starts or before the instance's own period (a weekly instance joined at Monday
+    00:01 does not take last Sunday's events)."""
+    floor = joined_at - JOIN_CLOCK_SKEW
+    if s.starts_at is not None:
+        floor = max(floor, min(s.starts_at, joined_at))
+    if instance != ONCE and s.recurrence is not None:
+        floor = max(floor, min(period_bounds(UNITS[s.recurrence], instance, tz)[0], joined_at))
+    return floor
 
 
 def open_state(s: ScheduleSpec, now: datetime) -> str:

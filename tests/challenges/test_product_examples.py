@@ -185,3 +185,29 @@ async def test_tier_exclusive_challenge(client: httpx.AsyncClient, member: Any, 
     assert again.status_code == 200 and again.json()["joined_at"] == r.json()["joined_at"]
     view = (await client.get("/v1/challenges/premium-only", headers=premium.headers)).json()
     assert view["eligible"] is True and view["joined"] is True and view["participation_status"] == "active"
+
+
+async def test_events_before_joining_do_not_count_but_clock_skew_is_tolerated(
+    client: httpx.AsyncClient, member: Any, send: Any, make_challenge: Any, clock: Any
+) -> None:
+    """Only events after joining count; one received after the join whose occurred_at is a few seconds
+    (up to 5 minutes) before joined_at — the integrator's clock behind ours — still counts."""
+    await make_challenge("post-four", [step("Post", "post", 4)])
+    m = await member()
+    await send(m, "post", "2026-11-20T09:59:59+08:00")  # received before joining: never counts
+    clock.set("2026-11-20T10:00:00.750000+08:00")
+    assert (await client.post("/v1/challenges/post-four/join", headers=m.headers)).status_code == 201
+
+    day_before = await send(m, "post", "2026-11-19T10:00:00+08:00")
+    hour_before = await send(m, "post", "2026-11-20T09:00:00+08:00")
+    six_minutes_before = await send(m, "post", "2026-11-20T09:54:00+08:00")
+    assert day_before["challenges"] == hour_before["challenges"] == six_minutes_before["challenges"] == []
+
+    same_second = await send(m, "post", "2026-11-20T10:00:00+08:00")  # second precision, before joined_at
+    assert same_second["challenges"][0]["current"] == 1
+    skewed = await send(m, "post", "2026-11-20T09:56:00+08:00")  # four minutes behind
+    assert skewed["challenges"][0]["current"] == 2
+    after = await send(m, "post", "2026-11-20T10:05:00+08:00")
+    assert after["challenges"][0]["current"] == 3
+    mine = await me_challenges(client, m)
+    assert mine[0]["steps"][0]["current"] == 3 and mine[0]["status"] == "active"
