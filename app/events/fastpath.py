@@ -1,4 +1,5 @@
-"""A lean HTTP path for the busiest call, `POST /v1/events`, in front of FastAPI's routing.
+"""A lean HTTP path for the busiest call, `POST /v1/events`, in front of FastAPI (see `LaurelAPI` in
+app/main.py, which hands it such requests before the framework's own middleware).
 
 Why: with group commit the engine spends well under half of an event's CPU; the rest went to FastAPI
 resolving the route and its dependencies for every request (≈0.15–0.2 ms of Python per call on the
@@ -9,7 +10,7 @@ the same response body. A stored key is checked by the coalescer inside the tran
 event, one query per group: a revoked key stops at once, and a busy integrator costs no transaction of
 its own per request.
 
-Everything else goes on, unchanged and with the body it read, to the full FastAPI app: a missing or wrong
+Everything else goes on, unchanged and with the body it read, to the full FastAPI app (`self.app`): a missing or wrong
 key, a body that does not validate, and an ingestion that raised. The endpoint then answers with its usual
 error (401/403/422/409/503…) because it meets the same condition again; re-running a failed ingestion is
 safe, as a failure applies nothing and an event id is idempotent.

@@ -8,7 +8,6 @@ import logging
 import random
 import re
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,6 +18,12 @@ from app.kit.logging import request_id_var
 
 log = logging.getLogger("laurel.http")
 _RID_OK = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+IN_CONTEXT = "laurel.request_context"  # scope key: an outer RequestContextMiddleware already wraps this request
+
+
+def new_request_id() -> str:
+    """128 random bits as hex: unique enough to trace a request, without uuid4's system call per request."""
+    return f"{random.getrandbits(128):032x}"
 
 
 class BodyTooLarge(Exception):
@@ -59,12 +64,13 @@ class RequestContextMiddleware:
         self.max_body = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or IN_CONTEXT in scope:
             await self.app(scope, receive, send)
             return
+        scope[IN_CONTEXT] = True
         headers = dict(scope.get("headers") or [])
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
-        rid = incoming if _RID_OK.match(incoming) else uuid.uuid4().hex
+        rid = incoming if incoming and _RID_OK.match(incoming) else new_request_id()
         token = request_id_var.set(rid)
         started = time.perf_counter()
         status_holder = {"status": 500}
@@ -97,17 +103,18 @@ class RequestContextMiddleware:
             except BodyTooLarge:
                 await self._too_large(send_wrapper)
         finally:
-            log.info(
-                "request",
-                extra={
-                    "fields": {
-                        "method": scope.get("method"),
-                        "path": scope.get("path"),
-                        "status": status_holder["status"],
-                        "ms": round((time.perf_counter() - started) * 1000, 2),
-                    }
-                },
-            )
+            if log.isEnabledFor(logging.INFO):  # the access line's fields cost something even when dropped
+                log.info(
+                    "request",
+                    extra={
+                        "fields": {
+                            "method": scope.get("method"),
+                            "path": scope.get("path"),
+                            "status": status_holder["status"],
+                            "ms": round((time.perf_counter() - started) * 1000, 2),
+                        }
+                    },
+                )
             request_id_var.reset(token)
 
     async def _too_large(self, send: Any) -> None:

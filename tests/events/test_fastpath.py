@@ -95,6 +95,20 @@ async def test_refusals_come_from_the_full_app(client: httpx.AsyncClient, make_k
     assert reused.status_code == 409 and reused.json()["error"]["code"] == "idempotency_key_reused"
 
 
+@pytest.mark.sqlite_too
+async def test_one_request_context_whichever_path_answers(client: httpx.AsyncClient) -> None:
+    """The lean path enters in front of the framework; a request it hands on is not given a second request id."""
+    traced = {"X-Request-ID": "trace-123"}
+    refused = await client.post("/v1/events", json=body("ctx-1"), headers=traced)
+    served = await client.post("/v1/events", json=body("ctx-2"), headers={**ADMIN, **traced})
+    other = await client.get("/healthz", headers=traced)
+    for r, status in ((refused, 401), (served, 200), (other, 200)):
+        assert r.status_code == status
+        assert r.headers.get_list("x-request-id") == ["trace-123"]
+    fresh = await client.post("/v1/events", json=body("ctx-3"))
+    assert len(fresh.headers.get_list("x-request-id")) == 1 and len(fresh.headers["x-request-id"]) == 32
+
+
 async def test_revoked_key_stops_at_once_on_the_lean_path(
     client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
