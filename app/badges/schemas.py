@@ -32,7 +32,7 @@ class BadgeFields(WriteModel):
     available_from: Instant | None = None
     available_until: Instant | None = None
     repeatable: bool = False
-    status: Status = "draft"
+    status: Status = Field(default="active", description="Left out: `active` (awarded from now on)")
     translations: dict[Literal["zh-CN", "en"], Translation] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -55,6 +55,9 @@ class BadgeUpdate(BadgeFields):
     """Full replacement (PUT); `key` may be repeated but not changed."""
 
     key: str | None = Field(default=None, pattern=BADGE_KEY)
+    status: Status | None = Field(  # type: ignore[assignment]
+        default=None, description="Left out: the badge keeps its status"
+    )
 
 
 class BadgePatch(WriteModel):

@@ -60,6 +60,8 @@ def icon_url(settings: Settings, icon: str | None) -> str | None:
 
 def _dump(body: BadgeCreate | BadgeUpdate) -> dict[str, Any]:
     data = body.model_dump(mode="json", exclude={"key"})
+    if data["status"] is None:  # a replacement (PUT) that does not mention the status keeps it
+        del data["status"]
     data["available_from"] = body.available_from
     data["available_until"] = body.available_until
     return data

@@ -75,7 +75,7 @@ class LeaderboardCreate(WriteModel):
     display: Display = Field(default_factory=Display)
     privacy: Privacy = "public"
     min_group_size: int = Field(default=5, ge=1, le=10_000)
-    status: Status = "draft"
+    status: Status = Field(default="active", description="Left out: `active` (members see the board at once)")
 
     _dims = field_validator("dimensions")(_check_dimensions)
 
@@ -84,6 +84,9 @@ class LeaderboardReplace(LeaderboardCreate):
     """PUT body: the whole definition; `key` may be left out (the path names the board)."""
 
     key: str | None = Field(default=None, pattern=KEY_PATTERN)  # type: ignore[assignment]
+    status: Status | None = Field(  # type: ignore[assignment]
+        default=None, description="Left out: the board keeps its status"
+    )
 
 
 class LeaderboardUpdate(WriteModel):

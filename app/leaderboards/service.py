@@ -146,6 +146,8 @@ async def replace(session: AsyncSession, key: str, body: LeaderboardReplace) -> 
     if body.key is not None and body.key != key:
         raise InvalidInput("The body's key must match the path (keys cannot be renamed)", code="key_mismatch")
     fields = body.model_dump(mode="json", exclude={"key"})
+    if fields["status"] is None:  # a replacement that does not mention the status keeps it
+        del fields["status"]
     return await _apply(session, await get(session, key), fields)
 
 

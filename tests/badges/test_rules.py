@@ -169,6 +169,29 @@ async def test_activating_a_badge_does_not_award_history(client: httpx.AsyncClie
     assert held == []
 
 
+@pytest.mark.sqlite_too
+async def test_badge_created_without_status_is_active_and_awarded(client: httpx.AsyncClient) -> None:
+    body = {"key": "first-visit", "name": "First Visit", "criteria": [{"event": "visit", "threshold": 1}],
+            "points": 5}
+    r = await client.post("/v1/admin/badges", json=body, headers=ADMIN)
+    assert r.status_code == 201, r.text
+    assert r.json()["status"] == "active" and r.json()["activated_at"] is not None
+    assert awarded(await event(client, "M", "visit", datetime.now(UTC) - timedelta(seconds=5))) == ["first-visit"]
+
+
+@pytest.mark.sqlite_too
+async def test_replacing_a_badge_without_status_keeps_its_status(client: httpx.AsyncClient) -> None:
+    await badge(client, "later", [{"event": "visit", "threshold": 1}], status="draft")
+    body = {"name": "Later", "criteria": [{"event": "visit", "threshold": 2}]}
+    r = await client.put("/v1/admin/badges/later", json=body, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "draft"
+    r = await client.put("/v1/admin/badges/later", json={**body, "status": "active"}, headers=ADMIN)
+    assert r.json()["status"] == "active"
+    r = await client.put("/v1/admin/badges/later", json={**body, "name": "Later on"}, headers=ADMIN)
+    assert r.json()["status"] == "active" and r.json()["name"] == "Later on"
+
+
 async def test_draft_badges_are_not_evaluated(client: httpx.AsyncClient) -> None:
     await badge(client, "later", [{"event": "visit", "threshold": 1}], status="draft")
     assert awarded(await event(client, "M", "visit", day(1))) == []

@@ -7,6 +7,7 @@ import io
 from datetime import timedelta
 
 import httpx
+import pytest
 
 from tests.leaderboards.helpers import World, board_body, make_board, week_start
 
@@ -121,3 +122,23 @@ async def test_admin_reports_cover_past_periods(
     assert rows[1][2] == "'=cmd()"  # a formula in a nickname is defused
     bad = await client.get("/v1/admin/leaderboards/top-spenders-weekly/top?period=2026-99", headers=admin_headers)
     assert bad.status_code == 422
+
+
+@pytest.mark.sqlite_too
+async def test_board_created_without_status_is_active_for_members(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], login: object
+) -> None:
+    body = board_body()
+    del body["status"]
+    r = await client.post("/v1/admin/leaderboards", json=body, headers=admin_headers)
+    assert r.status_code == 201, r.text
+    assert r.json()["status"] == "active"
+    world = World(client, admin_headers, login)
+    h = await world.member("m-1")
+    assert [b["key"] for b in (await client.get("/v1/leaderboards", headers=h)).json()] == ["top-spenders-weekly"]
+    assert (await client.get("/v1/leaderboards/top-spenders-weekly", headers=h)).status_code == 200
+    # A replacement that leaves the status out keeps it.
+    await client.patch("/v1/admin/leaderboards/top-spenders-weekly", json={"status": "draft"}, headers=admin_headers)
+    replaced = await client.put("/v1/admin/leaderboards/top-spenders-weekly", json={**body, "title": "Renamed"},
+                                headers=admin_headers)
+    assert replaced.status_code == 200 and replaced.json()["status"] == "draft"
