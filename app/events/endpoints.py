@@ -29,7 +29,7 @@ async def ingest(body: EventIn, request: Request, _: EventsKey) -> IngestResult:
 
 @router.post("/v1/events/batch", response_model=BatchResult, responses=responses(401, 403, 422))
 async def ingest_batch(body: BatchIn, session: SessionDep, settings: SettingsDep, _: EventsKey) -> BatchResult:
-    """Record up to 1,000 events; each item gets its own result and a bad item changes nothing."""
+    """Record up to 1,000 events (`{"events": [...]}` or a bare array); a result per item, a bad one changes nothing."""
     return await events_service.ingest_batch(session, settings, body.events)
 
 

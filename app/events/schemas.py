@@ -75,6 +75,13 @@ class EventIn(WriteModel):
     source: str = Field(default="api", min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_.\-]*$")
     attributes: EventAttributes = Field(default_factory=EventAttributes)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _an_object(cls, data: Any) -> Any:
+        if isinstance(data, dict | BaseModel):
+            return data
+        raise ValueError(f"an event must be a JSON object, not {_json_kind(data)}")
+
     @field_validator("id")
     @classmethod
     def _not_laurels(cls, value: str) -> str:
@@ -98,12 +105,53 @@ class EventIn(WriteModel):
         return value
 
 
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
+
+
+MAX_BATCH = 1000
+
+
+def _object_or_array(schema: dict[str, Any]) -> None:
+    """Document both accepted shapes: `{"events": [...]}` and the bare array."""
+    obj = {k: schema.pop(k) for k in ("type", "properties", "required", "additionalProperties") if k in schema}
+    obj["properties"]["events"]["items"] = {"type": "object"}
+    schema["anyOf"] = [
+        obj,
+        {"type": "array", "items": {"type": "object"}, "minItems": 1, "maxItems": MAX_BATCH,
+         "description": "The events as a bare JSON array"},
+    ]
+
+
 class BatchIn(BaseModel):
-    """Items are validated one by one (as EventIn), so a bad item is reported and the rest go ahead."""
+    """`{"events": [...]}` or the bare array of events.
 
-    model_config = ConfigDict(extra="forbid")
+    Items are validated one by one (as EventIn), so a bad item — one that is not even a JSON object
+    included — is reported on its own and the rest go ahead. Only the batch itself (not a list, empty,
+    more than 1,000 items) is refused as a whole."""
 
-    events: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_object_or_array)
+
+    events: list[Any] = Field(min_length=1, max_length=MAX_BATCH)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_array(cls, data: Any) -> Any:
+        if isinstance(data, list):
+            return {"events": data}
+        if isinstance(data, dict | BaseModel):
+            return data
+        raise ValueError(f'the body must be {{"events": [...]}} or a JSON array of events, not {_json_kind(data)}')
 
 
 class IngestResult(BaseModel):

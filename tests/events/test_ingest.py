@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -119,6 +120,46 @@ async def test_batch_over_1000_items_is_422(client: httpx.AsyncClient) -> None:
     items = [{"id": str(i), "user_id": "M", "type": "visit", "occurred_at": NOW.isoformat()} for i in range(1001)]
     r = await client.post("/v1/events/batch", json={"events": items}, headers=ADMIN)
     assert r.status_code == 422
+    assert (await client.post("/v1/events/batch", json=items, headers=ADMIN)).status_code == 422
+
+
+@pytest.mark.sqlite_too
+async def test_batch_accepts_a_bare_array_of_events(client: httpx.AsyncClient) -> None:
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}], points=5)
+    items = [{"id": f"bare-{i}", "user_id": f"BA{i}", "type": "visit", "occurred_at": NOW.isoformat()}
+             for i in range(3)]
+    r = await client.post("/v1/events/batch", json=items, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert [x["status"] for x in r.json()["results"]] == ["accepted"] * 3
+    assert all(awarded(x["result"]) == ["first-visit"] for x in r.json()["results"])
+    again = await client.post("/v1/events/batch", json={"events": items}, headers=ADMIN)
+    assert [x["status"] for x in again.json()["results"]] == ["duplicate"] * 3
+
+
+@pytest.mark.sqlite_too
+@pytest.mark.parametrize("wrapped", [True, False])
+async def test_batch_item_that_is_not_an_object_is_rejected_alone(client: httpx.AsyncClient, wrapped: bool) -> None:
+    good = {"id": f"ok-{wrapped}", "user_id": "NO1", "type": "visit", "occurred_at": NOW.isoformat()}
+    items: list[Any] = [1, good, None, "x", [good]]
+    r = await client.post("/v1/events/batch", json={"events": items} if wrapped else items, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [x["status"] for x in body["results"]] == ["rejected", "accepted", "rejected", "rejected", "rejected"]
+    assert (body["accepted"], body["rejected"]) == (1, 4)
+    first = body["results"][0]
+    assert first["index"] == 0 and first["id"] is None
+    assert first["error"]["code"] == "validation_error"
+    assert "must be a JSON object" in first["error"]["details"][0]["message"]
+    history = (await client.get("/v1/admin/users/NO1/events", headers=ADMIN)).json()
+    assert [e["id"] for e in history["items"]] == [f"ok-{wrapped}"]
+
+
+@pytest.mark.parametrize("body", ["x", 5, None, {}, {"events": "x"}, {"events": []}, []])
+async def test_batch_that_is_not_a_list_of_events_is_422(client: httpx.AsyncClient, body: Any) -> None:
+    r = await client.post("/v1/events/batch", content=json.dumps(body),
+                          headers={**ADMIN, "content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "validation_error"
 
 
 async def test_history_is_paginated_newest_first(client: httpx.AsyncClient) -> None:
