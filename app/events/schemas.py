@@ -72,8 +72,14 @@ class EventIn(WriteModel):
     user_id: str = Field(min_length=1, max_length=128, pattern=EXTERNAL_ID_PATTERN, description="Member external_id")
     type: str = Field(min_length=1, max_length=64, pattern=EVENT_PATTERN, description="Dotted lower-case name")
     occurred_at: Instant = Field(description="ISO 8601 with an offset; at most 5 minutes in the future")
-    source: str = Field(default="api", min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_.\-]*$")
+    source: str = Field(default="api", min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_.\-]*$",
+                        description="The platform (pos, crm, miniprogram, …); any case, stored lower-cased")
     attributes: EventAttributes = Field(default_factory=EventAttributes)
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _lower_source(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
 
     @model_validator(mode="before")
     @classmethod

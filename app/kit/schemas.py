@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, model_validator
 
 NUL = "\x00"
 
@@ -66,5 +67,18 @@ def _in_range(value: datetime) -> datetime:
     return value
 
 
-# Every datetime a caller sends: with an offset, and within years the database and periods handle.
-Instant = Annotated[AwareDatetime, AfterValidator(_in_range)]
+_EPOCH = re.compile(r"\s*[+-]?\d+(\.\d*)?([eE][+-]?\d+)?\s*")
+
+
+def _not_epoch(value: Any) -> Any:
+    """A Unix timestamp (number or numeric string) carries no offset: refused, not read as UTC."""
+    if (isinstance(value, int | float) and not isinstance(value, bool)) or (
+        isinstance(value, str) and _EPOCH.fullmatch(value)
+    ):
+        raise ValueError("expected an ISO 8601 date-time with an offset (e.g. 2026-11-23T10:15:00+08:00), "
+                         "not a number")
+    return value
+
+
+# Every datetime a caller sends: ISO 8601 with an offset, and within years the database and periods handle.
+Instant = Annotated[AwareDatetime, BeforeValidator(_not_epoch), AfterValidator(_in_range)]

@@ -47,6 +47,9 @@ async def test_unknown_member_is_created_on_first_event(client: httpx.AsyncClien
         (lambda b: b["attributes"].update(amount="lots"), "attributes.amount"),
         (lambda b: b.update(occurred_at="2026-11-23T10:15:00"), "occurred_at"),
         (lambda b: b.update(occurred_at=(NOW + timedelta(minutes=10)).isoformat()), "occurred_at"),
+        (lambda b: b.update(occurred_at=int(NOW.timestamp())), "occurred_at"),
+        (lambda b: b.update(occurred_at=NOW.timestamp()), "occurred_at"),
+        (lambda b: b.update(occurred_at=str(int(NOW.timestamp()))), "occurred_at"),
         (lambda b: b["attributes"].update(blob="x" * 5000), "attributes"),
         (lambda b: b["attributes"].update(deep={"a": {"b": {"c": {"d": {"e": 1}}}}}), "attributes"),
         (lambda b: b.update(type="badge.awarded"), "type"),
@@ -58,6 +61,9 @@ async def test_unknown_member_is_created_on_first_event(client: httpx.AsyncClien
         "non-numeric-amount",
         "no-offset",
         "future",
+        "epoch-number",
+        "epoch-float",
+        "epoch-string",
         "too-big",
         "too-deep",
         "reserved",
@@ -80,6 +86,20 @@ async def test_bad_input_is_422_naming_the_field(client: httpx.AsyncClient, muta
     assert err["code"] == "validation_error"
     assert any(d["field"].endswith(field) for d in err["details"]), err
     assert (await client.get("/v1/admin/users/M1/events", headers=ADMIN)).status_code == 404  # nothing applied
+
+
+@pytest.mark.sqlite_too
+async def test_source_in_any_case_is_stored_lower_cased(client: httpx.AsyncClient) -> None:
+    out = await event(client, "SRC1", "visit", NOW, key="src-1", source="POS")
+    assert out["status"] == "accepted"
+    await event(client, "SRC1", "visit", NOW, key="src-2", source="WeChat")
+    items = (await client.get("/v1/admin/users/SRC1/events", headers=ADMIN)).json()["items"]
+    assert sorted(e["source"] for e in items) == ["pos", "wechat"]
+    batch = await client.post("/v1/events/batch", headers=ADMIN, json=[
+        {"id": "src-3", "user_id": "SRC1", "type": "visit", "occurred_at": NOW.isoformat(), "source": "CRM"}])
+    assert batch.json()["results"][0]["status"] == "accepted"
+    items = (await client.get("/v1/admin/users/SRC1/events", headers=ADMIN)).json()["items"]
+    assert {e["id"]: e["source"] for e in items} == {"src-1": "pos", "src-2": "wechat", "src-3": "crm"}
 
 
 async def test_event_id_reused_for_another_member_is_409(client: httpx.AsyncClient) -> None:
