@@ -79,10 +79,14 @@ async def get_builtin_icon(name: str, request: Request) -> Response:
 )
 async def upload_icon(
     file: Annotated[UploadFile, File(description="PNG, JPEG, WebP or SVG; typed by its bytes")],
-    alt: Annotated[str, Form(min_length=1, max_length=200, description="What a screen reader says for the icon")],
     session: SessionDep,
     settings: SettingsDep,
     _: AdminKey,
+    alt: Annotated[
+        str | None,
+        Form(max_length=200, description="What a screen reader says for the icon; left out: made from the file name"),
+    ] = None,
+    alt_text: Annotated[str | None, Form(max_length=200, description="Another name for `alt`")] = None,
 ) -> IconUploaded:
     """Upload an icon image; it is listed in the library and served back by URL."""
-    return await icons_service.upload(session, settings, file, alt)
+    return await icons_service.upload(session, settings, file, alt or alt_text, file.filename)

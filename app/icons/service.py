@@ -212,11 +212,25 @@ async def uploaded_file(session: AsyncSession, settings: Settings, filename: str
 # --- upload --------------------------------------------------------------------------------------------------------
 
 
-async def upload(session: AsyncSession, settings: Settings, src: Readable, alt: str) -> IconUploaded:
-    """Check, store and register one uploaded image; the file is removed again if the transaction does not commit."""
-    alt = alt.strip()
-    if not alt:
-        raise InvalidInput("alt text must not be blank", details=[{"field": "alt", "message": "blank"}])
+MAX_ALT = 200
+FALLBACK_ALT = "Uploaded icon"
+
+
+def alt_from_filename(filename: str | None) -> str:
+    """Alt text for an upload sent without any: its file name in words ("store-explorer.png" → "store explorer")."""
+    base = re.split(r"[/\\]", filename or "")[-1]
+    stem = base.rsplit(".", 1)[0] if "." in base.lstrip(".") else base
+    words = " ".join(re.sub(r"[-_.+~]+", " ", stem).split())
+    return words[:MAX_ALT].strip() or FALLBACK_ALT
+
+
+async def upload(
+    session: AsyncSession, settings: Settings, src: Readable, alt: str | None, filename: str | None = None
+) -> IconUploaded:
+    """Check, store and register one uploaded image; the file is removed again if the transaction does not commit.
+
+    Every icon has alt text: when none (or only blanks) is sent, it is made from the file name."""
+    alt = (alt or "").strip() or alt_from_filename(filename)
     data = await _read_capped(src, settings.icon_max_bytes)
     content_type, ext = sniff(data)
     if content_type == SVG_TYPE:

@@ -317,13 +317,40 @@ async def test_upload_needs_an_admin_key(
     assert _stored(upload_dir) == []
 
 
-@pytest.mark.parametrize("alt", [None, "", "   ", "x" * 201])
-async def test_upload_without_usable_alt_text_is_422(
+@pytest.mark.parametrize("alt", [None, "", "   "])
+async def test_upload_without_alt_text_takes_it_from_the_file_name(
     client: httpx.AsyncClient, admin_headers: dict[str, str], upload_dir: Path, alt: str | None
 ) -> None:
-    r = await _upload(client, admin_headers, PNG, alt=alt)
+    r = await _upload(client, admin_headers, PNG, filename="store-explorer.png", alt=alt)
+    assert r.status_code == 201, r.text
+    assert r.json()["alt"] == "store explorer"
+    listed = (await client.get("/v1/icons", params={"limit": 200})).json()
+    assert listed[-1]["name"] == r.json()["name"] and listed[-1]["alt"] == "store explorer"
+
+
+async def test_upload_alt_text_is_never_empty(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], upload_dir: Path
+) -> None:
+    r = await _upload(client, admin_headers, PNG, filename="__.png", alt=None)
+    assert r.status_code == 201, r.text
+    assert r.json()["alt"] == "Uploaded icon"
+    r = await client.post("/v1/admin/icons", data={"alt_text": "Gold star"}, headers=admin_headers,
+                          files={"file": ("x.png", PNG, "image/png")})
+    assert r.status_code == 201 and r.json()["alt"] == "Gold star"
+
+
+@pytest.mark.parametrize("filename", ["gold_star.PNG", "C:\\icons\\gold-star.png", "gold  star"])
+def test_alt_from_filename_uses_the_words_of_the_name(filename: str) -> None:
+    assert icons_service.alt_from_filename(filename) == "gold star"
+
+
+async def test_upload_with_alt_text_over_200_characters_is_422(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], upload_dir: Path
+) -> None:
+    r = await _upload(client, admin_headers, PNG, alt="x" * 201)
     assert r.status_code == 422, r.text
     assert r.json()["error"]["code"] == "validation_error"
+    assert _stored(upload_dir) == []
 
 
 async def test_upload_without_file_is_422(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
