@@ -39,7 +39,7 @@ class WebhookCreate(WriteModel):
         validation_alias=AliasChoices("events", "event_kinds", "kinds"),
         description=f"Outbox kinds such as {', '.join(KNOWN_EVENTS)}, or '*' (also accepted as event_kinds)",
     )
-    secret: str | None = Field(default=None, min_length=16, max_length=128, description="Generated when omitted")
+    secret: str | None = Field(default=None, min_length=1, max_length=128, description="Generated when omitted")
     description: str = Field(default="", max_length=500)
     enabled: bool = True
 
@@ -63,7 +63,7 @@ class WebhookPatch(WriteModel):
     events: list[str] | None = Field(
         default=None, min_length=1, max_length=50, validation_alias=AliasChoices("events", "event_kinds", "kinds")
     )
-    secret: str | None = Field(default=None, min_length=16, max_length=128)
+    secret: str | None = Field(default=None, min_length=1, max_length=128)
     description: str | None = Field(default=None, max_length=500)
     enabled: bool | None = None
 
@@ -84,7 +84,7 @@ class WebhookOut(ReadModel):
     events: list[str]
     description: str
     enabled: bool
-    secret_hint: str = Field(description="Last four characters of the secret")
+    secret_hint: str = Field(description="Last characters of the secret (at most four, at most a quarter of it)")
     created_at: datetime
     updated_at: datetime
 

@@ -32,3 +32,13 @@ async def test_event_kinds_may_be_sent_as_event_kinds(client: httpx.AsyncClient)
                           headers=ADMIN)
     assert r.status_code == 201, r.text
     assert r.json()["events"] == ["level.reached"]
+
+
+async def test_any_non_empty_secret_is_accepted_and_not_given_away(client: httpx.AsyncClient) -> None:
+    body = {"url": "https://crm.example/hooks", "events": ["badge.awarded"], "secret": "secret"}
+    r = await client.post("/v1/admin/webhooks", json=body, headers=ADMIN)
+    assert r.status_code == 201, r.text
+    assert r.json()["secret"] == "secret" and r.json()["secret_hint"] == "t"
+    r = await client.patch(f"/v1/admin/webhooks/{r.json()['id']}", json={"secret": "k"}, headers=ADMIN)
+    assert r.status_code == 200 and r.json()["secret_hint"] == ""
+    assert (await client.post("/v1/admin/webhooks", json={**body, "secret": ""}, headers=ADMIN)).status_code == 422
