@@ -101,12 +101,29 @@ ON CONFLICT (external_id) DO UPDATE SET points = users.points
 RETURNING id, external_id, points, city
 """
 
-RECORD_SQL = """
-INSERT INTO events (idempotency_key, user_id, type, source, occurred_at, received_at, attributes)
-SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
-                     $7::jsonb[])
-ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING id, idempotency_key
+# A group's (or batch's) members created or locked as in MEMBERS_SQL, then its events stored unless their key
+# is known, in one statement. All members are locked before the first event row is written (so, as with two
+# statements, a transaction never waits for a member's lock while holding an unsettled event key). The holdings are read by a later statement: one whose snapshot predates the lock
+# waits could miss what the previous holder of a member's lock has just committed.
+CLAIM_MANY_SQL = """
+WITH m AS (
+  INSERT INTO users (external_id, segments, preferences, points, created_at, updated_at)
+  SELECT external_id, '[]', '{}', 0, $2, $2 FROM unnest($1::text[]) AS t(external_id) ORDER BY external_id
+  ON CONFLICT (external_id) DO UPDATE SET points = users.points
+  RETURNING id, external_id, points, city),
+e AS (
+  INSERT INTO events (idempotency_key, user_id, type, source, occurred_at, received_at, attributes)
+  SELECT x.k, m.id, x.ty, x.src, x.oc, $2, x.at
+  FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::jsonb[])
+       WITH ORDINALITY AS x(k, ext, ty, src, oc, at, n)
+  JOIN m ON m.external_id = x.ext
+  WHERE (SELECT count(*) FROM m) > 0  -- a one-time filter: every member is locked before any event is stored
+  ORDER BY x.n
+  ON CONFLICT (idempotency_key) DO NOTHING
+  RETURNING id, idempotency_key)
+SELECT 0, id, external_id, points, city FROM m
+UNION ALL
+SELECT 1, id, idempotency_key, NULL::int, NULL::text FROM e
 """
 
 STATE_SQL = """
@@ -159,16 +176,20 @@ async def lock_members(session: AsyncSession, external_ids: Sequence[str], now: 
     return {r[1]: MemberRecord(id=r[0], external_id=r[1], points=r[2], city=r[3]) for r in rows}
 
 
-async def record_events(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
-    """Idempotent insert of a batch's events: key → id of the rows this call stored."""
+async def claim_many(
+    session: AsyncSession, external_ids: Iterable[str], events: Sequence[dict[str, Any]], received_at: datetime
+) -> tuple[dict[str, MemberRecord], dict[str, int]]:
+    """A batch's members (created when unknown, locked) and its events stored unless their key is known, in one
+    round trip. `events` name their member by external id (`user_id`). Returns the members by external id and
+    key → id of the events this call stored."""
     driver = await raw_driver(session)
-    args = columns(rows, ("idempotency_key", "user_id", "type", "source", "occurred_at", "received_at",
-                          "attributes"), json.dumps)
+    args = columns(events, ("idempotency_key", "user_id", "type", "source", "occurred_at", "attributes"), json.dumps)
     try:
-        found = await driver.fetch(RECORD_SQL, *args)
+        rows = await driver.fetch(CLAIM_MANY_SQL, sorted(set(external_ids)), received_at, *args)
     except PostgresError as exc:
-        raise DBAPIError("batch events", None, exc) from exc
-    return {r[1]: r[0] for r in found}
+        raise DBAPIError("batch claim", None, exc) from exc
+    members = {r[2]: MemberRecord(id=r[1], external_id=r[2], points=r[3], city=r[4]) for r in rows if r[0] == 0}
+    return members, {r[2]: r[1] for r in rows if r[0] == 1}
 
 
 async def read_state(

@@ -162,7 +162,6 @@ async def _batch_set_based(
     session: AsyncSession, settings: Settings, valid: list[tuple[int, EventIn]], results: list[BatchItemResult | None]
 ) -> None:
     """One statement per table for the whole batch: members, events, then the engine's reads and writes."""
-    users = await _lock_members(session, [item.user_id for _, item in valid])
     first: dict[str, int] = {}  # idempotency key → index of its first item in this batch, in posted order
     rows: list[dict[str, Any]] = []
     now = utcnow()
@@ -171,12 +170,20 @@ async def _batch_set_based(
             continue
         first[item.id] = index
         rows.append({
-            "idempotency_key": item.id, "user_id": users[item.user_id].id, "type": item.type, "source": item.source,
+            "idempotency_key": item.id, "user_id": item.user_id, "type": item.type, "source": item.source,
             "occurred_at": item.occurred_at, "received_at": now, "attributes": item.attributes.as_dict(),
         })
+    users: dict[str, User | MemberRecord]
+    external_ids = [item.user_id for _, item in valid]
     if dialect_name(session) == "postgresql":
-        stored = await pg_fast.record_events(session, rows)
+        # Members locked and events stored in one round trip; the rows name their members by external id.
+        members, stored = await pg_fast.claim_many(session, external_ids, rows, now)
+        users = dict(members)
     else:
+        users = dict(await users_repo.lock_many(session, external_ids))
+    for row in rows:
+        row["user_id"] = users[row["user_id"]].id
+    if dialect_name(session) != "postgresql":
         stored = await events_repo.record_many(session, rows)
     known = await events_repo.by_keys(session, [k for k in first if k not in stored])
     store = store_for(session)
