@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, cast, exists, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.challenges import progress as challenge_progress
@@ -21,6 +21,7 @@ from app.models import (
     Badge,
     Challenge,
     ChallengeParticipation,
+    Notification,
     NotificationMark,
     User,
     UserBadge,
@@ -82,12 +83,20 @@ async def challenge_available(session: AsyncSession, settings: Settings, now: da
         select(Challenge).where(Challenge.status == "published", Challenge.published_at >= now - ANNOUNCE_WITHIN)
         .order_by(Challenge.id)
     )).scalars().all()
+    marks = {ch.id: f"challenge_available:{ch.id}:{int(ch.published_at.timestamp())}" for ch in rows
+             if ch.published_at is not None}
+    # Publications already announced are skipped with one read (the job runs every few seconds).
+    done = set((await session.execute(
+        select(NotificationMark.key).where(NotificationMark.key.in_(list(marks.values())))
+    )).scalars()) if marks else set()
     for ch in rows:
         assert ch.published_at is not None
+        if marks[ch.id] in done:
+            continue
         if challenge_progress.open_state(challenges_service.schedule_of(ch), now) == "ended":
             continue
         stamp = int(ch.published_at.timestamp())
-        if not await _mark(session, f"challenge_available:{ch.id}:{stamp}", now):
+        if not await _mark(session, marks[ch.id], now):
             continue
         params: dict[str, Any] = {
             "challenge": ch.key, "challenge_name": ch.title, "title": ch.title,
@@ -116,6 +125,10 @@ async def challenge_expiring(session: AsyncSession, settings: Settings, now: dat
             ChallengeParticipation.deadline.is_not(None),
             ChallengeParticipation.deadline > now,
             ChallengeParticipation.deadline <= horizon,
+            # Already warned (the notification's unique source key): skipped in SQL, so a frequent run stays cheap.
+            ~exists().where(
+                Notification.source_key == literal("challenge_expiring:") + cast(ChallengeParticipation.id, String)
+            ),
         )
         .order_by(ChallengeParticipation.id)
     )).all()

@@ -26,3 +26,14 @@ async def test_jobs_run_through_the_runner(kit: Kit, wechat: FakeWeChat) -> None
     for name in ("notifications.challenge_available", "notifications.challenge_expiring", "outbox.cleanup"):
         assert await runner.run_job_once(sm, settings, by_name[name], gw) == 0
     assert len(wechat.sent) == 1
+
+
+def test_time_based_jobs_and_dispatchers_run_every_few_seconds() -> None:
+    from app import jobs  # noqa: F401  (registers the jobs)
+
+    every = {j.name: j.every_seconds for j in runner.JOBS}
+    assert every["notifications.fanout"] <= 1 and every["webhooks.dispatch"] <= 1  # a 2 s retry is sent on time
+    assert every["notifications.wechat"] <= 5
+    assert every["notifications.challenge_available"] <= 5
+    assert 5 <= every["notifications.challenge_expiring"] <= 30
+    assert 5 <= every["notifications.rank_improved"] <= 30

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from app.notifications.fanout import fanout_all
 from app.webhooks import signing
-from app.webhooks.dispatcher import dispatch_webhooks_once
+from app.webhooks.dispatcher import backoff, dispatch_webhooks_once
+from app.worker import runner
 from tests.api import ADMIN, badge, event
 from tests.webhooks.receiver import Receiver
 
@@ -45,10 +49,10 @@ async def test_failing_twice_then_succeeding_is_delivered_once_with_a_verifiable
     receiver.statuses.extend([500, 503])
     t0 = datetime.now(UTC)
     assert await _dispatch(app, t0) == 1
-    assert await _dispatch(app, t0 + timedelta(seconds=10)) == 0  # backing off (30 s)
-    assert await _dispatch(app, t0 + timedelta(seconds=31)) == 1
-    assert await _dispatch(app, t0 + timedelta(seconds=31 + 60)) == 0  # backing off (2 min)
-    assert await _dispatch(app, t0 + timedelta(seconds=31 + 121)) == 1
+    assert await _dispatch(app, t0 + timedelta(seconds=1)) == 0  # backing off (2 s)
+    assert await _dispatch(app, t0 + timedelta(seconds=2.5)) == 1
+    assert await _dispatch(app, t0 + timedelta(seconds=2.5 + 3)) == 0  # backing off (4 s)
+    assert await _dispatch(app, t0 + timedelta(seconds=2.5 + 4.5)) == 1  # delivered 7 s after the first try
     assert await _dispatch(app, t0 + timedelta(hours=30)) == 0
     assert len(receiver.received) == 3
     ids = {json.loads(r.body)["id"] for r in receiver.received}
@@ -62,6 +66,45 @@ async def test_failing_twice_then_succeeding_is_delivered_once_with_a_verifiable
     (d,) = await _log(client, ep["id"])
     assert d["status"] == "delivered" and d["attempts"] == 3 and d["last_status_code"] == 200
     assert [a["status_code"] for a in d["history"]] == [500, 503, 200]
+
+
+def test_backoff_starts_at_two_seconds_doubles_and_keeps_retrying_for_24_hours() -> None:
+    assert [backoff(n).total_seconds() for n in range(1, 7)] == [2, 4, 8, 16, 32, 64]
+    assert backoff(15) == backoff(40) == timedelta(hours=6)
+    elapsed, attempts = timedelta(), 1
+    while elapsed + backoff(attempts) <= timedelta(hours=24):
+        elapsed += backoff(attempts)
+        attempts += 1
+    assert attempts == 17 and elapsed > timedelta(hours=20)  # still trying late in the 24-hour window
+
+
+async def test_the_running_worker_delivers_a_webhook_failing_twice_within_seconds(
+    app: FastAPI, client: httpx.AsyncClient, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app import jobs  # noqa: F401  (registers the jobs)
+
+    monkeypatch.setattr(runner, "JOBS", [j for j in runner.JOBS if j.name in ("notifications.fanout",
+                                                                            "webhooks.dispatch")])
+    ep = await _endpoint(client, receiver.url, ["badge.awarded"])
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}])
+    receiver.statuses.extend([500, 502])
+    worker = runner.Worker(app.state.db.sessionmaker, app.state.settings)
+    started = time.monotonic()
+    await event(client, "M1", "visit", NOW)
+    worker.start()
+    try:
+        while time.monotonic() - started < 20:
+            items = await _log(client, ep["id"])
+            if items and items[0]["status"] == "delivered":
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await worker.stop()
+    took = time.monotonic() - started
+    (d,) = await _log(client, ep["id"])
+    assert d["status"] == "delivered" and d["attempts"] == 3, d
+    assert len(receiver.received) == 3 and len({json.loads(r.body)["id"] for r in receiver.received}) == 1
+    assert took < 15  # fan-out and dispatch poll every second; retries after 2 s and 4 s
 
 
 async def test_signature_is_timestamped_so_old_ones_are_refused() -> None:
@@ -87,7 +130,8 @@ async def test_an_endpoint_that_never_answers_is_dead_lettered_after_24_hours(
         clock += timedelta(minutes=40)
     deliveries = await _log(client, ep["id"])
     assert deliveries and all(d["status"] == "dead" for d in deliveries)
-    assert all(5 <= d["attempts"] <= 9 for d in deliveries)
+    # 2 s, 4 s, 8 s … doubling to every 6 h: with a run every 40 minutes, 16 attempts fit in the 24 hours.
+    assert all(14 <= d["attempts"] <= 17 for d in deliveries)
     # Redeliver: same delivery id, a fresh window, and this time it works.
     receiver.statuses.clear()
     target = deliveries[0]["delivery_id"]
@@ -115,9 +159,9 @@ async def test_a_members_deliveries_stay_in_order_while_an_earlier_one_is_retryi
     assert await _dispatch(app, t0) == 2  # M1's first (fails) and M2's; M1's second waits
     sent = [json.loads(r.body)["data"] for r in receiver.received]
     assert sorted((d["user_id"], d["badge"]) for d in sent) == [("M1", "one"), ("M2", "one")]
-    assert await _dispatch(app, t0 + timedelta(seconds=5)) == 0  # still waiting behind the retry
-    assert await _dispatch(app, t0 + timedelta(seconds=31)) == 1  # M1 "one" succeeds
-    assert await _dispatch(app, t0 + timedelta(seconds=32)) == 1  # then M1 "two"
+    assert await _dispatch(app, t0 + timedelta(seconds=1)) == 0  # still waiting behind the retry (2 s)
+    assert await _dispatch(app, t0 + timedelta(seconds=3)) == 1  # M1 "one" succeeds
+    assert await _dispatch(app, t0 + timedelta(seconds=4)) == 1  # then M1 "two"
     m1 = [json.loads(r.body)["data"]["badge"] for r in receiver.received if b'"M1"' in r.body]
     assert m1 == ["one", "one", "two"]
 
