@@ -103,8 +103,9 @@ RETURNING id, external_id, points, city
 
 # A group's (or batch's) members created or locked as in MEMBERS_SQL, then its events stored unless their key
 # is known, in one statement. All members are locked before the first event row is written (so, as with two
-# statements, a transaction never waits for a member's lock while holding an unsettled event key). The holdings are read by a later statement: one whose snapshot predates the lock
-# waits could miss what the previous holder of a member's lock has just committed.
+# statements, a transaction never waits for a member's lock while holding an unsettled event key). The
+# holdings are read by a later statement: one whose snapshot predates the lock waits could miss what the
+# previous holder of a member's lock has just committed.
 CLAIM_MANY_SQL = """
 WITH m AS (
   INSERT INTO users (external_id, segments, preferences, points, created_at, updated_at)
@@ -190,6 +191,21 @@ async def claim_many(
         raise DBAPIError("batch claim", None, exc) from exc
     members = {r[2]: MemberRecord(id=r[1], external_id=r[2], points=r[3], city=r[4]) for r in rows if r[0] == 0}
     return members, {r[2]: r[1] for r in rows if r[0] == 1}
+
+
+def _ids_sql(tables: Sequence[str]) -> str:
+    columns = ", ".join(f"nextval(pg_get_serial_sequence('{t}', 'id'))" for t in tables)
+    return f"SELECT {columns} FROM generate_series(1, $1::int)"
+
+
+async def next_ids(session: AsyncSession, tables: Sequence[str], n: int) -> list[tuple[int, ...]]:
+    """`n` fresh ids of each table's sequence (a row per draw, a column per table)."""
+    driver = await raw_driver(session)
+    try:
+        rows = await driver.fetch(_ids_sql(tables), n)
+    except PostgresError as exc:
+        raise DBAPIError("ids", None, exc) from exc
+    return [tuple(r) for r in rows]
 
 
 async def read_state(

@@ -110,8 +110,7 @@ class IdPool:
         ones only the table that ran out, twice as many each time. Unused ids are gaps in a sequence."""
         tables = ID_TABLES if not self._size else (table,)
         n = max(8, min(self._size.get(table, self.hint), 4096))
-        columns = ", ".join(f"nextval(pg_get_serial_sequence('{t}', 'id'))" for t in tables)
-        rows = (await self.session.execute(text(f"SELECT {columns} FROM generate_series(1, :n)"), {"n": n})).all()
+        rows = await pg_fast.next_ids(self.session, tables, n)
         for i, t in enumerate(tables):
             self._free[t].extend(sorted((int(r[i]) for r in rows), reverse=True))
             self._size[t] = n * 2
