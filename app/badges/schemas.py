@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from app.kit.schemas import Instant, ReadModel, WriteModel
-from app.rules.criteria import Criterion
+from app.rules.criteria import Criterion, tidy_numbers
 
 BADGE_KEY = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 Visibility = Literal["public", "invite_only", "seasonal"]
@@ -83,7 +83,7 @@ class BadgeAdmin(ReadModel):
     how_to_earn: str
     icon: str | None
     icon_url: str | None = None
-    criteria: list[dict[str, Any]]
+    criteria: list[dict[str, Any]] = Field(description="As posted (normalised): fields left out are not filled in")
     points: int
     visibility: str
     available_from: datetime | None
@@ -94,6 +94,11 @@ class BadgeAdmin(ReadModel):
     activated_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+    @field_validator("criteria")
+    @classmethod
+    def _whole_thresholds(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [tidy_numbers(c) for c in value]
 
 
 class ProgressOut(ReadModel):

@@ -34,7 +34,7 @@ from app.kit.clock import utcnow
 from app.models import Badge, User, UserBadge
 from app.outbox import service as outbox
 from app.rules import evaluator as ev
-from app.rules.criteria import CalendarWindow, Criterion, FixedWindow, RollingWindow
+from app.rules.criteria import CalendarWindow, Criterion, FixedWindow, RollingWindow, as_posted
 from app.users import repository as users_repo
 
 WINDOW_TEXT = {
@@ -62,6 +62,7 @@ def _dump(body: BadgeCreate | BadgeUpdate) -> dict[str, Any]:
     data = body.model_dump(mode="json", exclude={"key"})
     if data["status"] is None:  # a replacement (PUT) that does not mention the status keeps it
         del data["status"]
+    data["criteria"] = [as_posted(c) for c in body.criteria]  # as sent, not padded with every default
     data["available_from"] = body.available_from
     data["available_until"] = body.available_until
     return data

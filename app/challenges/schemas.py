@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from app.kit.schemas import Instant, ReadModel, WriteModel
-from app.rules.criteria import Criterion, LifetimeWindow
+from app.rules.criteria import Criterion, LifetimeWindow, as_posted, tidy_numbers
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
 MAX_STEPS = 20
@@ -35,8 +35,8 @@ class StepCriterion(Criterion):
 
 
 def criterion_json(c: Criterion) -> dict[str, Any]:
-    """Stored/returned form of a step criterion (no window, no streak grace)."""
-    return c.model_dump(mode="json", exclude={"window", "grace"})
+    """Stored/returned form of a step criterion: as posted, normalised (no window, no streak grace)."""
+    return as_posted(c, exclude={"window", "grace"})
 
 
 class StepIn(WriteModel):
@@ -127,7 +127,12 @@ class StepOut(BaseModel):
     title: str
     description: str
     icon: str | None
-    criterion: dict[str, Any]
+    criterion: dict[str, Any] = Field(description="As posted (normalised): fields left out are not filled in")
+
+    @field_validator("criterion")
+    @classmethod
+    def _whole_threshold(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return tidy_numbers(value)
 
 
 class EligibilityOut(BaseModel):

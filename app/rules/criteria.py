@@ -239,6 +239,23 @@ def criterion_key(c: Criterion) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
 
+def as_posted(c: Criterion, exclude: set[str] | None = None) -> dict[str, Any]:
+    """The stored and returned form of a criterion: what the admin sent, normalised — validated values, only
+    the fields given (the defaults it was evaluated with are not spelled out), a whole threshold as an integer.
+
+    Evaluation never reads this form directly: it is parsed back into a Criterion, so its defaults, and so
+    `criterion_key`, are the same whether a field was sent or left out."""
+    return tidy_numbers(c.model_dump(mode="json", exclude_unset=True, exclude=exclude))
+
+
+def tidy_numbers(raw: dict[str, Any]) -> dict[str, Any]:
+    """A stored criterion's whole-number threshold as an integer (rows stored before `as_posted` hold 3.0)."""
+    t = raw.get("threshold")
+    if isinstance(t, float) and t.is_integer() and abs(t) < 2**53:
+        return {**raw, "threshold": int(t)}
+    return raw
+
+
 def threshold_decimal(c: Criterion) -> Decimal:
     """The threshold as an exact Decimal ("3", not "3.0", for whole numbers)."""
     t = c.threshold

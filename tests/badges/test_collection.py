@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -128,3 +129,29 @@ async def test_badge_crud(client: httpx.AsyncClient) -> None:
     assert (await client.get("/v1/admin/badges/nope", headers=ADMIN)).status_code == 404
     assert (await client.delete("/v1/admin/badges/store-explorer", headers=ADMIN)).status_code == 204
     assert (await client.get("/v1/admin/badges", headers=ADMIN)).json() == []
+
+
+@pytest.mark.sqlite_too
+async def test_admin_views_return_criteria_as_posted(client: httpx.AsyncClient, backend: str) -> None:
+    explorer = {"event": "visit", "where": [{"field": "store_id", "op": "exists"}], "aggregate": "count_distinct",
+                "field": "store_id", "threshold": 3, "window": {"type": "calendar", "unit": "month"}}
+    spender = {"event": "purchase", "aggregate": "sum", "field": "amount", "threshold": 999.5,
+               "window": {"type": "rolling", "days": 7}}
+    minimal = {"event": "purchase", "threshold": 1}
+    r = await client.post("/v1/admin/badges", headers=ADMIN, json={
+        "key": "as-posted", "name": "As Posted", "criteria": [explorer, spender, minimal], "points": 3})
+    assert r.status_code == 201, r.text
+    posted = [explorer, spender, minimal]
+    assert r.json()["criteria"] == posted
+    assert json.dumps(r.json()["criteria"][0]["threshold"]) == "3"  # 3 stays 3, not 3.0
+    assert (await client.get("/v1/admin/badges/as-posted", headers=ADMIN)).json()["criteria"] == posted
+    listed = (await client.get("/v1/admin/badges", headers=ADMIN)).json()
+    assert listed[0]["criteria"] == posted
+    r = await client.patch("/v1/admin/badges/as-posted", json={"name": "Renamed"}, headers=ADMIN)
+    assert r.json()["criteria"] == posted
+    # Evaluated with the defaults all the same: one purchase earns it only together with the other two criteria.
+    await event(client, "AP", "purchase", NOW, amount=1000)
+    for store in ("S1", "S2"):
+        await event(client, "AP", "visit", NOW, store_id=store)
+    out = await event(client, "AP", "visit", NOW, store_id="S3")
+    assert [b["key"] for b in out["badges_awarded"]] == ["as-posted"]

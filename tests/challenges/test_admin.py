@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -29,8 +30,10 @@ async def test_issue_example_round_trips(
     got = r.json()
     for field in ("key", "title", "description", "icon", "eligibility", "schedule", "rewards"):
         assert got[field] == ISSUE_EXAMPLE[field], field
-    assert got["steps"][0]["criterion"] == {"event": "profile.image", "where": [], "aggregate": "count",
-                                            "field": None, "threshold": 1.0}
+    assert got["steps"] == ISSUE_EXAMPLE["steps"]  # criteria as posted: threshold 1, no defaults filled in
+    again = await client.get("/v1/admin/challenges/complete-profile", headers=admin_headers)
+    assert again.json()["steps"] == ISSUE_EXAMPLE["steps"]
+    assert json.dumps(again.json()["steps"][0]["criterion"]["threshold"]) == "1"
     assert got["status"] == "draft"
     listed = (await client.get("/v1/admin/challenges", headers=admin_headers)).json()
     assert [c["key"] for c in listed] == ["complete-profile"]
