@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Response
 from app.auth.deps import AdminKey, CurrentUser
 from app.errors import responses
 from app.kit.db import SessionDep
+from app.kit.deps import SettingsDep
 from app.kit.i18n import LocaleDep
 from app.kit.pagination import PageDep
 from app.notifications import service
@@ -32,15 +33,17 @@ KindParam = Annotated[Kind, Path(description="Notification kind")]
 
 
 @router.get("/v1/me/notifications", response_model=InboxPage, responses=responses(401, 403))
-async def my_notifications(session: SessionDep, user: CurrentUser, page: PageDep, locale: LocaleDep) -> InboxPage:
+async def my_notifications(
+    session: SessionDep, settings: SettingsDep, user: CurrentUser, page: PageDep, locale: LocaleDep
+) -> InboxPage:
     """The member's inbox, newest first, with the unread count (texts by Accept-Language)."""
-    return await service.inbox(session, user, page.limit, page.offset, locale)
+    return await service.inbox(session, settings, user, page.limit, page.offset, locale)
 
 
 @router.post("/v1/me/notifications/read", response_model=ReadOut, responses=responses(401, 403, 422))
-async def read_notifications(body: ReadIn, session: SessionDep, user: CurrentUser) -> ReadOut:
+async def read_notifications(body: ReadIn, session: SessionDep, settings: SettingsDep, user: CurrentUser) -> ReadOut:
     """Mark notifications read: `{"ids": [...]}` or `{"all": true}`."""
-    return await service.mark_read(session, user, body)
+    return await service.mark_read(session, settings, user, body)
 
 
 @router.get("/v1/me/subscriptions", response_model=SubscriptionsOut, responses=responses(401, 403))

@@ -24,6 +24,7 @@ from app.webhooks import repository as webhooks_repo
 log = logging.getLogger("laurel.notifications")
 
 BATCH = 500
+READ_PATH_WINDOW = 1000
 
 
 def template_locale(template: NotificationTemplate) -> str:
@@ -170,15 +171,8 @@ async def fanout_once(
         if not rows:
             return 0
         templates = {t.kind: t for t in await repo.templates(session, enabled_only=True)}
-        names = await _badge_names(session, rows)
         items: list[tuple[int, str, dict[str, Any], str]] = []
-        for row in rows:
-            kind = FROM_OUTBOX.get(row.kind)
-            if kind is None:
-                continue
-            params = build_params(kind, row.payload, row.created_at, settings.tz)
-            if row.kind == "badge.awarded" and str(row.payload.get("badge")) in names:
-                params["names"] = names[str(row.payload.get("badge"))]
+        for row, kind, params in await _notifications_of(session, settings, rows):
             if row.user_id is None:
                 await _notify_everyone(session, row, kind, params, templates, now)
             else:
@@ -188,6 +182,57 @@ async def fanout_once(
         for row in rows:
             row.processed_at = now
         return len(rows)
+
+
+async def _notifications_of(
+    session: AsyncSession, settings: Settings, rows: Sequence[OutboxMessage]
+) -> list[tuple[OutboxMessage, str, dict[str, Any]]]:
+    """(row, notification kind, params) for the outbox rows that become a notification."""
+    names = await _badge_names(session, rows)
+    out = []
+    for row in rows:
+        kind = FROM_OUTBOX.get(row.kind)
+        if kind is None:
+            continue
+        params = build_params(kind, row.payload, row.created_at, settings.tz)
+        if row.kind == "badge.awarded" and str(row.payload.get("badge")) in names:
+            params["names"] = names[str(row.payload.get("badge"))]
+        out.append((row, kind, params))
+    return out
+
+
+async def fanout_for_member(
+    session: AsyncSession, settings: Settings, user_id: int, *, now: datetime | None = None
+) -> int:
+    """Notify one member now of their outbox rows the worker has not fanned out yet (the inbox read path).
+
+    Only the member's notifications (inbox entries and their WeChat deliveries) are made here, in the caller's
+    transaction; the row itself is left to the worker, which still enqueues its webhooks in outbox order and
+    marks it processed. Exactly once either way: a notification's `source_key` ("outbox:<id>") is unique, so
+    whichever of the two inserts it second inserts nothing — and WeChat deliveries are only made for
+    notifications actually inserted. Bounded: only the newest READ_PATH_WINDOW unprocessed rows are looked at
+    (with a backlog the worker catches up on the rest)."""
+    newest = (
+        select(OutboxMessage.id, OutboxMessage.user_id)
+        .where(OutboxMessage.processed_at.is_(None))
+        .order_by(OutboxMessage.id.desc())
+        .limit(READ_PATH_WINDOW)
+        .subquery()
+    )
+    ids = (await session.execute(select(newest.c.id).where(newest.c.user_id == user_id))).scalars().all()
+    if not ids:
+        return 0
+    rows = (await session.execute(
+        select(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.kind.in_(list(FROM_OUTBOX)))
+        .order_by(OutboxMessage.id)
+    )).scalars().all()
+    if not rows:
+        return 0
+    now = now or utcnow()
+    templates = {t.kind: t for t in await repo.templates(session, enabled_only=True)}
+    items = [(user_id, kind, params, f"outbox:{row.id}") for row, kind, params in
+             await _notifications_of(session, settings, rows)]
+    return await notify_members(session, items, templates, now)
 
 
 async def fanout_all(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> int:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import Settings
 from app.errors import NotFound
 from app.kit.clock import utcnow
 from app.models import Notification, NotificationTemplate, User
+from app.notifications import fanout
 from app.notifications import repository as repo
 from app.notifications.kinds import inbox_text
 from app.notifications.schemas import (
@@ -34,8 +36,12 @@ def _out(n: Notification, locale: str) -> NotificationOut:
     )
 
 
-async def inbox(session: AsyncSession, user: User, limit: int, offset: int, locale: str) -> InboxPage:
-    """The member's notifications, newest first, with the unread count."""
+async def inbox(
+    session: AsyncSession, settings: Settings, user: User, limit: int, offset: int, locale: str
+) -> InboxPage:
+    """The member's notifications, newest first, with the unread count — including what the event they just
+    caused produced, even before the background fan-out ran (see fanout.fanout_for_member)."""
+    await fanout.fanout_for_member(session, settings, user.id)
     rows = await repo.inbox(session, user.id, limit, offset)
     total, unread = await repo.inbox_counts(session, user.id)
     return InboxPage(
@@ -43,7 +49,9 @@ async def inbox(session: AsyncSession, user: User, limit: int, offset: int, loca
     )
 
 
-async def mark_read(session: AsyncSession, user: User, body: ReadIn) -> ReadOut:
+async def mark_read(session: AsyncSession, settings: Settings, user: User, body: ReadIn) -> ReadOut:
+    if body.all:  # "all" includes what the member may have been shown a moment ago
+        await fanout.fanout_for_member(session, settings, user.id)
     updated = await repo.mark_read(session, user.id, None if body.all else body.ids, utcnow())
     _, unread = await repo.inbox_counts(session, user.id)
     return ReadOut(updated=updated, unread_count=unread)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import func, select
 
+from app.models import Notification, OutboxMessage, WebhookDelivery
 from tests.api import ADMIN, badge, event
 from tests.notifications.conftest import BADGE_TEMPLATE, Kit
 
@@ -121,3 +124,55 @@ async def test_admin_lists_notifications_by_member_kind_and_status_with_counts(k
     r = (await kit.client.get("/v1/admin/notifications?status=no_consent", headers=ADMIN)).json()
     assert [i["external_id"] for i in r["items"]] == ["B1"]
     assert (await kit.client.get("/v1/admin/notifications?status=weird", headers=ADMIN)).status_code == 422
+
+
+async def _count(kit: Kit, stmt: object) -> int:
+    async with kit.app.state.db.sessionmaker() as s:
+        return int((await s.execute(stmt)).scalar_one())  # type: ignore[call-overload]
+
+
+@pytest.mark.sqlite_too
+async def test_inbox_shows_what_an_event_caused_right_away_and_once(kit: Kit, backend: str) -> None:
+    await kit.template()
+    await badge(kit.client, "explorer", [{"event": "visit", "threshold": 1}], name="Explorer",
+                translations={"zh-CN": {"name": "探店达人"}})
+    r = await kit.client.post("/v1/admin/webhooks", json={"url": "https://crm.example/h", "events": ["*"]},
+                              headers=ADMIN)
+    assert r.status_code == 201, r.text
+    m = await kit.member()
+    await kit.credit(m)
+    await event(kit.client, m.external_id, "visit", NOW)
+    # No fan-out has run: reading the inbox right after the event already shows it.
+    page = (await kit.client.get("/v1/me/notifications", headers={**m.headers, "Accept-Language": "en"})).json()
+    assert page["total"] == 1 and page["unread_count"] == 1
+    assert page["items"][0]["kind"] == "badge_unlocked" and "Explorer" in page["items"][0]["body"]
+    assert len(await kit.deliveries()) == 1  # its WeChat delivery is queued with it
+    # The worker's fan-out then does the rest (webhooks, the row marked processed) and adds nothing twice.
+    assert await kit.fanout() >= 1
+    again = (await kit.client.get("/v1/me/notifications", headers=m.headers)).json()
+    assert again["total"] == 1 and again["items"][0]["id"] == page["items"][0]["id"]
+    assert len(await kit.deliveries()) == 1
+    assert await _count(kit, select(func.count()).select_from(WebhookDelivery)
+                        .where(WebhookDelivery.event == "badge.awarded")) == 1
+    assert await _count(kit, select(func.count()).select_from(OutboxMessage)
+                        .where(OutboxMessage.processed_at.is_(None))) == 0
+    assert await kit.dispatch() == 1
+
+
+async def test_inbox_reads_racing_the_fanout_create_each_notification_once(kit: Kit) -> None:
+    await kit.template()
+    for i in range(3):
+        await badge(kit.client, f"race-{i}", [{"event": "visit", "threshold": i + 1}])
+    members = [await kit.member() for _ in range(3)]
+    for m in members:
+        await kit.credit(m)
+        for i in range(3):
+            await event(kit.client, m.external_id, "visit", NOW - timedelta(minutes=5 - i))
+    reads = [kit.client.get("/v1/me/notifications", headers=m.headers) for m in members for _ in range(3)]
+    results = await asyncio.gather(kit.fanout(), *reads)
+    assert all(r.status_code == 200 for r in results[1:])
+    await kit.fanout()
+    assert await _count(kit, select(func.count()).select_from(Notification)) == 9
+    assert len(await kit.deliveries()) == 9
+    for m in members:
+        assert (await kit.client.get("/v1/me/notifications", headers=m.headers)).json()["total"] == 3
