@@ -102,8 +102,9 @@ def _rejected(index: int, key: str | None, code: str, message: str, details: Any
     )
 
 
-async def ingest_batch(session: AsyncSession, settings: Settings, raw_items: list[dict[str, Any]]) -> BatchResult:
-    """Validate every item, then evaluate the valid ones set-based; a bad item is reported and leaves nothing.
+async def ingest_batch(session: AsyncSession, settings: Settings, raw_items: list[Any]) -> BatchResult:
+    """Validate every item (any JSON value: one that is not an object is refused alone), then evaluate the valid
+    ones set-based; a bad item is reported and leaves nothing.
 
     Should the database refuse a value of some item, the set-based attempt is undone and the batch is
     evaluated again item by item, each in its own savepoint, so only that item is refused.
