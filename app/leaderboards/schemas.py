@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from app.kit.schemas import ReadModel, WriteModel
 from app.rules.criteria import EVENT_PATTERN, FIELD_PATTERN, MAX_CONDITIONS, Condition
@@ -167,7 +167,14 @@ class Preferences(BaseModel):
 
 
 class PreferencesIn(WriteModel):
-    leaderboard_opt_out: StrictBool
+    """`leaderboard_opt_out` (also read as `opt_out`, `leaderboards_opt_out` or `hide_from_leaderboards`, the
+    names a Mini Program is likely to use): out of every public board, still seeing one's own rank."""
+
+    leaderboard_opt_out: StrictBool = Field(
+        validation_alias=AliasChoices(
+            "leaderboard_opt_out", "leaderboards_opt_out", "opt_out", "hide_from_leaderboards"
+        )
+    )
 
 
 class PeriodStat(BaseModel):

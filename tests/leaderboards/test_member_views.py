@@ -126,7 +126,11 @@ async def test_opted_out_member_is_masked_to_others_but_sees_own_rank(
                                        "avatar_url": "https://img.test/B.png", "avatar": "https://img.test/B.png",
                                        "masked": False, "is_me": True}
     assert seen_by_b["me"]["rank"] == 1
-    assert (await client.put("/v1/me/preferences", json={"opt_out": True}, headers=hb)).status_code == 422
+    assert (await client.put("/v1/me/preferences", json={"opt_in": True}, headers=hb)).status_code == 422
+    r = await client.put("/v1/me/preferences", json={"opt_out": False}, headers=hb)  # a name a front end may use
+    assert r.status_code == 200 and r.json() == {"leaderboard_opt_out": False}
+    r = await client.put("/v1/me/preferences", json={"hide_from_leaderboards": True}, headers=hb)
+    assert r.status_code == 200 and r.json() == {"leaderboard_opt_out": True}
     assert (await client.put("/v1/me/preferences", json={"leaderboard_opt_out": "yes"}, headers=hb)).status_code == 422
 
 
