@@ -235,8 +235,11 @@ class Participation(BaseModel):
 class StepStats(BaseModel):
     step: int
     title: str
-    reached: int
-    rate: float
+    reached: int = Field(description="Participants who have done this step")
+    rate: float = Field(description="reached / joined")
+    drop_off: int = Field(description="Participants who got as far as the step before (joined, for the first step) "
+                                      "but have not done this one")
+    drop_off_rate: float = Field(description="drop_off / those who got as far as the step before")
 
 
 class InstanceStats(BaseModel):

@@ -195,6 +195,7 @@ async def test_stats(
     assert (s["joined"], s["active"], s["completed"], s["expired"]) == (4, 1, 1, 2)
     assert s["completion_rate"] == 0.25 and s["median_time_to_complete_seconds"] == 7200
     assert [x["reached"] for x in s["steps"]] == [2, 1]
+    assert [(x["drop_off"], x["drop_off_rate"]) for x in s["steps"]] == [(2, 0.5), (1, 0.5)]  # per-step drop-off
     assert [(i["instance"], i["current"], i["joined"]) for i in s["instances"]] == [
         ("2026-W48", True, 1), ("2026-W47", False, 3)]
     assert s["instances"][1]["completion_rate"] == pytest.approx(1 / 3, abs=1e-4)
