@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, computed_field, field_validator
 
 from app.kit.schemas import WriteModel
 
@@ -100,7 +100,7 @@ class CodesResult(BaseModel):
 
 class MemberVoucherOut(BaseModel):
     id: int
-    voucher: str
+    voucher: str = Field(description="The voucher definition's key")
     name: str
     description: str
     face_value: float
@@ -111,3 +111,7 @@ class MemberVoucherOut(BaseModel):
     created_at: datetime
     source_type: str
     source_id: str
+
+    @computed_field(description="The voucher definition's key (the same as voucher)")
+    def key(self) -> str:
+        return self.voucher

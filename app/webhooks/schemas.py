@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, computed_field, field_validator
 
 from app.kit.schemas import ReadModel, WriteModel
 
@@ -114,6 +114,10 @@ class DeliveryOut(ReadModel):
     delivered_at: datetime | None
     payload: dict[str, Any]
     history: list[AttemptOut] = Field(default_factory=list)
+
+    @computed_field(description="The endpoint's last HTTP response code (the same as last_status_code)")
+    def response_code(self) -> int | None:
+        return self.last_status_code
 
 
 class DeliveriesPage(ReadModel):

@@ -43,6 +43,7 @@ async def test_pool_exhausted_is_pending_then_issued_when_codes_are_added(
     assert [(x["voucher"], x["code"], x["status"], x["face_value"]) for x in mine] == [
         ("coffee", "ONLY-1", "issued", 25.5)]
     assert mine[0]["expires_at"].startswith("2026-12-20T02:00:00")
+    assert mine[0]["key"] == "coffee"  # the definition's key under the name every other resource uses
 
     out = await _complete(client, second, send, "2026-11-20T10:06:00+08:00")
     assert out["challenges"][-1]["rewards"]["voucher"] | {} == {

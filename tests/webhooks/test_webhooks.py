@@ -65,6 +65,7 @@ async def test_failing_twice_then_succeeding_is_delivered_once_with_a_verifiable
     assert doc["event"] == "badge.awarded" and doc["data"]["badge"] == "first-visit" and doc["data"]["user_id"] == "M1"
     (d,) = await _log(client, ep["id"])
     assert d["status"] == "delivered" and d["attempts"] == 3 and d["last_status_code"] == 200
+    assert d["response_code"] == 200  # "status, response code, attempts"
     assert [a["status_code"] for a in d["history"]] == [500, 503, 200]
 
 
