@@ -18,7 +18,7 @@ from app.integrations.wechat.gateway import WeChatGateway
 from app.kit import handlers
 from app.kit import logging as laurel_logging
 from app.kit.db import Database
-from app.kit.middleware import RequestContextMiddleware, RetryConflictsMiddleware
+from app.kit.middleware import RequestContextMiddleware, RetryConflictsMiddleware, UnhandledErrors
 from app.routers import include_all
 
 API_DESCRIPTION = """Laurel turns what members do (purchases, visits, check-ins, posts) into badges, points,
@@ -45,7 +45,7 @@ class LaurelAPI(FastAPI):
             if self._lean is None:
                 settings: Settings = self.state.settings
                 self._lean = RequestContextMiddleware(
-                    fastpath.IngestFastPath(self._framework), max_body_bytes=settings.max_body_bytes
+                    UnhandledErrors(fastpath.IngestFastPath(self._framework)), max_body_bytes=settings.max_body_bytes
                 )
             scope["app"] = self
             await self._lean(scope, receive, send)

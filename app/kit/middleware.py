@@ -129,6 +129,41 @@ class RequestContextMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
+class UnhandledErrors:
+    """An exception escaping `app` becomes the API's JSON 500 (logged with the request id), as FastAPI's own
+    error middleware would make it; for apps mounted in front of the framework (see `LaurelAPI`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except BodyTooLarge:
+            raise  # the request context answers 413
+        except Exception:
+            logging.getLogger("laurel.errors").exception("unhandled error")
+            if started:
+                raise  # too late for a JSON answer: the server closes the connection
+            body = json.dumps(error_body("internal_error", "Internal server error", None)).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+
+
 class RetryConflictsMiddleware:
     """Run a write request again when its transaction lost a deadlock or serialization race.
 

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from app.auth.deps import EventsKey
 from app.errors import Unauthorized
+from app.events import fastpath
 from tests.api import ADMIN, badge
 
 AT = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
@@ -107,6 +108,20 @@ async def test_one_request_context_whichever_path_answers(client: httpx.AsyncCli
         assert r.headers.get_list("x-request-id") == ["trace-123"]
     fresh = await client.post("/v1/events", json=body("ctx-3"))
     assert len(fresh.headers.get_list("x-request-id")) == 1 and len(fresh.headers["x-request-id"]) == 32
+
+
+async def test_a_failure_on_the_lean_path_is_the_apis_json_500(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lean path sits in front of FastAPI's error middleware, so it brings its own."""
+
+    async def broken(*_: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(fastpath, "_ingest", broken)
+    r = await client.post("/v1/events", json=body("boom-1"), headers={**ADMIN, "X-Request-ID": "trace-500"})
+    assert r.status_code == 500 and r.headers["content-type"] == "application/json"
+    assert r.json()["error"]["code"] == "internal_error" and r.headers["x-request-id"] == "trace-500"
 
 
 async def test_revoked_key_stops_at_once_on_the_lean_path(
