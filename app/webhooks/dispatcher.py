@@ -168,11 +168,15 @@ async def dispatch_webhooks_once(
         return 0
     own = client is None
     http = client or httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
+    sending = time.monotonic()
     try:
         results = list(await asyncio.gather(*(_send(http, c) for c in claimed)))
     finally:
         if own:
             await http.aclose()
+    # Backoff counts from the answer (or timeout), not from the claim: a receiver that takes the whole timeout
+    # to fail must not be retried straight away.
+    answered = now + timedelta(seconds=time.monotonic() - sending)
     async with sessionmaker() as session, session.begin():
-        await _record(session, results, now)
+        await _record(session, results, answered)
     return len(claimed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ class Receiver:
     fail_once: dict[bytes, int] = field(default_factory=dict)  # first body containing the key gets this status
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    delay: float = 0.0  # seconds to wait before answering (a slow receiver)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -39,6 +41,8 @@ class _Handler(BaseHTTPRequestHandler):
             rec.received.append(Received({k: v for k, v in self.headers.items()}, body))
             hit = next((k for k in rec.fail_once if k in body), None)
             status = rec.fail_once.pop(hit) if hit is not None else (rec.statuses.popleft() if rec.statuses else 200)
+        if rec.delay:
+            time.sleep(rec.delay)
         self.send_response(status)
         self.send_header("Content-Length", "2")
         self.end_headers()

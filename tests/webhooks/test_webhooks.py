@@ -40,6 +40,23 @@ async def _log(client: httpx.AsyncClient, endpoint_id: int) -> list[dict[str, An
     return list(r.json()["items"])
 
 
+async def test_backoff_counts_from_the_failure_not_from_the_claim(
+    app: FastAPI, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """A receiver that is slow to fail is not retried the moment its answer arrives."""
+    ep = await _endpoint(client, receiver.url, ["badge.awarded"])
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}])
+    await event(client, "M1", "visit", NOW)
+    receiver.statuses.append(503)
+    receiver.delay = 1.0
+    t0 = datetime.now(UTC)
+    assert await _dispatch(app, t0) == 1
+    (d,) = await _log(client, ep["id"])
+    assert datetime.fromisoformat(d["next_attempt_at"]) >= t0 + timedelta(seconds=1 + 2)
+    attempted = datetime.fromisoformat(d["history"][0]["attempted_at"])
+    assert attempted >= t0 + timedelta(seconds=1)  # when the answer came
+
+
 async def test_failing_twice_then_succeeding_is_delivered_once_with_a_verifiable_signature(
     app: FastAPI, client: httpx.AsyncClient, receiver: Receiver
 ) -> None:
