@@ -19,10 +19,11 @@ from app.rules.criteria import Criterion, threshold_decimal
 ONCE = "once"
 UNITS = {"weekly": "week", "monthly": "month"}
 #: An event received after the join still counts when it occurred up to this long before the join: the
-#: integrator's clock (or a "now" computed before calling join) may run a little behind ours. The same
-#: 5 minutes an event's occurred_at may lie in the future. An event that occurred well before the join
-#: (an hour, a day) does not count; events received before the join never reach the participation at all.
-JOIN_CLOCK_SKEW = timedelta(minutes=5)
+#: integrator's clock (or a "now" computed before calling join) may run a little behind ours, and
+#: `occurred_at` often has whole seconds only. Kept short so a member cannot act first and join afterwards
+#: (a POS uploading every few minutes) and still be credited: "only events after joining count". An event
+#: that occurred earlier does not count; events received before the join never reach the participation.
+JOIN_CLOCK_SKEW = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)

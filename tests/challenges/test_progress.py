@@ -47,14 +47,14 @@ def test_deadline_is_the_earliest_of_end_period_and_time_limit() -> None:
 
 def test_counts_from_allows_clock_skew_but_not_before_the_instance_or_start() -> None:
     joined = at("2026-11-18T10:00:00.123456+08:00")
-    assert prog.counts_from(spec(), prog.ONCE, joined, SH) == joined - timedelta(minutes=5)
+    assert prog.counts_from(spec(), prog.ONCE, joined, SH) == joined - timedelta(seconds=60)
     # A weekly instance joined just after Monday 00:00 does not take last Sunday's events.
     weekly = spec(type="recurring", recurrence="weekly")
-    monday = at("2026-11-23T00:01:00+08:00")
+    monday = at("2026-11-23T00:00:30+08:00")
     assert prog.counts_from(weekly, "2026-W48", monday, SH) == at("2026-11-23T00:00:00+08:00")
     # Nor does a challenge take events from before it starts.
-    starts = spec(starts_at=at("2026-11-18T09:58:00+08:00"))
-    assert prog.counts_from(starts, prog.ONCE, joined, SH) == at("2026-11-18T09:58:00+08:00")
+    starts = spec(starts_at=at("2026-11-18T09:59:30+08:00"))
+    assert prog.counts_from(starts, prog.ONCE, joined, SH) == at("2026-11-18T09:59:30+08:00")
 
 
 def test_open_state() -> None:
