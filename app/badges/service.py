@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
@@ -31,6 +32,7 @@ from app.errors import Conflict, InvalidInput, NotFound
 from app.events import repository as events_repo
 from app.events.engine import EngineRun, in_season, num
 from app.kit.clock import utcnow
+from app.kit.handlers import validation_details
 from app.models import Badge, User, UserBadge
 from app.outbox import service as outbox
 from app.rules import evaluator as ev
@@ -108,7 +110,20 @@ async def replace(session: AsyncSession, key: str, body: BadgeUpdate) -> Badge:
 
 async def patch(session: AsyncSession, key: str, body: BadgePatch) -> Badge:
     badge = await get(session, key)
-    merged = BadgeCreate.model_validate(
+    try:
+        merged = _merged(badge, body)
+    except ValidationError as exc:  # e.g. a field set to null that cannot be empty
+        details = validation_details(list(exc.errors()), ("body",))
+        raise InvalidInput(f"Invalid request: {details[0]['field']}: {details[0]['message']}", details=details) from exc
+    _apply(badge, _dump(merged))
+    await session.flush()
+    rules_cache.invalidate()
+    return badge
+
+
+def _merged(badge: Badge, body: BadgePatch) -> BadgeCreate:
+    """The badge as it would be with the patch applied, validated as a whole."""
+    return BadgeCreate.model_validate(
         {
             "key": badge.key,
             "name": badge.name,
@@ -126,10 +141,6 @@ async def patch(session: AsyncSession, key: str, body: BadgePatch) -> Badge:
             **body.model_dump(exclude_unset=True),
         }
     )
-    _apply(badge, _dump(merged))
-    await session.flush()
-    rules_cache.invalidate()
-    return badge
 
 
 async def delete(session: AsyncSession, key: str) -> None:

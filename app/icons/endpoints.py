@@ -89,4 +89,5 @@ async def upload_icon(
     alt_text: Annotated[str | None, Form(max_length=200, description="Another name for `alt`")] = None,
 ) -> IconUploaded:
     """Upload an icon image; it is listed in the library and served back by URL."""
-    return await icons_service.upload(session, settings, file, alt or alt_text, file.filename)
+    given = (alt or "").strip() or (alt_text or "").strip() or None
+    return await icons_service.upload(session, settings, file, given, file.filename)

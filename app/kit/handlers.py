@@ -17,10 +17,11 @@ from app.errors import LaurelError, error_body
 log = logging.getLogger("laurel.errors")
 
 
-def _validation_details(errors: list[Any]) -> list[dict[str, Any]]:
+def validation_details(errors: list[Any], prefix: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Pydantic errors in the API's shape (`field`, `loc`, `message`, `type`); `prefix` roots them (`body`)."""
     out = []
     for err in errors:
-        loc = [str(p) for p in err.get("loc", ())]
+        loc = [*prefix, *(str(p) for p in err.get("loc", ()))]
         out.append({"field": ".".join(loc), "loc": loc, "message": err.get("msg"), "type": err.get("type")})
     return out
 
@@ -34,7 +35,7 @@ async def _laurel_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    details = _validation_details(list(exc.errors()))
+    details = validation_details(list(exc.errors()))
     first = details[0]["field"] if details else ""
     msg = f"Invalid request: {first}: {details[0]['message']}" if details else "Invalid request"
     return JSONResponse(jsonable_encoder(error_body("validation_error", msg, details)), status_code=422)

@@ -124,6 +124,10 @@ async def test_badge_crud(client: httpx.AsyncClient) -> None:
     assert (await client.post("/v1/admin/badges", json=body, headers=ADMIN)).status_code == 409
     r = await client.patch("/v1/admin/badges/store-explorer", json={"status": "active"}, headers=ADMIN)
     assert r.json()["status"] == "active" and r.json()["activated_at"]
+    for nulled in ("status", "criteria", "name"):  # a field that cannot be empty, patched to null: 422, not 500
+        r = await client.patch("/v1/admin/badges/store-explorer", json={nulled: None}, headers=ADMIN)
+        assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == f"body.{nulled}", r.text
+    assert (await client.get("/v1/admin/badges/store-explorer", headers=ADMIN)).json()["status"] == "active"
     r = await client.put("/v1/admin/badges/store-explorer", json={**body, "name": "Explorer"}, headers=ADMIN)
     assert r.json()["name"] == "Explorer"
     assert (await client.get("/v1/admin/badges/nope", headers=ADMIN)).status_code == 404

@@ -337,6 +337,9 @@ async def test_upload_alt_text_is_never_empty(
     r = await client.post("/v1/admin/icons", data={"alt_text": "Gold star"}, headers=admin_headers,
                           files={"file": ("x.png", PNG, "image/png")})
     assert r.status_code == 201 and r.json()["alt"] == "Gold star"
+    r = await client.post("/v1/admin/icons", data={"alt": "  ", "alt_text": "Silver star"}, headers=admin_headers,
+                          files={"file": ("x.png", PNG, "image/png")})
+    assert r.status_code == 201 and r.json()["alt"] == "Silver star"  # a blank alt does not hide alt_text
 
 
 @pytest.mark.parametrize("filename", ["gold_star.PNG", "C:\\icons\\gold-star.png", "gold  star"])
