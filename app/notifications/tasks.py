@@ -64,9 +64,9 @@ async def challenge_expiring_job(session: AsyncSession, settings: Settings) -> i
     return await notifications_scheduler.challenge_expiring(session, settings)
 
 
-# Each run reads the current period's whole view of every active board (see rank_improved.py): kept at 15 s,
-# not less, as at a million members that read is a noticeable fraction of a second.
-@register("notifications.rank_improved", every_seconds=15)
+# Each run reads the current period's whole view of every active board (see rank_improved.py), a noticeable
+# fraction of a second at a million members: once a minute (a notice capped at once a day per board).
+@register("notifications.rank_improved", every_seconds=60)
 async def rank_improved_job(session: AsyncSession, settings: Settings) -> int:
     """Tell members who entered a board's top 10 or climbed LAUREL_RANK_IMPROVED_MIN_PLACES (once a day per board)."""
     return await rank_improved.check(session, settings)

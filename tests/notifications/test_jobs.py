@@ -36,4 +36,4 @@ def test_time_based_jobs_and_dispatchers_run_every_few_seconds() -> None:
     assert every["notifications.wechat"] <= 5
     assert every["notifications.challenge_available"] <= 5
     assert 5 <= every["notifications.challenge_expiring"] <= 30
-    assert 5 <= every["notifications.rank_improved"] <= 30
+    assert 5 <= every["notifications.rank_improved"] <= 60
