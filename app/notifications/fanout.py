@@ -24,7 +24,9 @@ from app.webhooks import repository as webhooks_repo
 log = logging.getLogger("laurel.notifications")
 
 BATCH = 500
-READ_PATH_WINDOW = 1000
+# The read path looks at this many of the newest unprocessed outbox rows (all members): a few ms at most, and
+# more than the worker, polling every second, leaves behind unless it is down.
+READ_PATH_WINDOW = 20_000
 
 
 def template_locale(template: NotificationTemplate) -> str:
