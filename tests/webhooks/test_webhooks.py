@@ -40,13 +40,19 @@ async def _log(client: httpx.AsyncClient, endpoint_id: int) -> list[dict[str, An
     return list(r.json()["items"])
 
 
+async def _badge_delivery(client: httpx.AsyncClient, receiver: Receiver) -> dict[str, Any]:
+    """An endpoint for badge.awarded and one award queued for it (member M1's first visit)."""
+    ep = await _endpoint(client, receiver.url, ["badge.awarded"])
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}])
+    await event(client, "M1", "visit", NOW)
+    return ep
+
+
 async def test_backoff_counts_from_the_failure_not_from_the_claim(
     app: FastAPI, client: httpx.AsyncClient, receiver: Receiver
 ) -> None:
     """A receiver that is slow to fail is not retried the moment its answer arrives."""
-    ep = await _endpoint(client, receiver.url, ["badge.awarded"])
-    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}])
-    await event(client, "M1", "visit", NOW)
+    ep = await _badge_delivery(client, receiver)
     receiver.statuses.append(503)
     receiver.delay = 1.0
     t0 = datetime.now(UTC)
@@ -60,9 +66,7 @@ async def test_backoff_counts_from_the_failure_not_from_the_claim(
 async def test_failing_twice_then_succeeding_is_delivered_once_with_a_verifiable_signature(
     app: FastAPI, client: httpx.AsyncClient, receiver: Receiver
 ) -> None:
-    ep = await _endpoint(client, receiver.url, ["badge.awarded"])
-    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}])
-    await event(client, "M1", "visit", NOW)
+    ep = await _badge_delivery(client, receiver)
     receiver.statuses.extend([500, 503])
     t0 = datetime.now(UTC)
     assert await _dispatch(app, t0) == 1
