@@ -36,10 +36,6 @@ KEYS_SQL = (
 TOUCH_SQL = "UPDATE api_keys SET last_used_at = $1 WHERE id = ANY($2::bigint[])"
 
 
-async def get_by_prefix(session: AsyncSession, prefix: str) -> ApiKey | None:
-    return (await session.execute(select(ApiKey).where(ApiKey.prefix == prefix))).scalar_one_or_none()
-
-
 async def rows_by_prefixes(session: AsyncSession, prefixes: Sequence[str]) -> list[KeyRow]:
     if dialect_name(session) == "postgresql":
         driver = await raw_driver(session)

@@ -85,10 +85,7 @@ async def verify_api_key(session: AsyncSession, settings: Settings, presented: s
     bootstrap = bootstrap_principal(settings, presented)
     if bootstrap is not None:
         return bootstrap
-    prefix = tokens.split_prefix(presented)
-    if prefix is None:
-        return None
-    return _principal(await keys_repo.get_by_prefix(session, prefix), presented)
+    return (await verify_stored_keys(session, [presented])).get(presented)
 
 
 async def verify_stored_keys(session: AsyncSession, presented: Iterable[str]) -> dict[str, KeyPrincipal]:
@@ -114,22 +111,13 @@ async def verify_stored_keys(session: AsyncSession, presented: Iterable[str]) ->
     return found
 
 
-def _valid(key: ApiKey | keys_repo.KeyRow, presented: str) -> bool:
+def _valid(key: keys_repo.KeyRow, presented: str) -> bool:
     return key.revoked_at is None and hmac.compare_digest(key.key_hash, tokens.hash_key(presented))
 
 
 def _stale(last_used_at: datetime | None, now: datetime) -> bool:
     """Whether to record a use: throttled so a busy integrator does not write on every call."""
     return last_used_at is None or now - last_used_at > timedelta(minutes=1)
-
-
-def _principal(key: ApiKey | None, presented: str) -> KeyPrincipal | None:
-    if key is None or not _valid(key, presented):
-        return None
-    now = utcnow()
-    if _stale(key.last_used_at, now):
-        key.last_used_at = now
-    return KeyPrincipal(key_id=key.id, name=key.name, scopes=frozenset(key.scopes))
 
 
 async def wechat_login(

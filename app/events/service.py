@@ -180,7 +180,8 @@ async def _batch_set_based(
         })
     users: dict[str, User | MemberRecord]
     external_ids = [item.user_id for _, item in valid]
-    if dialect_name(session) == "postgresql":
+    pg = dialect_name(session) == "postgresql"
+    if pg:
         # Members locked and events stored in one round trip; the rows name their members by external id.
         members, stored = await pg_fast.claim_many(session, external_ids, rows, now)
         users = dict(members)
@@ -188,7 +189,7 @@ async def _batch_set_based(
         users = dict(await users_repo.lock_many(session, external_ids))
     for row in rows:
         row["user_id"] = users[row["user_id"]].id
-    if dialect_name(session) != "postgresql":
+    if not pg:
         stored = await events_repo.record_many(session, rows)
     known = await events_repo.by_keys(session, [k for k in first if k not in stored])
     store = store_for(session)
