@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 
@@ -72,3 +73,15 @@ async def test_cli_key_calls_admin_endpoint(client: httpx.AsyncClient, app: Fast
     r = await client.get("/v1/admin/api-keys", headers={"Authorization": f"Bearer {key}"})
     assert r.status_code == 200
     assert [k["name"] for k in r.json()] == ["ops"]
+
+
+@pytest.mark.sqlite_too
+async def test_a_stored_keys_last_use_is_recorded(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
+    made = (await client.post("/v1/admin/api-keys", json={"name": "ops", "scopes": ["admin"]},
+                              headers=admin_headers)).json()
+    assert made["last_used_at"] is None
+    listed = await client.get("/v1/admin/api-keys", headers={"Authorization": f"Bearer {made['key']}"})
+    assert listed.status_code == 200
+    mine = next(k for k in (await client.get("/v1/admin/api-keys", headers=admin_headers)).json()
+                if k["id"] == made["id"])
+    assert mine["last_used_at"] is not None
