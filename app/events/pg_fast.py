@@ -51,7 +51,8 @@ bl AS (
   UPDATE users SET points = (x->>1)::int FROM jsonb_array_elements($7::jsonb) AS x
   WHERE users.id = (x->>0)::bigint),
 oc AS (
-  INSERT INTO event_outcomes (event_id, outcome) SELECT (x->>0)::bigint, (x->1)::jsonb FROM jsonb_array_elements($8::jsonb) AS x)
+  INSERT INTO event_outcomes (event_id, outcome)
+  SELECT (x->>0)::bigint, (x->1)::jsonb FROM jsonb_array_elements($8::jsonb) AS x)
 SELECT 1
 """
 
@@ -115,7 +116,9 @@ RETURNING id, external_id, points, city
 # is known, in one statement. All members are locked before the first event row is written (so, as with two
 # statements, a transaction never waits for a member's lock while holding an unsettled event key). The
 # holdings are read by a later statement: one whose snapshot predates the lock waits could miss what the
-# previous holder of a member's lock has just committed.
+# previous holder of a member's lock has just committed. The statement also draws the first ids of the rows
+# the events may cause (see IdPool in events/store.py): rows tagged 2, one per draw of the three sequences,
+# saving a group the round trip of a refill.
 CLAIM_MANY_SQL = """
 WITH m AS (
   INSERT INTO users (external_id, segments, preferences, points, created_at, updated_at)
@@ -131,10 +134,17 @@ e AS (
   WHERE (SELECT count(*) FROM m) > 0  -- a one-time filter: every member is locked before any event is stored
   ORDER BY x.n
   ON CONFLICT (idempotency_key) DO NOTHING
-  RETURNING id, idempotency_key)
+  RETURNING id, idempotency_key),
+ids AS (
+  SELECT nextval(pg_get_serial_sequence('events', 'id')) AS ev,
+         nextval(pg_get_serial_sequence('user_badges', 'id')) AS aw,
+         nextval(pg_get_serial_sequence('points_ledger', 'id')) AS lg
+  FROM generate_series(1, $9::int))
 SELECT 0, id, external_id, points, city FROM m
 UNION ALL
 SELECT 1, id, idempotency_key, NULL::int, NULL::text FROM e
+UNION ALL
+SELECT 2, ev, aw::text, NULL::int, lg::text FROM ids
 """
 
 STATE_SQL = """
@@ -188,19 +198,28 @@ async def lock_members(session: AsyncSession, external_ids: Sequence[str], now: 
 
 
 async def claim_many(
-    session: AsyncSession, external_ids: Iterable[str], events: Sequence[dict[str, Any]], received_at: datetime
-) -> tuple[dict[str, MemberRecord], dict[str, int]]:
+    session: AsyncSession,
+    external_ids: Iterable[str],
+    events: Sequence[dict[str, Any]],
+    received_at: datetime,
+    draw: int = 0,
+) -> tuple[dict[str, MemberRecord], dict[str, int], list[tuple[int, ...]]]:
     """A batch's members (created when unknown, locked) and its events stored unless their key is known, in one
-    round trip. `events` name their member by external id (`user_id`). Returns the members by external id and
-    key → id of the events this call stored."""
+    round trip. `events` name their member by external id (`user_id`). Returns the members by external id,
+    key → id of the events this call stored, and `draw` fresh ids of each of ID_TABLES (as `next_ids`)."""
     driver = await raw_driver(session)
     args = columns(events, ("idempotency_key", "user_id", "type", "source", "occurred_at", "attributes"), json.dumps)
     try:
-        rows = await driver.fetch(CLAIM_MANY_SQL, sorted(set(external_ids)), received_at, *args)
+        rows = await driver.fetch(CLAIM_MANY_SQL, sorted(set(external_ids)), received_at, *args, draw)
     except PostgresError as exc:
         raise DBAPIError("batch claim", None, exc) from exc
     members = {r[2]: MemberRecord(id=r[1], external_id=r[2], points=r[3], city=r[4]) for r in rows if r[0] == 0}
-    return members, {r[2]: r[1] for r in rows if r[0] == 1}
+    stored = {r[2]: r[1] for r in rows if r[0] == 1}
+    ids: list[tuple[int, ...]] = [(int(r[1]), int(r[2]), int(r[4])) for r in rows if r[0] == 2]
+    return members, stored, ids
+
+
+ID_TABLES = ("events", "user_badges", "points_ledger")  # the order of claim_many's drawn ids
 
 
 def _ids_sql(tables: Sequence[str]) -> str:

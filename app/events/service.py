@@ -181,9 +181,15 @@ async def _batch_set_based(
     users: dict[str, User | MemberRecord]
     external_ids = [item.user_id for _, item in valid]
     pg = dialect_name(session) == "postgresql"
+    store = store_for(session)
+    # Ids drawn ahead for the rows events cause: a batch's events mostly cause nothing (a quarter is plenty,
+    # the pool doubles when it runs dry); a group of single events is small and each refill a round trip.
+    draw = (2 * len(rows) if group else len(rows) // 4) + 8
     if pg:
-        # Members locked and events stored in one round trip; the rows name their members by external id.
-        members, stored = await pg_fast.claim_many(session, external_ids, rows, now)
+        # Members locked, events stored and the first ids drawn in one round trip; the rows name their members
+        # by external id.
+        members, stored, ids = await pg_fast.claim_many(session, external_ids, rows, now, draw)
+        store.ids.supply(ids)
         users = dict(members)
     else:
         users = dict(await users_repo.lock_many(session, external_ids))
@@ -192,10 +198,7 @@ async def _batch_set_based(
     if not pg:
         stored = await events_repo.record_many(session, rows)
     known = await events_repo.by_keys(session, [k for k in first if k not in stored])
-    store = store_for(session)
-    # Ids drawn ahead for the rows events cause: a batch's events mostly cause nothing (a quarter is plenty,
-    # the pool doubles when it runs dry); a group of single events is small and each refill a round trip.
-    store.ids.hint = (2 * len(stored) if group else len(stored) // 4) + 8
+    store.ids.hint = draw
     touched = [(users[item.user_id].id, item.type, item.occurred_at) for _i, item in valid if item.id in stored]
     await store.prefetch([u.id for u in users.values()])
     await store.load_counters(await _counter_keys(session, settings, touched, held=store.held_now))

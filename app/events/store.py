@@ -45,7 +45,7 @@ CT: Table = RuleCounter.__table__  # type: ignore[assignment]
 OCT: Table = EventOutcome.__table__  # type: ignore[assignment]
 UT: Table = User.__table__  # type: ignore[assignment]
 
-ID_TABLES = ("events", "user_badges", "points_ledger")
+ID_TABLES = pg_fast.ID_TABLES
 CounterKey = tuple[int, str, str]  # (user_id, scope, bucket)
 
 # Prefetchers other packages register (challenges: active participations) so a batch loads their state for
@@ -104,6 +104,14 @@ class IdPool:
         value = max(int(res.scalar_one()), self._last.get(table, 0)) + 1
         self._last[table] = value
         return value
+
+    def supply(self, rows: Sequence[tuple[int, ...]]) -> None:
+        """Ids drawn by another statement (the claim), a row per draw and a column per table, as a refill."""
+        if not rows:
+            return
+        for i, t in enumerate(ID_TABLES):
+            self._free[t].extend(sorted((int(r[i]) for r in rows), reverse=True))
+            self._size.setdefault(t, len(rows) * 2)
 
     async def _refill(self, table: str) -> None:
         """The first refill fills every table's pool in one round trip (an award takes an id of each); later

@@ -63,3 +63,22 @@ async def test_two_first_events_of_a_new_member_racing_both_land_on_one_member(a
         members = await session.execute(text("SELECT count(*) FROM users WHERE external_id = 'RACE-1'"))
         assert members.scalar_one() == 1
 
+
+
+async def test_a_batch_claim_draws_ids_from_each_tables_own_sequence(app: FastAPI) -> None:
+    """The ids handed to awards, ledger entries and award events come from their own tables' sequences (a
+    mix-up would let a later row take an id already in use)."""
+    now = datetime.now(UTC)
+    rows = [{"idempotency_key": "ids-1", "user_id": "IDS-1", "type": "visit", "source": "pos", "occurred_at": now,
+             "attributes": {}}]
+    async with app.state.db.sessionmaker() as session:
+        members, stored, ids = await pg_fast.claim_many(session, ["IDS-1"], rows, now, draw=3)
+        assert set(members) == {"IDS-1"} and set(stored) == {"ids-1"}
+        assert len(ids) == 3 and len(set(ids)) == 3
+        for column, table in enumerate(pg_fast.ID_TABLES):
+            last = await session.execute(text(f"SELECT last_value FROM {table}_id_seq"))
+            drawn = sorted(row[column] for row in ids)
+            assert drawn[-1] == last.scalar_one()
+            assert drawn == list(range(drawn[0], drawn[0] + 3))  # nobody else drew meanwhile
+        assert stored["ids-1"] not in {row[0] for row in ids}
+        await session.rollback()
