@@ -143,22 +143,16 @@ class EngineRun:
         if not badges:
             return  # most event types move no badge: no further queries
         held = await self.store.awards(self.user.id)  # badge id → award keys
-        candidates = [
-            b
-            for b in badges
-            if (b.repeatable or b.id not in held)
-            and b.id != excluded
-            and in_season(b, at)
-            and any(ev.matches(c, type_, attributes) for _s, c in b.criteria)
-        ]
         touched: list[tuple[BadgeRule, Sequence[tuple[str, Criterion]], list[tuple[str, Criterion, str]]]] = []
         wanted: set[tuple[str, str]] = set()
-        for badge in candidates:
+        for badge in badges:
+            if (not badge.repeatable and badge.id in held) or badge.id == excluded or not in_season(badge, at):
+                continue
             crits = badge.criteria
             matched: list[tuple[str, Criterion, str]] = []
             seen: set[str] = set()
             for scope, c in crits:
-                if scope in seen or not ev.matches(c, event.type, event.attributes):
+                if scope in seen or not ev.matches(c, type_, attributes):
                     continue
                 bucket = ev.bucket_for(c, at, self.tz)
                 if bucket is not None:

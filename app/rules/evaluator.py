@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -262,20 +262,22 @@ def apply(
     contrib = measure(c, attributes)
     if contrib is None:
         return state
-    new = replace(state, count=state.count + 1)
+    # One constructor call rather than a dataclasses.replace per changed field: this runs for every counter an
+    # event moves.
+    total, distinct, periods, entries = state.total, state.distinct, state.periods, state.entries
     if contrib.amount is not None:
-        new = replace(new, total=state.total + contrib.amount)
-    if contrib.distinct is not None and contrib.distinct not in state.distinct:
-        new = replace(new, distinct=state.distinct | {contrib.distinct})
+        total = total + contrib.amount
+    if contrib.distinct is not None and contrib.distinct not in distinct:
+        distinct = distinct | {contrib.distinct}
     if c.aggregate == "streak":
         p = period_ordinal(_streak_unit(c), occurred_at, tz)
-        if p not in state.periods:
-            new = replace(new, periods=tuple(sorted((*state.periods, p))))
+        if p not in periods:
+            periods = tuple(sorted((*periods, p)))
     if isinstance(c.window, RollingWindow):
         amount = str(contrib.amount) if contrib.amount is not None else None
         entry = (occurred_at.timestamp(), amount, contrib.distinct)
-        new = replace(new, entries=tuple(sorted((*state.entries, entry), key=lambda e: e[0])))
-    return new
+        entries = tuple(sorted((*entries, entry), key=lambda e: e[0]))
+    return CounterState(count=state.count + 1, total=total, distinct=distinct, periods=periods, entries=entries)
 
 
 # --------------------------------------------------------------------------- streaks
