@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -61,3 +62,43 @@ async def test_a_bad_item_in_a_batch_does_not_block_the_others(client: httpx.Asy
     assert r.status_code == 200, r.text
     assert [x["status"] for x in r.json()["results"]] == ["accepted", "rejected", "accepted"]
     assert (await client.get("/v1/admin/users/B2/events", headers=ADMIN)).json()["total"] == 1
+
+
+LONE = "\\ud800"  # an unpaired surrogate, as JSON escapes it: Python's parser accepts it, UTF-8 cannot carry it
+
+
+def with_lone_surrogate(body: Any) -> str:
+    """The body as JSON text, with each "@" turned into an unpaired surrogate."""
+    return json.dumps(body).replace("@", LONE)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/events", {"id": "s1", "user_id": "M", "type": "visit", "occurred_at": NOW,
+                        "attributes": {"note": "a@b"}}),
+        ("/v1/admin/badges", {"key": "sur", "name": "x@", "criteria": [{"event": "visit", "threshold": 1}]}),
+        ("/v1/admin/badges", {"key": "sur", "name": "x", "criteria": [{"event": "visit", "threshold": 1}],
+                              "translations": {"zh-CN": {"na@me": "x"}}}),
+        ("/v1/events/batch", {"events": [], "x@": 1}),
+    ],
+)
+async def test_unpaired_surrogates_are_422_not_500(client: httpx.AsyncClient, path: str, body: Any) -> None:
+    raw = with_lone_surrogate(body)
+    r = await client.post(path, content=raw, headers={**ADMIN, "content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "validation_error"
+
+
+async def test_a_batch_item_with_an_unpaired_surrogate_is_refused_alone_and_named(client: httpx.AsyncClient) -> None:
+    raw = with_lone_surrogate({"events": [
+        {"id": "ok-s", "user_id": "S1", "type": "visit", "occurred_at": NOW},
+        {"id": "bad-@", "user_id": "S1", "type": "visit", "occurred_at": NOW},
+    ]})
+    r = await client.post("/v1/events/batch", content=raw, headers={**ADMIN, "content-type": "application/json"})
+    assert r.status_code == 200, r.text
+    ok, bad = r.json()["results"]
+    assert ok["status"] == "accepted"
+    assert bad["status"] == "rejected" and bad["id"] == "bad-\ufffd"
+    assert "unpaired surrogate" in bad["error"]["details"][0]["message"]
+    assert (await client.get("/v1/admin/users/S1/events", headers=ADMIN)).json()["total"] == 1

@@ -22,6 +22,7 @@ from app.events.store import discard_store, store_for
 from app.kit.clock import utcnow
 from app.kit.dialect import dialect_name
 from app.kit.handlers import is_retryable
+from app.kit.schemas import printable
 from app.models import Event, User
 from app.rules import evaluator as ev
 from app.rules.criteria import Criterion, FixedWindow
@@ -93,7 +94,8 @@ async def _duplicate(session: AsyncSession, item: EventIn, user: User | MemberRe
 
 
 def _errors(exc: ValidationError) -> list[dict[str, Any]]:
-    return [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]} for e in exc.errors()]
+    return [{"field": printable(".".join(str(p) for p in e["loc"])), "message": printable(e["msg"]), "type": e["type"]}
+            for e in exc.errors()]
 
 
 def _rejected(index: int, key: str | None, code: str, message: str, details: Any = None) -> BatchItemResult:
@@ -115,7 +117,7 @@ async def ingest_batch(session: AsyncSession, settings: Settings, raw_items: lis
         try:
             valid.append((index, EventIn.model_validate(raw)))
         except ValidationError as exc:
-            key = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+            key = printable(raw["id"]) if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
             results[index] = _rejected(index, key, "validation_error", "Invalid event", _errors(exc))
     await _ingest_valid(session, settings, valid, results)
     final = [r for r in results if r is not None]

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import LaurelError, error_body
+from app.kit.schemas import printable
 
 log = logging.getLogger("laurel.errors")
 
@@ -21,8 +22,12 @@ def validation_details(errors: list[Any], prefix: tuple[str, ...] = ()) -> list[
     """Pydantic errors in the API's shape (`field`, `loc`, `message`, `type`); `prefix` roots them (`body`)."""
     out = []
     for err in errors:
-        loc = [*prefix, *(str(p) for p in err.get("loc", ()))]
-        out.append({"field": ".".join(loc), "loc": loc, "message": err.get("msg"), "type": err.get("type")})
+        # A key of the body may hold an unpaired surrogate (Python's JSON parser lets one through): named
+        # as U+FFFD, since the reply must encode as UTF-8.
+        loc = [*prefix, *(printable(str(p)) for p in err.get("loc", ()))]
+        message = err.get("msg")
+        out.append({"field": ".".join(loc), "loc": loc, "message": printable(message) if isinstance(message, str)
+                    else message, "type": err.get("type")})
     return out
 
 

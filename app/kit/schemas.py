@@ -9,10 +9,28 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, model_validator
 
 NUL = "\x00"
+# A NUL (PostgreSQL text cannot store one) or an unpaired UTF-16 surrogate: Python's JSON parser accepts "\ud800"
+# alone, but such a string can be neither stored nor sent back as UTF-8.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-def nul_path(value: Any, path: str = "") -> str | None:
-    """Where a NUL character hides in decoded JSON (PostgreSQL text cannot store one), else None.
+def _flaw(text: str) -> str | None:
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    return "a NUL character (\\u0000)" if found.group() == NUL else "an unpaired surrogate (invalid Unicode)"
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` with unpaired surrogates replaced by U+FFFD, so a caller's odd input can be named in a UTF-8 reply."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def unstorable_path(value: Any, path: str = "") -> tuple[str, str] | None:
+    """Where a string the database cannot store hides in decoded JSON, and what it holds, else None.
 
     Walked with a stack of its own, not recursion: a body nested thousands deep must be refused as bad
     input, not exhaust the interpreter's stack."""
@@ -20,14 +38,16 @@ def nul_path(value: Any, path: str = "") -> str | None:
     while stack:
         here, item = stack.pop()
         if isinstance(item, str):
-            if NUL in item:
-                return here or "value"
+            flaw = _flaw(item)
+            if flaw:
+                return here or "value", flaw
         elif isinstance(item, dict):
             children: list[tuple[str, Any]] = []
             for key, sub in item.items():
                 where = f"{here}.{key}" if here else str(key)
-                if isinstance(key, str) and NUL in key:
-                    return where
+                flaw = _flaw(key) if isinstance(key, str) else None
+                if flaw:
+                    return where, flaw
                 children.append((where, sub))
             stack.extend(reversed(children))
         elif isinstance(item, list):
@@ -42,10 +62,11 @@ class WriteModel(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _no_nul_characters(cls, data: Any) -> Any:
-        found = nul_path(data)
+    def _storable_strings(cls, data: Any) -> Any:
+        found = unstorable_path(data)
         if found:
-            raise ValueError(f"{found} contains a NUL character (\\u0000), which is not allowed")
+            where, flaw = found
+            raise ValueError(f"{printable(where)} contains {flaw}, which is not allowed")
         return data
 
 
