@@ -2,8 +2,10 @@
 trip, one prepared statement of data-modifying CTEs.
 
 Why: an event that unlocks a badge writes up to eight tables; as separate statements through the ORM layer
-that is eight round trips and ~0.3 ms of Python each. Here every table's rows travel as arrays (unnest),
-the statement text never changes (asyncpg prepares it once per connection), and empty arrays write nothing.
+that is eight round trips and ~0.3 ms of Python each. Here every table's rows travel as one jsonb document
+(the rows are dicts named like the columns; jsonb_to_recordset types them), the statement text never changes
+(asyncpg prepares it once per connection), and an empty document writes nothing. The reads and the claims
+send their keys as arrays (unnest).
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def _json_default(value: Any) -> str:
 
 
 def document(rows: Any) -> str:
-    """Rows as one JSON text (datetimes in ISO 8601 with their offset), for json_to_recordset and friends."""
+    """Rows as one JSON text (datetimes in ISO 8601 with their offset), for jsonb_to_recordset and friends.
+    A row's key missing or misspelt would be read as NULL: the NOT NULL columns catch most such slips."""
     return json.dumps(rows, default=_json_default)
 
 
