@@ -40,6 +40,8 @@ DB = "laurel_bench_ingest"
 HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}  # setting up (admin); events go with an integrator's key
 POSTER: dict[str, str] = {}
 MEMBERS = 5000
+HISTORY_MEMBERS = 200
+HISTORY_EVENTS = 20_000  # what "members with history" have behind them: 100 events each
 
 BADGES: list[dict[str, Any]] = [
     {"key": "first-purchase", "criteria": [{"event": "purchase", "threshold": 1}], "points": 5},
@@ -266,6 +268,19 @@ async def batches(base: str, clients: int, seconds: float, members: int | None =
     return Stats(f"batch of 1,000{who}, {clients} client(s) (events/s)", count, elapsed, latencies)
 
 
+async def give_history(base: str) -> None:
+    """HISTORY_EVENTS events (seeded, so the same in every run) for the W1…W{HISTORY_MEMBERS} members."""
+    rng = random.Random(2026)
+    async with httpx.AsyncClient(timeout=120) as client:
+        for _ in range(HISTORY_EVENTS // 1000):
+            events = [random_event(rng) for _ in range(1000)]
+            for e in events:
+                e["user_id"] = f"W{rng.randint(1, HISTORY_MEMBERS)}"
+            r = await client.post(f"{base}/v1/events/batch", json={"events": events}, headers=POSTER)
+            r.raise_for_status()
+            assert r.json()["rejected"] == 0, r.text[:300]
+
+
 CHALLENGE_STEPS = [
     {"title": "Buy", "criterion": {"event": "purchase", "threshold": 3}},
     {
@@ -368,12 +383,14 @@ async def main() -> dict[str, Any]:
         replay = await single(base, 8, SECONDS, "single events, 8 clients, ~10% replays", replay_share=0.1)
         print(replay.line())
         settle()
-        # Steady state: 200 members who already hold most of the easy badges (warmed for a while first).
-        await single(base, 8, SECONDS * 2, "warm-up of 200 members", members=200)
+        # Steady state: 200 members who already hold most of the easy badges. Their history is a fixed number of
+        # events (not a warm-up of fixed length), so every run, on a fast or a slow machine, starts from it.
+        await give_history(base)
         settle()
         for clients in (1, 8, 32):
             stats = await single(
-                base, clients, SECONDS, f"single events, members with history, {clients} client(s)", members=200
+                base, clients, SECONDS, f"single events, members with history, {clients} client(s)",
+                members=HISTORY_MEMBERS,
             )
             print(stats.line())
             anchor = anchors[clients]
@@ -390,7 +407,7 @@ async def main() -> dict[str, Any]:
             )
         settle()
         for clients in (1, 2):
-            stats = await batches(base, clients, SECONDS, members=200)
+            stats = await batches(base, clients, SECONDS, members=HISTORY_MEMBERS)
             print(stats.line())
             results["runs"].append(
                 {
