@@ -53,7 +53,8 @@ class EventAttributes(BaseModel):
         if not isinstance(data, dict):
             return data
         # Depth first: encoding a value nested thousands deep would exhaust the stack.
-        if _depth(data) > MAX_ATTRIBUTES_DEPTH:
+        flat = not any(isinstance(v, dict | list) for v in data.values())  # the usual case, no walk needed
+        if not flat and _depth(data) > MAX_ATTRIBUTES_DEPTH:
             raise ValueError(f"attributes are nested more than {MAX_ATTRIBUTES_DEPTH} levels deep")
         size = len(json.dumps(data, ensure_ascii=False, default=str).encode())
         if size > MAX_ATTRIBUTES_BYTES:

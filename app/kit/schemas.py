@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -55,6 +56,17 @@ def unstorable_path(value: Any, path: str = "") -> tuple[str, str] | None:
     return None
 
 
+def _surely_storable(data: Any) -> bool:
+    """A quick check in C, for the common case: the body encodes as JSON with no NUL escape and no lone
+    surrogate in the text. Anything else (a hit, which may be a false one such as an escaped backslash before
+    "u0000", a value nested too deep, a key JSON cannot hold) goes to the walk, which names the place."""
+    try:
+        text = json.dumps(data, ensure_ascii=False, check_circular=False, default=str)
+    except (RecursionError, TypeError, ValueError):
+        return False
+    return "\\u0000" not in text and _SURROGATE.search(text) is None
+
+
 class WriteModel(BaseModel):
     """Request bodies: unknown fields are refused so a typo never silently does nothing."""
 
@@ -63,6 +75,8 @@ class WriteModel(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _storable_strings(cls, data: Any) -> Any:
+        if _surely_storable(data):
+            return data
         found = unstorable_path(data)
         if found:
             where, flaw = found
