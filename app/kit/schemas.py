@@ -56,15 +56,18 @@ def unstorable_path(value: Any, path: str = "") -> tuple[str, str] | None:
     return None
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, check_circular=False, default=str)  # built once, not per call
+
+
 def _surely_storable(data: Any) -> bool:
     """A quick check in C, for the common case: the body encodes as JSON with no NUL escape and no lone
     surrogate in the text. Anything else (a hit, which may be a false one such as an escaped backslash before
     "u0000", a value nested too deep, a key JSON cannot hold) goes to the walk, which names the place."""
     try:
-        text = json.dumps(data, ensure_ascii=False, check_circular=False, default=str)
+        text = _ENCODER.encode(data)
     except (RecursionError, TypeError, ValueError):
         return False
-    return "\\u0000" not in text and _SURROGATE.search(text) is None
+    return "\\u0000" not in text and (text.isascii() or _SURROGATE.search(text) is None)
 
 
 class WriteModel(BaseModel):
