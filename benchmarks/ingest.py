@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import random
 import re
@@ -241,26 +242,40 @@ async def single(
     return await closed_loop(label, clients, seconds, request)
 
 
+BATCHES_PER_SECOND_CEILING = 15  # per client, above anything measured here: bodies prepared ahead
+
+
+def batch_body(rng: random.Random, members: int | None) -> bytes:
+    events = [random_event(rng) for _ in range(1000)]
+    if members is not None:
+        for e in events:
+            e["user_id"] = f"W{rng.randint(1, members)}"
+    return json.dumps({"events": events}).encode()
+
+
 async def batches(base: str, clients: int, seconds: float, members: int | None = None) -> Stats:
+    """`clients` closed loops posting 1,000-event batches. The bodies are generated and encoded before the clock
+    starts, and only the reply's leading `accepted` count is read: with one client, building 1,000 random events
+    and decoding the full reply took ~20 ms per batch of the loop, a fifth of what was being measured."""
     rng = random.Random(99 + (members or 0))
+    ready = [batch_body(rng, members) for _ in range(clients * math.ceil(seconds * BATCHES_PER_SECOND_CEILING))]
     latencies: list[float] = []
     count = 0
-    stop = time.perf_counter() + seconds
+    headers = {**POSTER, "content-type": "application/json"}
     async with httpx.AsyncClient(timeout=120) as client:
 
         async def worker() -> None:
             nonlocal count
             while time.perf_counter() < stop:
-                body = {"events": [random_event(rng) for _ in range(1000)]}
-                if members is not None:
-                    for e in body["events"]:
-                        e["user_id"] = f"W{rng.randint(1, members)}"
+                body = ready.pop() if ready else batch_body(rng, members)
                 t0 = time.perf_counter()
-                r = await client.post(f"{base}/v1/events/batch", json=body, headers=POSTER)
+                r = await client.post(f"{base}/v1/events/batch", content=body, headers=headers)
                 latencies.append((time.perf_counter() - t0) * 1000)
                 r.raise_for_status()
-                count += r.json()["accepted"]
+                head = re.match(rb'\{"accepted":(\d+),', r.content)
+                count += int(head.group(1)) if head else r.json()["accepted"]
 
+        stop = time.perf_counter() + seconds
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(clients)))
         elapsed = time.perf_counter() - t0
