@@ -284,7 +284,8 @@ async def batches(base: str, clients: int, seconds: float, members: int | None =
 
 
 async def give_history(base: str) -> None:
-    """HISTORY_EVENTS events (seeded, so the same in every run) for the W1…W{HISTORY_MEMBERS} members."""
+    """HISTORY_EVENTS events for the W1…W{HISTORY_MEMBERS} members; seeded, so the same events in every run
+    (their times relative to the run's start)."""
     rng = random.Random(2026)
     async with httpx.AsyncClient(timeout=120) as client:
         for _ in range(HISTORY_EVENTS // 1000):

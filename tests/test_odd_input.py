@@ -102,3 +102,14 @@ async def test_a_batch_item_with_an_unpaired_surrogate_is_refused_alone_and_name
     assert bad["status"] == "rejected" and bad["id"] == "bad-\ufffd"
     assert "unpaired surrogate" in bad["error"]["details"][0]["message"]
     assert (await client.get("/v1/admin/users/S1/events", headers=ADMIN)).json()["total"] == 1
+
+
+async def test_nan_or_infinity_anywhere_in_attributes_is_refused_up_front(client: httpx.AsyncClient) -> None:
+    raw = '{"id": "nan-1", "user_id": "N1", "type": "visit", "occurred_at": "' + NOW + '", '
+    raw += '"attributes": {"note": {"x": NaN}}}'
+    r = await client.post("/v1/events", content=raw, headers={**ADMIN, "content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    batch = '{"events": [' + raw + ', {"id": "ok-n", "user_id": "N1", "type": "visit", "occurred_at": "' + NOW + '"}]}'
+    r = await client.post("/v1/events/batch", content=batch, headers={**ADMIN, "content-type": "application/json"})
+    assert [x["status"] for x in r.json()["results"]] == ["rejected", "accepted"]
+    assert "NaN or Infinity" in r.json()["results"][0]["error"]["details"][0]["message"]

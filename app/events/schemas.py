@@ -56,7 +56,11 @@ class EventAttributes(BaseModel):
         flat = not any(isinstance(v, dict | list) for v in data.values())  # the usual case, no walk needed
         if not flat and _depth(data) > MAX_ATTRIBUTES_DEPTH:
             raise ValueError(f"attributes are nested more than {MAX_ATTRIBUTES_DEPTH} levels deep")
-        size = len(json.dumps(data, ensure_ascii=False, default=str).encode())
+        try:
+            # NaN and ±Infinity are not JSON (PostgreSQL's jsonb refuses them): refused here, named, up front.
+            size = len(json.dumps(data, ensure_ascii=False, default=str, allow_nan=False).encode())
+        except ValueError as exc:
+            raise ValueError("attributes must not hold NaN or Infinity") from exc
         if size > MAX_ATTRIBUTES_BYTES:
             raise ValueError(f"attributes are {size} bytes; the limit is {MAX_ATTRIBUTES_BYTES}")
         return data

@@ -200,7 +200,6 @@ async def _batch_set_based(
     if not pg:
         stored = await events_repo.record_many(session, rows)
     known = await events_repo.by_keys(session, [k for k in first if k not in stored])
-    store.ids.hint = draw
     touched = [(users[item.user_id].id, item.type, item.occurred_at) for _i, item in valid if item.id in stored]
     await store.prefetch([u.id for u in users.values()])
     await store.load_counters(await _counter_keys(session, settings, touched, held=store.held_now))

@@ -53,7 +53,8 @@ async def test_one_callers_bad_event_is_its_own_error_in_a_shared_group(
     responses = await asyncio.gather(*posts)
     by_id = {i: r for i, r in enumerate(responses)}
     assert by_id[10].status_code == 409 and by_id[10].json()["error"]["code"] == "idempotency_key_reused"
-    assert by_id[11].status_code == 422 and by_id[11].json()["error"]["code"] == "invalid_value"
+    # NaN is refused by validation (it is not JSON, and jsonb would refuse it too), for that caller alone.
+    assert by_id[11].status_code == 422 and by_id[11].json()["error"]["code"] == "validation_error"
     good = [r for i, r in by_id.items() if i not in (10, 11)]
     assert all(r.status_code == 200 and r.json()["badges_awarded"] for r in good)
     assert max(groups) > 1
