@@ -21,7 +21,7 @@ from app.events.schemas import BatchItemResult, BatchResult, EventIn, IngestResu
 from app.events.store import discard_store, store_for
 from app.kit.clock import utcnow
 from app.kit.dialect import dialect_name
-from app.kit.handlers import is_retryable
+from app.kit.handlers import is_retryable, validation_details
 from app.kit.schemas import printable
 from app.models import Event, User
 from app.rules import evaluator as ev
@@ -94,8 +94,8 @@ async def _duplicate(session: AsyncSession, item: EventIn, user: User | MemberRe
 
 
 def _errors(exc: ValidationError) -> list[dict[str, Any]]:
-    return [{"field": printable(".".join(str(p) for p in e["loc"])), "message": printable(e["msg"]), "type": e["type"]}
-            for e in exc.errors()]
+    """A batch item's validation errors: the API's usual shape (kit.handlers), without `loc`."""
+    return [{k: d[k] for k in ("field", "message", "type")} for d in validation_details(list(exc.errors()))]
 
 
 def _rejected(index: int, key: str | None, code: str, message: str, details: Any = None) -> BatchItemResult:
