@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from datetime import UTC, datetime
@@ -62,11 +63,20 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, check_circular=False, default=st
 def _surely_storable(data: Any) -> bool:
     """A quick check in C, for the common case: the body encodes as JSON with no NUL escape and no lone
     surrogate in the text. Anything else (a hit, which may be a false one such as an escaped backslash before
-    "u0000", a value nested too deep, a key JSON cannot hold) goes to the walk, which names the place."""
+    "u0000", a value nested too deep, a key JSON cannot hold) goes to the walk, which names the place.
+
+    The cycle collector is paused while the encoder recurses: a body nested near the recursion limit would
+    otherwise let a collection run unrelated finalizers at that depth, where they fail with RecursionError."""
+    collecting = gc.isenabled()
+    if collecting:
+        gc.disable()
     try:
         text = _ENCODER.encode(data)
     except (RecursionError, TypeError, ValueError):
         return False
+    finally:
+        if collecting:
+            gc.enable()
     return "\\u0000" not in text and (text.isascii() or _SURROGATE.search(text) is None)
 
 
