@@ -101,7 +101,16 @@ async def test_a_batch_item_with_an_unpaired_surrogate_is_refused_alone_and_name
     assert ok["status"] == "accepted"
     assert bad["status"] == "rejected" and bad["id"] == "bad-\ufffd"
     assert "unpaired surrogate" in bad["error"]["details"][0]["message"]
+    assert bad["error"]["details"][0]["field"] == "id"
     assert (await client.get("/v1/admin/users/S1/events", headers=ADMIN)).json()["total"] == 1
+
+
+async def test_a_nul_deep_in_a_body_is_named_by_its_field(client: httpx.AsyncClient) -> None:
+    body = {"key": "nul", "name": "x", "criteria": [{"event": "visit", "threshold": 1}],
+            "translations": {"zh-CN": {"name": "a\x00"}}}
+    r = await client.post("/v1/admin/badges", json=body, headers=ADMIN)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["details"][0]["field"] == "body.translations.zh-CN.name"
 
 
 async def test_nan_or_infinity_anywhere_in_attributes_is_refused_up_front(client: httpx.AsyncClient) -> None:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from app.kit.schemas import Instant, ReadModel, WriteModel
+from app.kit.schemas import FieldError, Instant, ReadModel, WriteModel
 from app.rules.criteria import Criterion, tidy_numbers
 
 BADGE_KEY = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -38,12 +38,18 @@ class BadgeFields(WriteModel):
     @model_validator(mode="after")
     def _consistent(self) -> BadgeFields:
         if self.visibility != "invite_only" and not self.criteria:
-            raise ValueError("criteria: at least one criterion is required unless visibility is invite_only")
+            raise FieldError("criteria", "at least one criterion is required unless visibility is invite_only")
         if self.visibility == "seasonal":
             if self.available_from is None or self.available_until is None:
-                raise ValueError("seasonal badges need available_from and available_until")
+                missing = "available_from" if self.available_from is None else "available_until"
+                raise FieldError(missing, "seasonal badges need available_from and available_until")
             if self.available_from >= self.available_until:
-                raise ValueError("available_from must be before available_until")
+                raise FieldError("available_until", "available_from must be before available_until")
+        else:
+            # A season on a public or invite-only badge would be shown but never applied.
+            for name in ("available_from", "available_until"):
+                if getattr(self, name) is not None:
+                    raise FieldError(name, f"{name} applies to seasonal badges only (visibility 'seasonal')")
         return self
 
 

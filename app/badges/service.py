@@ -122,7 +122,12 @@ async def patch(session: AsyncSession, key: str, body: BadgePatch) -> Badge:
 
 
 def _merged(badge: Badge, body: BadgePatch) -> BadgeCreate:
-    """The badge as it would be with the patch applied, validated as a whole."""
+    """The badge as it would be with the patch applied, validated as a whole. A patch that makes a seasonal
+    badge public or invite-only drops its season (unless it sets one, which validation then refuses)."""
+    patch = body.model_dump(exclude_unset=True)
+    season = {"available_from": badge.available_from, "available_until": badge.available_until}
+    if patch.get("visibility") not in (None, "seasonal"):
+        season = {"available_from": None, "available_until": None}
     return BadgeCreate.model_validate(
         {
             "key": badge.key,
@@ -133,12 +138,11 @@ def _merged(badge: Badge, body: BadgePatch) -> BadgeCreate:
             "criteria": badge.criteria,
             "points": badge.points,
             "visibility": badge.visibility,
-            "available_from": badge.available_from,
-            "available_until": badge.available_until,
+            **season,
             "repeatable": badge.repeatable,
             "status": badge.status,
             "translations": badge.translations,
-            **body.model_dump(exclude_unset=True),
+            **patch,
         }
     )
 

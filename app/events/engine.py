@@ -6,8 +6,10 @@ member's held badges, levels and counters are read once, and awards, credits, le
 outbox rows are buffered and written with one statement per table when the store is flushed. "Is this
 award / level / credit new?" is decided against rows read under the lock; the unique constraints on
 (user, badge, award_key), (source_type, source_id) and (user, rank) remain the last line of defence.
-Awards and levels reached become events (`badge.awarded`, `level.reached`) that rules can count; the badge
-that caused one never sees its own award event, and award chains stop at MAX_DEPTH.
+Awards and levels reached become events (`badge.awarded`, `level.reached`) that rules can count. A badge
+never sees an event its own award caused, directly or through the points and levels it credited (a
+repeatable badge counting `level.reached` would otherwise climb the whole ladder on one event), and award
+chains stop at MAX_DEPTH.
 """
 
 from __future__ import annotations
@@ -76,9 +78,10 @@ class EngineRun:
         self.outcome = Outcome()
         self.extras: dict[str, Any] = {}  # per-run caches for listeners (challenges, leaderboards)
         self._rules: RuleSet | None = None
-        self._pending: deque[tuple[EventRecord, int | None, int]] = deque()
+        self._pending: deque[tuple[EventRecord, frozenset[int], int]] = deque()
         self._draining = False
         self.depth = 0
+        self.chain: frozenset[int] = frozenset()  # badges whose awards caused the event being evaluated
 
     @classmethod
     async def begin(cls, session: AsyncSession, settings: Settings, user: User | MemberRecord) -> EngineRun:
@@ -92,29 +95,27 @@ class EngineRun:
 
     # ------------------------------------------------------------------ events
 
-    async def process(self, event: EventRecord, *, exclude_badge: int | None = None) -> None:
+    async def process(self, event: EventRecord) -> None:
         """Evaluate an event and everything it causes (award events included), then run listeners."""
-        self._pending.append((event, exclude_badge, self.depth))
+        self._pending.append((event, self.chain, self.depth))
         if self._draining:
             return
         self._draining = True
         try:
             while self._pending:
-                current, excluded, depth = self._pending.popleft()
-                outer = self.depth
-                self.depth = depth
+                current, chain, depth = self._pending.popleft()
+                outer = self.depth, self.chain
+                self.depth, self.chain = depth, chain
                 try:
-                    await self._evaluate_badges(current, excluded)
+                    await self._evaluate_badges(current, chain)
                     for listener in hooks.EVENT_LISTENERS:
                         await listener(self, current)
                 finally:
-                    self.depth = outer
+                    self.depth, self.chain = outer
         finally:
             self._draining = False
 
-    async def _synthetic(
-        self, type_: str, key: str, attributes: dict[str, Any], at: datetime, exclude_badge: int | None
-    ) -> None:
+    async def _synthetic(self, type_: str, key: str, attributes: dict[str, Any], at: datetime) -> None:
         """Store an award as an event (so rules can count it) and queue it for evaluation."""
         fields: dict[str, Any] = {
             "idempotency_key": f"laurel:{key}",
@@ -127,7 +128,7 @@ class EngineRun:
         }
         event = EventRecord(id=await self.store.add_event(fields), **fields)
         if self.depth < MAX_DEPTH:
-            self._pending.append((event, exclude_badge, self.depth + 1))
+            self._pending.append((event, self.chain, self.depth + 1))
 
     # ------------------------------------------------------------------ badges
 
@@ -136,7 +137,7 @@ class EngineRun:
             self._rules = await rules_cache.auto_awardable(self.session)
         return self._rules
 
-    async def _evaluate_badges(self, event: EventRecord, excluded: int | None) -> None:
+    async def _evaluate_badges(self, event: EventRecord, chain: frozenset[int]) -> None:
         at = event.occurred_at
         type_, attributes = event.type, event.attributes
         badges = (await self.rules()).for_type(type_)
@@ -146,7 +147,7 @@ class EngineRun:
         touched: list[tuple[BadgeRule, Sequence[tuple[str, Criterion]], list[tuple[str, Criterion, str]]]] = []
         wanted: set[tuple[str, str]] = set()
         for badge in badges:
-            if (not badge.repeatable and badge.id in held) or badge.id == excluded or not in_season(badge, at):
+            if (not badge.repeatable and badge.id in held) or badge.id in chain or not in_season(badge, at):
                 continue
             crits = badge.criteria
             matched: list[tuple[str, Criterion, str]] = []
@@ -269,22 +270,26 @@ class EngineRun:
             },
             awarded_at,
         )
-        if badge.points:
-            await self.credit_points(
-                badge.points,
-                reason=f"Badge unlocked: {badge.name}",
-                source_type="badge",
-                source_id=str(award_id),
-                at=at,
-                fresh=True,
+        outer = self.chain
+        self.chain = outer | {badge.id}  # what this award causes, it causes on the badge's behalf
+        try:
+            if badge.points:
+                await self.credit_points(
+                    badge.points,
+                    reason=f"Badge unlocked: {badge.name}",
+                    source_type="badge",
+                    source_id=str(award_id),
+                    at=at,
+                    fresh=True,
+                )
+            await self._synthetic(
+                "badge.awarded",
+                f"badge.awarded:{award_id}",
+                {"badge": badge.key, "award_id": award_id, "source": source},
+                at,
             )
-        await self._synthetic(
-            "badge.awarded",
-            f"badge.awarded:{award_id}",
-            {"badge": badge.key, "award_id": award_id, "source": source},
-            at,
-            badge.id,
-        )
+        finally:
+            self.chain = outer
         return award_id
 
     # ------------------------------------------------------------------ points and levels
@@ -363,7 +368,6 @@ class EngineRun:
                 f"level.reached:{self.user.id}:{level.rank}",
                 {"level": level.name, "rank": level.rank},
                 at or now,
-                None,
             )
         return entry
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from app.kit.clock import utcnow
 from app.kit.schemas import Instant, ReadModel, WriteModel
-from app.rules.criteria import EVENT_PATTERN
+from app.rules.criteria import EVENT_PATTERN, MAX_MAGNITUDE
 from app.users.schemas import EXTERNAL_ID_PATTERN
 
 MAX_ATTRIBUTES_BYTES = 4096
@@ -41,9 +41,13 @@ class EventAttributes(BaseModel):
     @field_validator("amount", mode="before")
     @classmethod
     def _numeric_amount(cls, value: Any) -> Any:
-        if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        if value is None:
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
             if isinstance(value, float) and not math.isfinite(value):  # NaN or ±Infinity
                 raise ValueError("amount must be a finite number")
+            if abs(value) > MAX_MAGNITUDE:
+                raise ValueError(f"amount must be between -{MAX_MAGNITUDE:.0e} and {MAX_MAGNITUDE:.0e}")
             return value
         raise ValueError("amount must be a number")
 

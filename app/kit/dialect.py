@@ -43,14 +43,24 @@ async def insert_once(
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+def _lock_id(namespace: str) -> int:
+    digest = hashlib.blake2b(f"job:{namespace}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 async def try_lock_key(session: AsyncSession, namespace: str) -> bool:
     """A non-blocking transaction-scoped lock; used so one replica runs each scheduled job."""
     if dialect_name(session) != "postgresql":
         return True
-    digest = hashlib.blake2b(f"job:{namespace}".encode(), digest_size=8).digest()
-    lock_id = int.from_bytes(digest, "big", signed=True)
-    res = await session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock_id})
+    res = await session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _lock_id(namespace)})
     return bool(res.scalar())
+
+
+async def lock_key(session: AsyncSession, namespace: str) -> None:
+    """Wait for a transaction-scoped lock, so writers that replace a whole set (the level ladder) take turns
+    instead of colliding on its keys. SQLite needs none: it runs one writer at a time."""
+    if dialect_name(session) == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_id(namespace)})
 
 
 async def raw_driver(session: AsyncSession) -> Any:

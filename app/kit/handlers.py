@@ -13,7 +13,7 @@ from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import LaurelError, error_body
-from app.kit.schemas import printable
+from app.kit.schemas import FieldError, printable
 
 log = logging.getLogger("laurel.errors")
 
@@ -24,7 +24,9 @@ def validation_details(errors: list[Any], prefix: tuple[str, ...] = ()) -> list[
     for err in errors:
         # A key of the body may hold an unpaired surrogate (Python's JSON parser lets one through): named
         # as U+FFFD, since the reply must encode as UTF-8.
-        loc = [*prefix, *(printable(str(p)) for p in err.get("loc", ()))]
+        cause = (err.get("ctx") or {}).get("error")
+        named = cause.loc if isinstance(cause, FieldError) else ()
+        loc = [*prefix, *(printable(str(p)) for p in (*err.get("loc", ()), *named))]
         message = err.get("msg")
         out.append({"field": ".".join(loc), "loc": loc, "message": printable(message) if isinstance(message, str)
                     else message, "type": err.get("type")})
@@ -55,8 +57,9 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-# Deadlock and serialization failures (PostgreSQL), a busy database (SQLite): the whole transaction was
-# rolled back, so the request can simply run again (see RetryConflictsMiddleware).
+# Deadlock and serialization failures (PostgreSQL), a busy database (SQLite), and a unique key taken by a
+# concurrent request: the whole transaction was rolled back, so the request can simply run again (see
+# RetryConflictsMiddleware).
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 RETRY_HEADER = b"x-laurel-retryable"
 
@@ -80,8 +83,22 @@ def is_invalid_value(exc: DBAPIError) -> bool:
     return isinstance(exc, DataError) or code in INVALID_VALUE_SQLSTATES or client_side
 
 
+def is_unique_violation(exc: DBAPIError) -> bool:
+    orig = exc.orig
+    code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+    return code == "23505" or "UNIQUE constraint failed" in str(orig)
+
+
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DBAPIError)
+    if is_unique_violation(exc):
+        # A concurrent request stored the same key between this one's check and its write (two admins
+        # creating one badge key). Run again, the check sees that row and answers as it would have.
+        return JSONResponse(
+            error_body("conflict", "A concurrent request wrote the same record; this one was rolled back", None),
+            status_code=409,
+            headers={RETRY_HEADER.decode(): "1"},
+        )
     if is_invalid_value(exc):
         return JSONResponse(
             error_body("invalid_value", "A value in the request is out of range or not storable", None), 422

@@ -165,9 +165,9 @@ class UnhandledErrors:
 
 
 class RetryConflictsMiddleware:
-    """Run a write request again when its transaction lost a deadlock or serialization race.
+    """Run a write request again when its transaction lost a deadlock, serialization or unique-key race.
 
-    The handler marks such failures (503 + an internal header); the transaction was rolled back as a
+    The handler marks such failures (an internal header on its 503 or 409); the transaction was rolled back as a
     whole, so replaying the buffered request body is safe. Only the final attempt's response is sent.
     """
 
@@ -190,11 +190,7 @@ class RetryConflictsMiddleware:
 
             await self.app(scope, replaying(body, receive), capture)
             start = captured[0] if captured else None
-            retry = (
-                start is not None
-                and start.get("status") == 503
-                and any(k == RETRY_HEADER for k, _ in start.get("headers", []))
-            )
+            retry = start is not None and any(k == RETRY_HEADER for k, _ in start.get("headers", []))
             if retry and attempt < self.attempts - 1:
                 await asyncio.sleep(random.uniform(0.005, 0.03) * (attempt + 1))
                 continue

@@ -80,6 +80,15 @@ def _surely_storable(data: Any) -> bool:
     return "\\u0000" not in text and (text.isascii() or _SURROGATE.search(text) is None)
 
 
+class FieldError(ValueError):
+    """A cross-field check's error, naming the field it is about: a model validator's own location is the
+    whole body, and the admin web app highlights the field an error names (see `validation_details`)."""
+
+    def __init__(self, field: str | tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc: tuple[str | int, ...] = tuple(field.split(".")) if isinstance(field, str) else field
+
+
 class WriteModel(BaseModel):
     """Request bodies: unknown fields are refused so a typo never silently does nothing."""
 
@@ -93,7 +102,7 @@ class WriteModel(BaseModel):
         found = unstorable_path(data)
         if found:
             where, flaw = found
-            raise ValueError(f"{printable(where)} contains {flaw}, which is not allowed")
+            raise FieldError(tuple(where.split(".")), f"{printable(where)} contains {flaw}, which is not allowed")
         return data
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body
+from pydantic import ValidationError
 
 from app.auth.deps import AdminKey, CurrentUser
 from app.errors import InvalidInput, responses
 from app.kit.db import SessionDep
 from app.kit.deps import SettingsDep
+from app.kit.handlers import validation_details
 from app.kit.pagination import Page, PageDep
 from app.points import service as points_service
 from app.points.schemas import AdjustIn, AdjustOut, LadderIn, LevelOut, PointsEntryOut
@@ -54,16 +56,10 @@ async def put_ladder(
 
     The body is `{"levels": [...]}` or the bare list.
     """
-    from pydantic import ValidationError
-
     try:
         ladder = LadderIn.model_validate(body if isinstance(body, dict) else {"levels": body})
     except ValidationError as exc:
-        raise InvalidInput(
-            "Invalid level ladder",
-            details=[
-                {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]}
-                for e in exc.errors()
-            ],
-        ) from exc
+        details = validation_details(list(exc.errors()), ("body",))
+        raise InvalidInput(f"Invalid level ladder: {details[0]['field']}: {details[0]['message']}",
+                           details=details) from exc
     return [LevelOut.model_validate(lv) for lv in await points_service.replace_ladder(session, ladder)]

@@ -9,6 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.cache import DefinitionCache
+from app.kit.dialect import lock_key
 from app.models import BadgeLevel
 
 MAX_LEVELS = 9
@@ -78,6 +79,7 @@ def crossed(levels: Sequence[Level], before: int, after: int) -> list[Level]:
 
 
 async def replace_ladder(session: AsyncSession, items: Sequence[tuple[str, str | None, int]]) -> None:
+    await lock_key(session, "badge-levels")  # two admins saving at once: the later one wins, neither fails
     await session.execute(delete(BadgeLevel))
     session.add_all(
         BadgeLevel(rank=i + 1, name=name, icon=icon, points_required=pts) for i, (name, icon, pts) in enumerate(items)

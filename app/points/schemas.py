@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from app.kit.schemas import ReadModel, WriteModel
+from app.kit.schemas import FieldError, ReadModel, WriteModel
 
 
 class PointsEntryOut(ReadModel):
@@ -56,11 +56,17 @@ class LadderIn(WriteModel):
     @model_validator(mode="after")
     def _strictly_increasing(self) -> LadderIn:
         pts = [lvl.points_required for lvl in self.levels]
-        if any(b <= a for a, b in itertools.pairwise(pts)):
-            raise ValueError("points_required must be strictly increasing from one level to the next")
-        names = [lvl.name for lvl in self.levels]
-        if len(set(names)) != len(names):
-            raise ValueError("level names must be unique")
+        for index, (a, b) in enumerate(itertools.pairwise(pts), start=1):
+            if b <= a:
+                raise FieldError(
+                    ("levels", index, "points_required"),
+                    "points_required must be strictly increasing from one level to the next",
+                )
+        seen: set[str] = set()
+        for index, lvl in enumerate(self.levels):
+            if lvl.name in seen:
+                raise FieldError(("levels", index, "name"), "level names must be unique")
+            seen.add(lvl.name)
         return self
 
 

@@ -67,6 +67,11 @@ NUMERIC_OPS: frozenset[Op] = frozenset({Op.gt, Op.gte, Op.lt, Op.lte})
 LIST_OPS: frozenset[Op] = frozenset({Op.in_, Op.not_in})
 
 
+# The largest magnitude the engine sums or aims for: beyond it a float (progress, leaderboard scores, JSON
+# replies) loses whole units, and a sum of a few 1e308 amounts would overflow to infinity.
+MAX_MAGNITUDE = 10**15
+
+
 def is_number(v: object) -> bool:
     """A real, finite-or-not number; bools are excluded because True == 1 would surprise admins."""
     return isinstance(v, int | float | Decimal) and not isinstance(v, bool)
@@ -183,7 +188,7 @@ class Criterion(BaseModel):
     where: list[Condition] = Field(default_factory=list, max_length=MAX_CONDITIONS)
     aggregate: Aggregate = "count"
     field: str | None = Field(default=None, max_length=64, pattern=FIELD_PATTERN, validate_default=True)
-    threshold: float = Field(gt=0, allow_inf_nan=False)
+    threshold: float = Field(gt=0, le=MAX_MAGNITUDE, allow_inf_nan=False, strict=True)
     window: Window = Field(default_factory=LifetimeWindow, validate_default=True)
     grace: int = Field(default=0, ge=0, le=30, validate_default=True)
 

@@ -36,6 +36,7 @@ from app.kit.periods import (
     period_ordinal,
 )
 from app.rules.criteria import (
+    MAX_MAGNITUDE,
     CalendarWindow,
     Condition,
     Criterion,
@@ -143,7 +144,8 @@ class Contribution:
 
 
 def to_decimal(v: Any) -> Decimal | None:
-    """Exact Decimal of a finite number or numeric string; None if it is not one (bools excluded)."""
+    """Exact Decimal of a finite number or numeric string within ±MAX_MAGNITUDE; None if it is not one (bools
+    excluded). A larger value is no amount: summed, it would overflow the progress and scores shown."""
     if isinstance(v, bool):
         return None
     if isinstance(v, Decimal):
@@ -161,7 +163,7 @@ def to_decimal(v: Any) -> Decimal | None:
             return None
     else:
         return None
-    return d if d.is_finite() else None
+    return d if d.is_finite() and abs(d) <= MAX_MAGNITUDE else None
 
 
 def canonical_value(v: Any) -> str:

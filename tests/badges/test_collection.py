@@ -159,3 +159,34 @@ async def test_admin_views_return_criteria_as_posted(client: httpx.AsyncClient, 
         await event(client, "AP", "visit", NOW, store_id=store)
     out = await event(client, "AP", "visit", NOW, store_id="S3")
     assert [b["key"] for b in out["badges_awarded"]] == ["as-posted"]
+
+
+@pytest.mark.sqlite_too
+@pytest.mark.parametrize("amount", ["1" + "0" * 400, "1e308", "-1e16"])
+async def test_an_amount_beyond_a_quadrillion_is_422_naming_it(client: httpx.AsyncClient, amount: str) -> None:
+    raw = (
+        '{"id": "huge", "user_id": "H1", "type": "purchase", "occurred_at": "' + NOW.isoformat() + '", '
+        '"attributes": {"amount": ' + amount + "}}"
+    )
+    r = await client.post("/v1/events", content=raw, headers={**ADMIN, "content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert any("amount" in d["field"] for d in r.json()["error"]["details"])
+    assert (await client.get("/v1/admin/users/H1/events", headers=ADMIN)).status_code == 404
+
+
+@pytest.mark.sqlite_too
+async def test_huge_values_in_a_summed_field_are_not_amounts_and_the_collection_still_shows(
+    client: httpx.AsyncClient, login: Any
+) -> None:
+    me = await _member(client, login, "H2")
+    await badge(client, "big-total", [{"event": "purchase", "aggregate": "sum", "field": "total", "threshold": 1000}])
+    for i, total in enumerate([1e308, 1e308, "1e400", 10**400, 400]):
+        raw = json.dumps({"id": f"t{i}", "user_id": "H2", "type": "purchase", "occurred_at": NOW.isoformat(),
+                          "attributes": {"total": total}})
+        r = await client.post("/v1/events", content=raw, headers={**ADMIN, "content-type": "application/json"})
+        assert r.status_code == 200, r.text
+    mine = await client.get("/v1/me/badges", headers=me)
+    assert mine.status_code == 200, mine.text
+    (item,) = [b for b in mine.json() if b["key"] == "big-total"]
+    assert item["earned"] is False and item["progress"]["current"] == 400
+    assert (await client.get("/v1/badges/big-total", headers=me)).status_code == 200

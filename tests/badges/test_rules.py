@@ -131,6 +131,24 @@ async def test_collector_counts_awards_without_counting_itself(client: httpx.Asy
     assert sorted(a["badge"] for a in held) == ["b0", "b1", "b2", "b3", "b4", "collector"]
 
 
+@pytest.mark.sqlite_too
+async def test_a_badge_counting_levels_is_not_retriggered_by_the_level_its_own_points_reach(
+    client: httpx.AsyncClient,
+) -> None:
+    # Each award of "level-bonus" credits 100 points, enough for the next level; were it to count the levels
+    # it causes itself, one visit would climb the whole ladder.
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}], points=10)
+    await badge(client, "level-bonus", [{"event": "level.reached", "threshold": 1}], points=100, repeatable=True)
+    out = await event(client, "L", "visit", day(1))
+    assert awarded(out) == ["first-visit", "level-bonus"]
+    assert out["points_credited"] == 110
+    assert [lvl["name"] for lvl in out["levels_reached"]] == [
+        "Community Starter", "Community Contributor", "Active Member", "Engaged Member", "Community Champion",
+    ]
+    held = (await client.get("/v1/admin/users/L/badges", headers=ADMIN)).json()
+    assert sorted(a["badge"] for a in held) == ["first-visit", "level-bonus"]
+
+
 async def test_award_evidence_names_criteria_bucket_and_event(client: httpx.AsyncClient) -> None:
     crit = {
         "event": "visit",
@@ -160,6 +178,22 @@ async def test_invite_only_is_never_auto_awarded_and_seasonal_only_in_season(cli
     )
     assert awarded(await event(client, "M", "visit", "2026-10-02T10:00:00+08:00")) == []
     assert awarded(await event(client, "M", "visit", "2026-09-15T10:00:00+08:00")) == ["autumn"]
+
+
+async def test_a_season_is_refused_on_a_public_badge_and_dropped_when_a_seasonal_one_goes_public(
+    client: httpx.AsyncClient,
+) -> None:
+    crit = [{"event": "visit", "threshold": 1}]
+    body = {"key": "pub", "name": "Pub", "criteria": crit, "available_from": "2026-09-01T00:00:00+08:00"}
+    r = await client.post("/v1/admin/badges", json=body, headers=ADMIN)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["details"][0]["field"] == "body.available_from"
+    await badge(client, "autumn", crit, visibility="seasonal", available_from="2026-09-01T00:00:00+08:00",
+                available_until="2026-10-01T00:00:00+08:00")
+    r = await client.patch("/v1/admin/badges/autumn", json={"visibility": "public"}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert (r.json()["available_from"], r.json()["available_until"]) == (None, None)
+    assert awarded(await event(client, "M", "visit", "2026-10-02T10:00:00+08:00")) == ["autumn"]
 
 
 async def test_activating_a_badge_does_not_award_history(client: httpx.AsyncClient) -> None:
@@ -218,7 +252,7 @@ async def test_repeatable_badge_awards_once_per_calendar_period(client: httpx.As
             "criteria.0.where.0.value",
         ),
         ([{"event": "visit", "threshold": 3, "window": {"type": "weekly"}}], "criteria.0.window"),
-        ([], "body"),
+        ([], "body.criteria"),
     ],
 )
 async def test_invalid_criteria_are_422_saying_which_part(

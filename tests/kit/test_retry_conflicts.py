@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -55,3 +56,42 @@ async def test_conflict_that_persists_is_a_503_with_retry_after() -> None:
     assert r.status_code == 503 and r.headers["retry-after"] == "1"
     assert "x-laurel-retryable" not in r.headers
     assert attempts["n"] == 3
+
+
+async def _at_once(app: Any, method: str, path: str, bodies: list[dict[str, Any]]) -> list[httpx.Response]:
+    """The same write from separate clients at the same moment (PostgreSQL: separate connections)."""
+    transport = httpx.ASGITransport(app=app)
+    clients = [httpx.AsyncClient(transport=transport, base_url=f"http://c{i}") for i in range(len(bodies))]
+    try:
+        return list(await asyncio.gather(*(
+            c.request(method, path, json=body, headers=ADMIN) for c, body in zip(clients, bodies, strict=True)
+        )))
+    finally:
+        for c in clients:
+            await c.aclose()
+
+
+async def test_ten_admins_creating_one_badge_key_at_once_get_one_201_and_409s(
+    app: Any, client: httpx.AsyncClient
+) -> None:
+    body = {"key": "twin", "name": "Twin", "criteria": [{"event": "visit", "threshold": 1}]}
+    replies = await _at_once(app, "POST", "/v1/admin/badges", [body] * 10)
+    assert sorted(r.status_code for r in replies) == [201] + [409] * 9, [r.text for r in replies]
+    assert {r.json()["error"]["code"] for r in replies if r.status_code == 409} <= {"badge_exists", "conflict"}
+    assert all("x-laurel-retryable" not in r.headers for r in replies)
+    listed = (await client.get("/v1/admin/badges", headers=ADMIN)).json()
+    items = listed["items"] if isinstance(listed, dict) else listed
+    assert [b["key"] for b in items].count("twin") == 1
+
+
+async def test_ten_ladders_saved_at_once_all_succeed_and_one_of_them_stands(
+    app: Any, client: httpx.AsyncClient
+) -> None:
+    ladders = [
+        {"levels": [{"name": f"L{i}-{n}", "points_required": (n + 1) * (i + 1)} for n in range(3)]} for i in range(10)
+    ]
+    replies = await _at_once(app, "PUT", "/v1/admin/badge-levels", ladders)
+    assert [r.status_code for r in replies] == [200] * 10, [r.text for r in replies]
+    stored = (await client.get("/v1/admin/badge-levels", headers=ADMIN)).json()
+    names = [lvl["name"] for lvl in stored]
+    assert names in [[lvl["name"] for lvl in ladder["levels"]] for ladder in ladders]

@@ -41,6 +41,8 @@ async def test_fresh_install_has_default_ladder(client: httpx.AsyncClient) -> No
 async def test_invalid_ladders_are_refused(client: httpx.AsyncClient, levels: list[dict[str, Any]]) -> None:
     r = await client.put("/v1/admin/badge-levels", json={"levels": levels}, headers=ADMIN)
     assert r.status_code == 422, r.text
+    if len(levels) == 2:  # the level that breaks the order is the one named
+        assert r.json()["error"]["details"][0]["field"] == "body.levels.1.points_required"
     assert len((await client.get("/v1/admin/badge-levels", headers=ADMIN)).json()) == 9
 
 

@@ -192,6 +192,9 @@ BASE: dict[str, Any] = {"event": "purchase", "threshold": 1}
         ({"window": {"type": "lifetime", "unit": "day"}}, ("window", "lifetime", "unit"), "Extra inputs"),
         ({"threshold": 0}, ("threshold",), "greater than 0"),
         ({"threshold": 2.5}, ("threshold",), "whole number"),
+        ({"threshold": "3"}, ("threshold",), "valid number"),  # a string is not quietly read as a number
+        ({"threshold": True}, ("threshold",), "valid number"),
+        ({"threshold": 10**30}, ("threshold",), "less than or equal"),
         (
             {"aggregate": "streak", "window": {"type": "calendar", "unit": "day"}, "grace": 31},
             ("grace",),
@@ -221,6 +224,9 @@ BASE: dict[str, Any] = {"event": "purchase", "threshold": 1}
         "unknown-window-field",
         "zero-threshold",
         "fractional-count-threshold",
+        "string-threshold",
+        "boolean-threshold",
+        "threshold-beyond-max",
         "grace-too-big",
         "unknown-aggregate",
     ],
