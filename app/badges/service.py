@@ -296,6 +296,7 @@ async def grant(
     )
     if award_id is None:
         raise Conflict("Member already holds this badge", code="badge_already_held")
+    await run.settle()
     await audit.record(
         session,
         actor=actor,
@@ -328,6 +329,7 @@ async def revoke(
         raise NotFound("Member does not hold this badge", code="badge_not_held")
     award = awards[-1]
     await badges_repo.delete_award(session, award.id)
+    await run.withdraw_award_event(award.id)
     clawback = min(badge.points, max(user.points, 0))
     if clawback:
         await run.credit_points(

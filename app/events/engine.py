@@ -98,6 +98,14 @@ class EngineRun:
     async def process(self, event: EventRecord) -> None:
         """Evaluate an event and everything it causes (award events included), then run listeners."""
         self._pending.append((event, self.chain, self.depth))
+        await self.settle()
+
+    async def settle(self) -> None:
+        """Evaluate the award and level events queued so far, and what they cause in turn.
+
+        `process` settles by itself; a caller that awards or credits outside it (a manual grant, an admin's
+        points adjustment) settles before it returns, so those `badge.awarded` and `level.reached` events
+        count for badges, challenges and leaderboards like any other."""
         if self._draining:
             return
         self._draining = True
@@ -114,6 +122,15 @@ class EngineRun:
                     self.depth, self.chain = outer
         finally:
             self._draining = False
+
+    async def withdraw_award_event(self, award_id: int) -> None:
+        """A revoked award's `badge.awarded` event no longer counts where listeners can take it back (the
+        badges leaderboards); the counters of badges that counted it keep it (see README, Known limits)."""
+        event = await events_repo.record_by_key(self.session, f"laurel:badge.awarded:{award_id}")
+        if event is None:
+            return
+        for listener in hooks.WITHDRAW_LISTENERS:
+            await listener(self, event)
 
     async def _synthetic(self, type_: str, key: str, attributes: dict[str, Any], at: datetime) -> None:
         """Store an award as an event (so rules can count it) and queue it for evaluation."""

@@ -19,6 +19,8 @@ PointsListener = Callable[["EngineRun", "CreditRecord"], Awaitable[None]]
 
 EVENT_LISTENERS: list[EventListener] = []
 POINTS_LISTENERS: list[PointsListener] = []
+# An award event taken back (a revoked badge): listeners undo what counting it did, where that can be undone.
+WITHDRAW_LISTENERS: list[EventListener] = []
 
 
 def on_event(fn: EventListener) -> EventListener:
@@ -28,4 +30,9 @@ def on_event(fn: EventListener) -> EventListener:
 
 def on_points(fn: PointsListener) -> PointsListener:
     POINTS_LISTENERS.append(fn)
+    return fn
+
+
+def on_withdraw(fn: EventListener) -> EventListener:
+    WITHDRAW_LISTENERS.append(fn)
     return fn

@@ -80,6 +80,17 @@ async def by_key(session: AsyncSession, key: str) -> Stored | None:
     return (await by_keys(session, [key])).get(key)
 
 
+async def record_by_key(session: AsyncSession, key: str) -> EventRecord | None:
+    """The stored event under a key, as the engine's listeners read events."""
+    row = (await session.execute(select(Event).where(Event.idempotency_key == key))).scalar_one_or_none()
+    if row is None:
+        return None
+    return EventRecord(
+        id=row.id, idempotency_key=row.idempotency_key, user_id=row.user_id, type=row.type, source=row.source,
+        occurred_at=row.occurred_at, received_at=row.received_at, attributes=row.attributes or {},
+    )
+
+
 async def page_for_user(
     session: AsyncSession, user_id: int, limit: int, offset: int, include_internal: bool = False
 ) -> tuple[list[tuple[Event, dict[str, Any] | None]], int]:

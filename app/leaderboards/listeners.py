@@ -3,6 +3,8 @@ engine store and written when it flushes, before the commit)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from app.events import hooks
 from app.events.engine import EngineRun
 from app.events.record import CreditRecord, EventRecord
@@ -42,3 +44,16 @@ async def on_points(run: EngineRun, entry: CreditRecord) -> None:
     changes = scoring.points_changes(boards, entry.amount, attributes, entry.created_at, run.user.city, run.tz)
     if changes:
         run.store.add_scores(run.user.id, changes)
+
+
+@hooks.on_withdraw
+async def on_withdraw(run: EngineRun, event: EventRecord) -> None:
+    """A revoked badge leaves the badges boards, in the period its award was counted in."""
+    boards = [b for b in await active_boards(run) if b.metric.type == "badges"]
+    if not boards:
+        return
+    changes = scoring.event_changes(
+        boards, event.type, event.attributes or {}, event.occurred_at, run.user.city, run.tz
+    )
+    if changes:
+        run.store.add_scores(run.user.id, [replace(c, delta=-c.delta) for c in changes])

@@ -33,6 +33,7 @@ async def adjust(session: AsyncSession, settings: Settings, actor: str, external
     entry = await run.credit_points(
         body.amount, reason=body.reason, source_type="manual", source_id=f"{user.id}:{source_id}"
     )
+    await run.settle()  # the levels it reached count for badges, challenges and leaderboards
     if entry is not None:
         await audit.record(
             session,

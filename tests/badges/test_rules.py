@@ -149,6 +149,23 @@ async def test_a_badge_counting_levels_is_not_retriggered_by_the_level_its_own_p
     assert sorted(a["badge"] for a in held) == ["first-visit", "level-bonus"]
 
 
+@pytest.mark.sqlite_too
+async def test_a_manual_grant_counts_for_collector_and_an_admins_credit_for_level_badges(
+    client: httpx.AsyncClient,
+) -> None:
+    await badge(client, "b0", [{"event": "task.t0", "threshold": 1}])
+    await badge(client, "vip", [], visibility="invite_only")
+    await badge(client, "collector", [{"event": "badge.awarded", "threshold": 2}])
+    await badge(client, "climber", [{"event": "level.reached", "threshold": 1}])
+    assert awarded(await event(client, "M", "task.t0", day(1))) == ["b0"]
+    r = await client.post("/v1/admin/users/M/badges/vip", json={"reason": "guest"}, headers=ADMIN)
+    assert r.status_code == 201, r.text
+    r = await client.post("/v1/admin/users/M/points", json={"amount": 5, "reason": "welcome"}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    held = (await client.get("/v1/admin/users/M/badges", headers=ADMIN)).json()
+    assert sorted(a["badge"] for a in held) == ["b0", "climber", "collector", "vip"]
+
+
 async def test_award_evidence_names_criteria_bucket_and_event(client: httpx.AsyncClient) -> None:
     crit = {
         "event": "visit",

@@ -241,6 +241,32 @@ async def test_points_and_badges_metrics(
     assert badges["total"] == 1
 
 
+@pytest.mark.sqlite_too
+async def test_badges_boards_count_manual_grants_and_drop_revoked_badges(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
+) -> None:
+    await make_board(client, admin_headers, key="badges-all", period="all_time", dimensions=[],
+                     metric={"type": "badges"})
+    for key, crit in (("auto", [{"event": "visit", "threshold": 1}]), ("man", [])):
+        r = await client.post("/v1/admin/badges", headers=admin_headers, json={
+            "key": key, "name": key, "criteria": crit, "visibility": "public" if crit else "invite_only"})
+        assert r.status_code == 201, r.text
+    await world.member("A")
+    await world.member("B")
+    await world.event("A", "visit")
+    r = await client.post("/v1/admin/users/B/badges/man", json={"reason": "launch guest"}, headers=admin_headers)
+    assert r.status_code == 201, r.text
+    r = await client.post("/v1/admin/users/A/badges/man", json={"reason": "launch guest"}, headers=admin_headers)
+    assert r.status_code == 201, r.text
+    assert names(await world.view("badges-all", "A")) == [(1, "nick-A", 2), (2, "nick-B", 1)]
+    r = await client.request("DELETE", "/v1/admin/users/A/badges/auto", json={"reason": "mistake"},
+                             headers=admin_headers)
+    assert r.status_code == 200, r.text
+    view = await world.view("badges-all", "A")
+    assert view["me"]["score"] == 1
+    assert sorted(score for _rank, _name, score in names(view)) == [1, 1]
+
+
 async def test_me_comes_with_the_members_just_above_and_below(
     client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
 ) -> None:
