@@ -122,3 +122,23 @@ async def test_nan_or_infinity_anywhere_in_attributes_is_refused_up_front(client
     r = await client.post("/v1/events/batch", content=batch, headers={**ADMIN, "content-type": "application/json"})
     assert [x["status"] for x in r.json()["results"]] == ["rejected", "accepted"]
     assert "NaN or Infinity" in r.json()["results"][0]["error"]["details"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", "/v1/admin/badges", {"key": "b", "name": "B", "criteria": [{"event": "visit", "threshold": 1}],
+                                      "repeatable": "yes"}, "body.repeatable"),
+        ("POST", "/v1/admin/leaderboards", {"key": "lb", "name": "LB", "period": "weekly",
+                                            "metric": {"type": "points"}, "display": {"nickname": "yes"}},
+         "body.display.nickname"),
+        ("POST", "/v1/admin/webhooks", {"url": "https://example.com/h", "events": ["badge.awarded"],
+                                        "enabled": 1}, "body.enabled"),
+    ],
+)
+async def test_a_string_or_number_for_a_flag_is_422_not_read_as_true(
+    client: httpx.AsyncClient, method: str, path: str, body: dict[str, Any], field: str
+) -> None:
+    r = await client.request(method, path, json=body, headers=ADMIN)
+    assert r.status_code == 422, r.text
+    assert field in [d["field"] for d in r.json()["error"]["details"]]

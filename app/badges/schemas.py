@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StrictBool, field_validator, model_validator
 
 from app.kit.schemas import FieldError, Instant, ReadModel, WriteModel
 from app.rules.criteria import Criterion, tidy_numbers
@@ -31,7 +31,7 @@ class BadgeFields(WriteModel):
     visibility: Visibility = "public"
     available_from: Instant | None = None
     available_until: Instant | None = None
-    repeatable: bool = False
+    repeatable: StrictBool = False
     status: Status = Field(default="active", description="Left out: `active` (awarded from now on)")
     translations: dict[Literal["zh-CN", "en"], Translation] = Field(default_factory=dict)
 
@@ -76,7 +76,7 @@ class BadgePatch(WriteModel):
     visibility: Visibility | None = None
     available_from: Instant | None = None
     available_until: Instant | None = None
-    repeatable: bool | None = None
+    repeatable: StrictBool | None = None
     status: Status | None = None
     translations: dict[Literal["zh-CN", "en"], Translation] | None = None
 

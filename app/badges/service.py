@@ -287,8 +287,8 @@ async def grant(
     """Manual grant (also how invite-only badges are given); audited."""
     user = await _member(session, external_id)
     badge = await get(session, key)
-    if badge.status == "draft":
-        raise Conflict("Draft badges cannot be granted; activate it first", code="badge_not_active")
+    if badge.status != "active":
+        raise Conflict(f"A {badge.status} badge cannot be granted; activate it first", code="badge_not_active")
     run = await EngineRun.begin(session, settings, user)
     award_key = f"manual:{uuid.uuid4().hex}" if badge.repeatable else "once"
     award_id = await run.award_badge(

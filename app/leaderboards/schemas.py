@@ -48,9 +48,9 @@ class Metric(BaseModel):
 class Display(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    nickname: bool = True
-    avatar: bool = True
-    tier: bool = False
+    nickname: StrictBool = True
+    avatar: StrictBool = True
+    tier: StrictBool = False
 
 
 def _check_dimensions(value: list[str]) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, model_validator
 
 from app.kit.schemas import ReadModel, WriteModel
 from app.notifications import fields as wechat_fields
@@ -37,7 +37,7 @@ class ReadIn(WriteModel):
     """Mark notifications read: `{"ids": [...]}` or `{"all": true}`."""
 
     ids: list[int] = Field(default_factory=list, max_length=500)
-    all: bool = False
+    all: StrictBool = False
 
     @model_validator(mode="after")
     def _one_of(self) -> ReadIn:
@@ -84,7 +84,7 @@ class TemplateIn(WriteModel):
     fields: dict[str, str] = Field(min_length=1, max_length=10)
     miniprogram_state: Literal["developer", "trial", "formal"] = "formal"
     lang: Literal["zh_CN", "en_US", "zh_HK", "zh_TW"] = "zh_CN"
-    enabled: bool = True
+    enabled: StrictBool = True
 
     @model_validator(mode="after")
     def _fields(self) -> TemplateIn:

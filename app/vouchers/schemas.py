@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, computed_field, field_validator
+from pydantic import BaseModel, Field, StrictBool, ValidationInfo, computed_field, field_validator
 
 from app.kit.schemas import WriteModel
 
@@ -32,7 +32,7 @@ class VoucherCreate(WriteModel):
     face_value: Decimal = Field(default=Decimal(0), ge=0, max_digits=12, decimal_places=2)
     validity_days: int | None = Field(default=None, ge=1, le=3650)
     codes: list[str] = Field(default_factory=list, max_length=MAX_CODES)
-    generated: bool = Field(default=False, validate_default=True)
+    generated: StrictBool = Field(default=False, validate_default=True)
 
     @field_validator("codes")
     @classmethod
@@ -53,7 +53,7 @@ class VoucherReplace(WriteModel):
     description: str = Field(default="", max_length=5000)
     face_value: Decimal = Field(default=Decimal(0), ge=0, max_digits=12, decimal_places=2)
     validity_days: int | None = Field(default=None, ge=1, le=3650)
-    generated: bool = False
+    generated: StrictBool = False
 
 
 class VoucherUpdate(WriteModel):
@@ -61,7 +61,7 @@ class VoucherUpdate(WriteModel):
     description: str | None = Field(default=None, max_length=5000)
     face_value: Decimal | None = Field(default=None, ge=0, max_digits=12, decimal_places=2)
     validity_days: int | None = Field(default=None, ge=1, le=3650)
-    generated: bool | None = None
+    generated: StrictBool | None = None
 
 
 class CodesIn(WriteModel):

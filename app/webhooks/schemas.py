@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, computed_field, field_validator
+from pydantic import AliasChoices, Field, StrictBool, computed_field, field_validator
 
 from app.kit.schemas import ReadModel, WriteModel
 
@@ -41,7 +41,7 @@ class WebhookCreate(WriteModel):
     )
     secret: str | None = Field(default=None, min_length=1, max_length=128, description="Generated when omitted")
     description: str = Field(default="", max_length=500)
-    enabled: bool = True
+    enabled: StrictBool = True
 
     _url = field_validator("url")(_check_url)
 
@@ -65,7 +65,7 @@ class WebhookPatch(WriteModel):
     )
     secret: str | None = Field(default=None, min_length=1, max_length=128)
     description: str | None = Field(default=None, max_length=500)
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
     @field_validator("url")
     @classmethod

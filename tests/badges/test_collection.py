@@ -190,3 +190,13 @@ async def test_huge_values_in_a_summed_field_are_not_amounts_and_the_collection_
     (item,) = [b for b in mine.json() if b["key"] == "big-total"]
     assert item["earned"] is False and item["progress"]["current"] == 400
     assert (await client.get("/v1/badges/big-total", headers=me)).status_code == 200
+
+
+async def test_draft_and_archived_badges_cannot_be_granted(client: httpx.AsyncClient) -> None:
+    await client.put("/v1/users/G2", json={}, headers=ADMIN)
+    for status in ("draft", "archived"):
+        await badge(client, f"b-{status}", [{"event": "visit", "threshold": 1}], status=status)
+        r = await client.post(f"/v1/admin/users/G2/badges/b-{status}", json={"reason": "try"}, headers=ADMIN)
+        assert r.status_code == 409, r.text
+        assert r.json()["error"]["code"] == "badge_not_active"
+    assert (await client.get("/v1/admin/users/G2/badges", headers=ADMIN)).json() == []
