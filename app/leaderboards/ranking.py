@@ -22,6 +22,9 @@ from decimal import ROUND_FLOOR, Decimal
 MANTISSA_BITS = 8  # 2**8 fine buckets per doubling of the score
 _EXACT_BELOW = 1 << (MANTISSA_BITS + 1)  # hundredths below this get a bucket each
 SCALE = Decimal(100)
+# Scores are bucketed as if no larger than ±2**62 hundredths (~4.6e16), so the bucket fits a bigint whatever the
+# score. All larger scores share the top bucket, and the exact level still orders them, so ranks stay exact.
+HUNDREDTHS_CAP = 1 << 62
 
 COARSE, FINE, EXACT = 2, 1, 0
 
@@ -38,6 +41,7 @@ def _bucket_nonneg(m: int) -> int:
 def fine_bucket(score: Decimal) -> int:
     """Non-decreasing integer bucket of a score (negative scores get negative buckets)."""
     m = int((score * SCALE).to_integral_value(rounding=ROUND_FLOOR))
+    m = max(-HUNDREDTHS_CAP, min(HUNDREDTHS_CAP, m))
     if m >= 0:
         return _bucket_nonneg(m)
     return -1 - _bucket_nonneg(-m - 1)
@@ -73,8 +77,8 @@ def count_deltas(old: Decimal | None, new: Decimal | None) -> dict[CountKey, int
 
 
 def hundredths_sql(score: str) -> str:
-    """The score in whole hundredths, rounded down, as fine_bucket computes it (PostgreSQL, bigint)."""
-    return f"floor(({score}) * {SCALE})::bigint"
+    """The score in whole hundredths, rounded down and capped, as fine_bucket computes it (PostgreSQL, bigint)."""
+    return f"least(greatest(floor(({score}) * {SCALE}), -{HUNDREDTHS_CAP}), {HUNDREDTHS_CAP})::bigint"
 
 
 def fine_bucket_sql(m: str) -> str:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, select, text
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.leaderboards import ranking
 from app.leaderboards import repository as lb_repo
 from app.models import Leaderboard, LeaderboardScore, LeaderboardScoreCount, User
+from tests.leaderboards.helpers import World, make_board, names
 
 T0 = datetime(2026, 11, 23, tzinfo=UTC)
 WEEK = "2026-W48"
@@ -164,9 +166,33 @@ async def test_sql_buckets_agree_with_python(app: FastAPI) -> None:
     values |= {Decimal(sign * ((1 << bits) + off)) / 100 for bits in range(0, 45) for off in (-1, 0, 1)
                for sign in (1, -1)}
     values |= {Decimal("0"), Decimal("0.001"), Decimal("-0.001"), Decimal("5.129"), Decimal("-5.129")}
+    # Beyond a bigint of hundredths (a sum of many 1e15 amounts): capped alike, never an overflow.
+    values |= {Decimal(sign * v) for v in (10**17, 10**20, 10**40, (1 << 62) // 100, (1 << 63) // 100)
+               for sign in (1, -1)}
     ordered = sorted(values)
     sql = (f"SELECT {ranking.fine_bucket_sql('h.m')} FROM unnest(CAST(:v AS numeric[])) WITH ORDINALITY AS x(v, i) "
            f"CROSS JOIN LATERAL (SELECT {ranking.hundredths_sql('x.v')} AS m) h ORDER BY x.i")
     async with app.state.db.sessionmaker() as s:
         got = list((await s.execute(text(sql), {"v": ordered})).scalars())
     assert got == [ranking.fine_bucket(v) for v in ordered]
+    assert got == sorted(got)  # non-decreasing in the score, the one property ranking needs
+
+
+async def test_a_score_beyond_a_bigint_of_hundredths_still_ranks_and_never_refuses_the_event(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], login: Any
+) -> None:
+    world = World(client, admin_headers, login)
+    await make_board(client, admin_headers)
+    await world.member("A")
+    await world.member("B")
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    events = [{"id": f"big-{i}", "user_id": "A", "type": "purchase", "occurred_at": now.isoformat(),
+               "attributes": {"amount": 10**15}} for i in range(100)]
+    r = await client.post("/v1/events/batch", json={"events": events}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert {x["status"] for x in r.json()["results"]} == {"accepted"}
+    await world.buy("A", 10**15, now)
+    await world.buy("B", 10**15, now)
+    view = await world.view("top-spenders-weekly", "B")
+    assert names(view) == [(1, "nick-A", 101 * 10**15), (2, "nick-B", 10**15)]
+    assert view["me"]["rank"] == 2
