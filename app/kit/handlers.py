@@ -93,7 +93,9 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DBAPIError)
     if is_unique_violation(exc):
         # A concurrent request stored the same key between this one's check and its write (two admins
-        # creating one badge key). Run again, the check sees that row and answers as it would have.
+        # creating one badge key). Run again, the check sees that row and answers as it would have. Logged:
+        # one that persists through the retries is a missing check, not a race.
+        log.warning("unique key taken during the request: %s", str(exc.orig).splitlines()[0] if exc.orig else exc)
         return JSONResponse(
             error_body("conflict", "A concurrent request wrote the same record; this one was rolled back", None),
             status_code=409,
