@@ -122,11 +122,11 @@ async def patch(session: AsyncSession, key: str, body: BadgePatch) -> Badge:
 
 
 def _merged(badge: Badge, body: BadgePatch) -> BadgeCreate:
-    """The badge as it would be with the patch applied, validated as a whole. A patch that makes a seasonal
-    badge public or invite-only drops its season (unless it sets one, which validation then refuses)."""
+    """The badge as it would be with the patch applied, validated as a whole. A badge that is not (or no
+    longer) seasonal drops a stored season, unless the patch sets one, which validation then refuses."""
     patch = body.model_dump(exclude_unset=True)
     season = {"available_from": badge.available_from, "available_until": badge.available_until}
-    if patch.get("visibility") not in (None, "seasonal"):
+    if (patch.get("visibility") or badge.visibility) != "seasonal":
         season = {"available_from": None, "available_until": None}
     return BadgeCreate.model_validate(
         {

@@ -6,10 +6,10 @@ member's held badges, levels and counters are read once, and awards, credits, le
 outbox rows are buffered and written with one statement per table when the store is flushed. "Is this
 award / level / credit new?" is decided against rows read under the lock; the unique constraints on
 (user, badge, award_key), (source_type, source_id) and (user, rank) remain the last line of defence.
-Awards and levels reached become events (`badge.awarded`, `level.reached`) that rules can count. A badge
-never sees an event its own award caused, directly or through the points and levels it credited (a
-repeatable badge counting `level.reached` would otherwise climb the whole ladder on one event), and award
-chains stop at MAX_DEPTH.
+Awards and levels reached become events (`badge.awarded`, `level.reached`) that rules can count. A badge does
+not count its own award event, and is not awarded for an event that descends from its own award (through the
+points, levels or badges that award caused), though it counts it: a repeatable badge counting `level.reached`
+would otherwise climb the whole ladder on one event. Award chains stop at MAX_DEPTH.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from app.rules.criteria import CalendarWindow, Criterion, FixedWindow, RollingWi
 from app.users import repository as users_repo
 
 MAX_DEPTH = 4
+BADGE_AWARDED = "badge.awarded"
 
 
 def num(value: Decimal) -> int | float:
@@ -164,8 +165,10 @@ class EngineRun:
         touched: list[tuple[BadgeRule, Sequence[tuple[str, Criterion]], list[tuple[str, Criterion, str]]]] = []
         wanted: set[tuple[str, str]] = set()
         for badge in badges:
-            if (not badge.repeatable and badge.id in held) or badge.id in chain or not in_season(badge, at):
+            if (not badge.repeatable and badge.id in held) or not in_season(badge, at):
                 continue
+            if type_ == BADGE_AWARDED and attributes.get("badge") == badge.key:
+                continue  # a badge's own award is not one of the awards it counts
             crits = badge.criteria
             matched: list[tuple[str, Criterion, str]] = []
             seen: set[str] = set()
@@ -198,6 +201,10 @@ class EngineRun:
                 for scope, c in criteria
             ]
             mets = [ev.is_met_at(c, sub, at, self.tz) for (_s, c), sub in zip(criteria, subs, strict=True)]
+            if all(mets) and badge.id in chain:
+                # Counted, but not awarded: this event descends from the badge's own award (through the points,
+                # levels or badges that award caused), and an award never re-triggers itself.
+                continue
             if all(mets):
                 evidence = [
                     self._evidence(index, c, sub, met, at)

@@ -4,10 +4,12 @@ engine store and written when it flushes, before the commit)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from decimal import Decimal
 
 from app.events import hooks
 from app.events.engine import EngineRun
 from app.events.record import CreditRecord, EventRecord
+from app.leaderboards import repository as lb_repo
 from app.leaderboards import scoring
 from app.leaderboards import service as lb_service
 
@@ -48,12 +50,23 @@ async def on_points(run: EngineRun, entry: CreditRecord) -> None:
 
 @hooks.on_withdraw
 async def on_withdraw(run: EngineRun, event: EventRecord) -> None:
-    """A revoked badge leaves the badges boards, in the period its award was counted in."""
+    """A revoked badge leaves the badges boards, in the period its award was counted in.
+
+    Only where it can have been counted: on boards that existed when the award was, and never below zero (a
+    board does not count awards from before it was created, and a member's city may have changed since)."""
     boards = [b for b in await active_boards(run) if b.metric.type == "badges"]
     if not boards:
         return
     changes = scoring.event_changes(
         boards, event.type, event.attributes or {}, event.occurred_at, run.user.city, run.tz
     )
-    if changes:
-        run.store.add_scores(run.user.id, [replace(c, delta=-c.delta) for c in changes])
+    held = await lb_repo.member_scores(
+        run.session, run.user.id, [(c.board_id, c.period, c.dim) for c in changes], event.received_at
+    )
+    undo = [
+        replace(c, delta=-min(c.delta, score))
+        for c in changes
+        if (score := held.get((c.board_id, c.period, c.dim), Decimal(0))) > 0
+    ]
+    if undo:
+        run.store.add_scores(run.user.id, undo)

@@ -60,6 +60,21 @@ async def active_rows(session: AsyncSession) -> Sequence[Row[Any]]:
     return (await session.execute(stmt)).all()
 
 
+async def member_scores(
+    session: AsyncSession, user_id: int, views: Sequence[ViewKey], boards_created_by: datetime
+) -> dict[ViewKey, Decimal]:
+    """A member's scores in some views, on boards that already existed at a moment (what they could count)."""
+    if not views:
+        return {}
+    stmt = (
+        select(S.board_id, S.period, S.dim, S.score)
+        .join(Leaderboard, Leaderboard.id == S.board_id)
+        .where(S.user_id == user_id, Leaderboard.created_at <= boards_created_by,
+               tuple_(S.board_id, S.period, S.dim).in_(list(views)))
+    )
+    return {(r[0], r[1], r[2]): r[3] for r in await session.execute(stmt)}
+
+
 async def has_scores(session: AsyncSession, board_id: int) -> bool:
     return bool((await session.execute(select(exists().where(S.board_id == board_id)))).scalar())
 

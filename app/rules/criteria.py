@@ -188,7 +188,9 @@ class Criterion(BaseModel):
     where: list[Condition] = Field(default_factory=list, max_length=MAX_CONDITIONS)
     aggregate: Aggregate = "count"
     field: str | None = Field(default=None, max_length=64, pattern=FIELD_PATTERN, validate_default=True)
-    threshold: float = Field(gt=0, le=MAX_MAGNITUDE, allow_inf_nan=False, strict=True)
+    # Strict: a string or a boolean is not quietly read as a number. No upper bound here, because stored rules
+    # are validated again on every load, and one a later bound refused would stop all ingestion.
+    threshold: float = Field(gt=0, allow_inf_nan=False, strict=True)
     window: Window = Field(default_factory=LifetimeWindow, validate_default=True)
     grace: int = Field(default=0, ge=0, le=30, validate_default=True)
 

@@ -150,6 +150,22 @@ async def test_a_badge_counting_levels_is_not_retriggered_by_the_level_its_own_p
 
 
 @pytest.mark.sqlite_too
+async def test_a_repeatable_collector_counts_the_badges_its_own_award_led_to_and_earns_again_later(
+    client: httpx.AsyncClient,
+) -> None:
+    for i in range(3):
+        await badge(client, f"b{i}", [{"event": f"task.t{i}", "threshold": 1}])
+    await badge(client, "collector", [{"event": "badge.awarded", "threshold": 2}], points=5, repeatable=True)
+    await badge(client, "climber", [{"event": "level.reached", "threshold": 1}])
+    assert awarded(await event(client, "M", "task.t0", day(1))) == ["b0"]
+    # collector's 5 points reach the first level, which earns climber: counted, though it cannot re-award
+    # collector within the chain its own award started.
+    assert awarded(await event(client, "M", "task.t1", day(1))) == ["b1", "collector", "climber"]
+    # b0, b1, climber and now b2: four awards besides collector's own, so it is earned a second time.
+    assert awarded(await event(client, "M", "task.t2", day(1))) == ["b2", "collector"]
+
+
+@pytest.mark.sqlite_too
 async def test_a_manual_grant_counts_for_collector_and_an_admins_credit_for_level_badges(
     client: httpx.AsyncClient,
 ) -> None:

@@ -267,6 +267,29 @@ async def test_badges_boards_count_manual_grants_and_drop_revoked_badges(
     assert sorted(score for _rank, _name, score in names(view)) == [1, 1]
 
 
+async def test_revoking_a_badge_a_board_never_counted_leaves_that_board_alone(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
+) -> None:
+    r = await client.post("/v1/admin/badges", headers=admin_headers, json={
+        "key": "auto", "name": "auto", "criteria": [{"event": "visit", "threshold": 1}]})
+    assert r.status_code == 201, r.text
+    await world.member("A")
+    await world.member("B")
+    await world.event("A", "visit")
+    await world.event("B", "visit")
+    # Created after both awards: boards do not count what came before them.
+    await make_board(client, admin_headers, key="badges-late", period="all_time", dimensions=[],
+                     metric={"type": "badges"})
+    await client.post("/v1/admin/badges", headers=admin_headers, json={
+        "key": "later", "name": "later", "criteria": [{"event": "post", "threshold": 1}]})
+    await world.event("A", "post")
+    r = await client.request("DELETE", "/v1/admin/users/A/badges/auto", json={"reason": "fraud"},
+                             headers=admin_headers)
+    assert r.status_code == 200, r.text
+    view = await world.view("badges-late", "A")
+    assert names(view) == [(1, "nick-A", 1)]  # "later" still counts; "auto" was never counted here
+
+
 async def test_me_comes_with_the_members_just_above_and_below(
     client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
 ) -> None:
