@@ -34,12 +34,23 @@ def keys_create(
     scopes: Annotated[str, typer.Option(help="Comma-separated: admin,events:write,users:write,analytics:read")],
 ) -> None:
     """Create a key and print it (shown once)."""
+    from pydantic import ValidationError
+
     from app.auth import service as auth_service
+    from app.auth.schemas import ApiKeyCreate
     from app.errors import LaurelError
 
     wanted = [s.strip() for s in scopes.split(",") if s.strip()]
+    try:  # the API's own rules for a key's name and scopes
+        body = ApiKeyCreate.model_validate({"name": name, "scopes": wanted})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        typer.echo(f"error: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}", err=True)
+        raise typer.Exit(2) from exc
     try:
-        key, full = asyncio.run(_with_session(lambda s: auth_service.create_api_key(s, name, wanted, created_by="cli")))
+        key, full = asyncio.run(
+            _with_session(lambda s: auth_service.create_api_key(s, body.name, list(body.scopes), created_by="cli"))
+        )
     except LaurelError as exc:
         typer.echo(f"error: {exc.message} {exc.details or ''}", err=True)
         raise typer.Exit(2) from exc
@@ -61,8 +72,13 @@ def keys_list() -> None:
 def keys_revoke(key_id: int) -> None:
     """Revoke a key by id."""
     from app.auth import service as auth_service
+    from app.errors import LaurelError
 
-    asyncio.run(_with_session(lambda s: auth_service.revoke_api_key(s, key_id)))
+    try:
+        asyncio.run(_with_session(lambda s: auth_service.revoke_api_key(s, key_id)))
+    except LaurelError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
     typer.echo(f"revoked {key_id}")
 
 

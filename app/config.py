@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./laurel.db"
     timezone: str = "Asia/Shanghai"
     jwt_secret: str = DEFAULT_JWT_SECRET
-    jwt_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    jwt_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60, le=366 * 24 * 3600)
     admin_api_key: str | None = None
     wechat_app_id: str = "wx-dev-appid"
     wechat_app_secret: str = "wx-dev-secret"
@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     icon_max_bytes: int = Field(default=512 * 1024, ge=1024)
     public_base_url: str = ""
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     db_pool_size: int = Field(default=20, ge=1)
     # Group-commit transactions of single events in flight at once per process (PostgreSQL; SQLite: 1).
     ingest_pipeline: int = Field(default=2, ge=1, le=16)
@@ -60,9 +60,28 @@ class Settings(BaseSettings):
         parse(value)  # a malformed window fails at start-up, not on every dispatcher run
         return value
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        """The same code serves SQLite (the embedded default) and PostgreSQL, through their async drivers; a
+        bare `postgresql://` gets asyncpg, and anything else fails at start-up, not on the first request."""
+        scheme, sep, rest = value.partition("://")
+        drivers = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
+        scheme = drivers.get(scheme, scheme)
+        if not sep or scheme not in drivers.values():
+            raise ValueError("must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")
+        return f"{scheme}://{rest}"
+
     @field_validator("wechat_api_base_url")
     @classmethod
     def _trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
         return value if value.endswith("/") else value + "/"
 
     @model_validator(mode="after")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 
@@ -23,3 +25,32 @@ def test_malformed_quiet_hours_refused_at_start_up() -> None:
     with pytest.raises(ValidationError, match="quiet hours"):
         Settings(quiet_hours="late evening")
     assert Settings(quiet_hours="").quiet_hours == ""
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("database_url", "mysql://x/y", "postgresql+asyncpg"),
+        ("database_url", "", "postgresql+asyncpg"),
+        ("database_url", "postgresql+psycopg2://h/db", "postgresql+asyncpg"),
+        ("wechat_api_base_url", "not a url", "http"),
+        ("log_level", "LOUD", "DEBUG"),
+        ("jwt_ttl_seconds", 10**12, "less than or equal"),
+    ],
+)
+def test_settings_that_could_not_work_are_refused_at_start_up(field: str, value: object, message: str) -> None:
+    from pydantic import ValidationError
+
+    from app.config import Settings
+
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        Settings(**{field: value})
+
+
+def test_a_bare_database_url_gets_the_async_driver() -> None:
+    from app.config import Settings
+
+    assert Settings(database_url="postgresql://u@h:5432/db").database_url == "postgresql+asyncpg://u@h:5432/db"
+    assert Settings(database_url="postgres://u@h/db").database_url == "postgresql+asyncpg://u@h/db"
+    assert Settings(database_url="sqlite:///./x.db").database_url == "sqlite+aiosqlite:///./x.db"
+    assert Settings(log_level="warning").log_level == "WARNING"

@@ -72,7 +72,7 @@ def is_retryable(exc: DBAPIError) -> bool:
 
 # Values the database refuses (a NUL in text, an integer beyond 64 bits, a date out of range) are the
 # caller's input, and the transaction was rolled back: a 422, not a 500.
-INVALID_VALUE_SQLSTATES = frozenset({"22021", "22P05", "22003", "22008", "22007", "22P02", "54000"})
+INVALID_VALUE_SQLSTATES = frozenset({"22001", "22021", "22P05", "22003", "22008", "22007", "22P02", "54000"})
 
 
 def is_invalid_value(exc: DBAPIError) -> bool:
@@ -105,6 +105,8 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(
             error_body("invalid_value", "A value in the request is out of range or not storable", None), 422
         )
+    if is_unreachable(exc):
+        return await _unavailable(request, exc)
     if is_retryable(exc):
         return JSONResponse(
             error_body("transaction_conflict", "The request collided with a concurrent one; retry it", None),
@@ -112,6 +114,21 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
             headers={"Retry-After": "1", RETRY_HEADER.decode(): "1"},
         )
     return await _unhandled(request, exc)
+
+
+async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+    """The database (or another backing service) cannot be reached: nothing was applied, and the caller may
+    retry; a 503 with Retry-After, as /readyz reports, not a 500."""
+    log.error("backing service unreachable: %r", exc)
+    return JSONResponse(
+        error_body("service_unavailable", "The service cannot reach its database; retry later", None),
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
+def is_unreachable(exc: DBAPIError) -> bool:
+    return exc.connection_invalidated or isinstance(exc.orig, ConnectionError | TimeoutError)
 
 
 async def _overflow(_: Request, exc: Exception) -> JSONResponse:
@@ -129,4 +146,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(OverflowError, _overflow)
+    # Raised as they are by the driver when it cannot connect (ConnectionRefusedError, a connect timeout).
+    app.add_exception_handler(ConnectionError, _unavailable)
+    app.add_exception_handler(TimeoutError, _unavailable)
     app.add_exception_handler(Exception, _unhandled)

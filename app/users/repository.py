@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.clock import utcnow
-from app.kit.dialect import insert_for, insert_ignore
+from app.kit.dialect import insert_for, insert_ignore, insert_once
 from app.models import Friendship, User
 
 
@@ -26,17 +26,20 @@ async def by_unionid(session: AsyncSession, unionid: str) -> User | None:
 
 async def ensure_external(session: AsyncSession, external_id: str) -> User:
     """Get or create a member by integrator id; the insert is ON CONFLICT DO NOTHING, so racing creators agree."""
+    return (await create_external(session, external_id))[0]
+
+
+async def create_external(session: AsyncSession, external_id: str) -> tuple[User, bool]:
+    """`ensure_external`, and whether this call created the member (of racing creators, exactly one did)."""
     user = await by_external_id(session, external_id)
     if user is not None:
-        return user
-    await session.execute(
-        insert_ignore(session, User.__table__, ["external_id"]).values(  # type: ignore[arg-type]
-            external_id=external_id, segments=[], preferences={}, points=0
-        )
+        return user, False
+    inserted = await insert_once(
+        session, User, ["external_id"], {"external_id": external_id, "segments": [], "preferences": {}, "points": 0}
     )
     user = await by_external_id(session, external_id)
     assert user is not None
-    return user
+    return user, inserted is not None
 
 
 async def lock_member(session: AsyncSession, user_id: int) -> int:

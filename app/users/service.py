@@ -39,8 +39,7 @@ async def upsert(session: AsyncSession, external_id: str, body: UserUpsert) -> t
                 details={"external_id": holder.external_id},
             )
     if user is None:
-        user = await users_repo.ensure_external(session, external_id)
-        created = True
+        user, created = await users_repo.create_external(session, external_id)
     for name, value in fields.items():
         setattr(user, name, [] if name == "segments" and value is None else value)
     await session.flush()

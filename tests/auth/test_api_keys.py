@@ -12,6 +12,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.api import ADMIN
+
 
 async def test_missing_and_bad_credentials_are_401(client: httpx.AsyncClient) -> None:
     assert (await client.get("/v1/admin/api-keys")).status_code == 401
@@ -73,6 +75,25 @@ async def test_cli_key_calls_admin_endpoint(client: httpx.AsyncClient, app: Fast
     r = await client.get("/v1/admin/api-keys", headers={"Authorization": f"Bearer {key}"})
     assert r.status_code == 200
     assert [k["name"] for k in r.json()] == ["ops"]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (["create", "--name", "", "--scopes", "admin"], 2, "name"),
+        (["create", "--name", "x" * 300, "--scopes", "admin"], 2, "name"),
+        (["revoke", "424242"], 1, "not found"),
+    ],
+)
+async def test_the_cli_refuses_what_the_api_refuses_with_a_message_not_a_traceback(
+    client: httpx.AsyncClient, app: FastAPI, args: list[str], code: int, says: str
+) -> None:
+    env = {**os.environ, "LAUREL_DATABASE_URL": app.state.settings.database_url}
+    cmd = [sys.executable, "-m", "app.cli", "api-keys", *args]
+    out = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == code, out.stderr
+    assert says in out.stderr.lower() and "Traceback" not in out.stderr
+    assert (await client.get("/v1/admin/api-keys", headers=ADMIN)).json() == []
 
 
 @pytest.mark.sqlite_too

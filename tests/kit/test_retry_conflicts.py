@@ -95,3 +95,9 @@ async def test_ten_ladders_saved_at_once_all_succeed_and_one_of_them_stands(
     stored = (await client.get("/v1/admin/badge-levels", headers=ADMIN)).json()
     names = [lvl["name"] for lvl in stored]
     assert names in [[lvl["name"] for lvl in ladder["levels"]] for ladder in ladders]
+
+
+async def test_eight_syncs_of_one_new_member_at_once_create_it_once_and_say_so_once(app: Any) -> None:
+    replies = await _at_once(app, "PUT", "/v1/users/RACE-1", [{"nickname": f"n{i}"} for i in range(8)])
+    assert sorted(r.status_code for r in replies) == [200] * 7 + [201], [r.text for r in replies]
+    assert len({r.json()["id"] for r in replies}) == 1

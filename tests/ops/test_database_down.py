@@ -1,0 +1,39 @@
+"""With its database unreachable the service answers 503 with Retry-After and the request id, never a 500."""
+
+from __future__ import annotations
+
+import socket
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from app.main import create_app
+from tests.api import ADMIN
+from tests.conftest import make_settings
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # released on close: nothing listens there
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/v1/admin/api-keys", None),
+        ("PUT", "/v1/users/x", {}),
+        ("POST", "/v1/events",
+         {"id": "a", "user_id": "u", "type": "visit", "occurred_at": datetime.now(UTC).isoformat()}),
+    ],
+)
+async def test_an_unreachable_database_is_a_503_with_the_request_id(method: str, path: str, body: object) -> None:
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{_closed_port()}/laurel"
+    app = create_app(make_settings(url, "http://127.0.0.1:9"))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://laurel.test") as c:
+        r = await c.request(method, path, json=body, headers={**ADMIN, "X-Request-ID": "rid-down-1"})
+    assert r.status_code == 503, r.text
+    assert r.json()["error"]["code"] == "service_unavailable"
+    assert r.headers["retry-after"] and r.headers["x-request-id"] == "rid-down-1"
