@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from app.kit.schemas import ReadModel, WriteModel
 
@@ -19,7 +19,13 @@ class UserUpsert(WriteModel):
     avatar_url: str | None = Field(default=None, max_length=1024)
     city: str | None = Field(default=None, max_length=64)
     tier: str | None = Field(default=None, max_length=64)
-    segments: list[str] | None = Field(default=None, max_length=100)
+    segments: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(default=None, max_length=100)
+
+    @field_validator("segments")
+    @classmethod
+    def _distinct_segments(cls, value: list[str] | None) -> list[str] | None:
+        """A segment is a tag: the same one twice means once (first occurrence kept, order kept)."""
+        return None if value is None else list(dict.fromkeys(value))
 
 
 EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9_.:@\-]+$"

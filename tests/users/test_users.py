@@ -7,6 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.api import ADMIN
+
 
 @pytest.mark.sqlite_too
 async def test_upsert_creates_then_updates_partially(client: httpx.AsyncClient, make_key: Any) -> None:
@@ -61,3 +63,13 @@ async def test_friend_ids_must_be_valid_external_ids(client: httpx.AsyncClient, 
     r = await client.put("/v1/users/A/friends", json={"friends": ["bad id!"]}, headers=h)
     assert r.status_code == 422
     assert (await client.put("/v1/users/A/friends", json={"friends": [""]}, headers=h)).status_code == 422
+
+
+async def test_segments_are_short_distinct_tags(client: httpx.AsyncClient) -> None:
+    r = await client.put("/v1/users/SEG-1", json={"segments": ["vip", "new", "vip"]}, headers=ADMIN)
+    assert r.status_code == 201, r.text
+    assert r.json()["segments"] == ["vip", "new"]
+    for bad in (["x" * 65], [""]):
+        r = await client.put("/v1/users/SEG-1", json={"segments": bad}, headers=ADMIN)
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["details"][0]["field"] == "body.segments.0"
