@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict
@@ -64,7 +65,15 @@ async def find_or_create_by_openid(session: AsyncSession, openid: str, unionid: 
     if user is None:
         user = await users_repo.ensure_openid(session, openid, unionid)
     if unionid and user.unionid is None and await users_repo.by_unionid(session, unionid) is None:
-        user.unionid = unionid
+        try:
+            async with session.begin_nested():
+                user.unionid = unionid
+                await session.flush()
+        except IntegrityError:
+            # A concurrent login linked this unionid to another member first (two apps of one WeChat open
+            # platform); this login goes on without it rather than fail, and re-running it could not help: the
+            # WeChat code it carried is spent.
+            await session.refresh(user)
     await session.flush()
     return user
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
+from sqlalchemy import text
 
 from tests.fakes.wechat_server import FakeWeChat
 
@@ -91,3 +94,25 @@ async def test_login_body_rejects_unknown_fields(client: httpx.AsyncClient) -> N
     err = r.json()["error"]
     assert err["code"] == "validation_error"
     assert any(d["field"].endswith("extra") for d in err["details"])
+
+
+async def test_two_apps_logging_in_one_unionid_at_once_both_succeed_and_one_member_holds_it(
+    app: object, wechat: FakeWeChat
+) -> None:
+    # Two Mini Programs of one open platform: different openids, the same unionid, at the same moment.
+    for i in range(6):
+        wechat.add_code(f"u{i}", f"app{i}-openid", "shared-union")
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    clients = [httpx.AsyncClient(transport=transport, base_url=f"http://c{i}") for i in range(6)]
+    try:
+        replies = await asyncio.gather(
+            *(c.post("/v1/auth/wechat/login", json={"code": f"u{i}"}) for i, c in enumerate(clients))
+        )
+    finally:
+        for c in clients:
+            await c.aclose()
+    assert [r.status_code for r in replies] == [200] * 6, [r.text for r in replies]
+    assert len({r.json()["user"]["id"] for r in replies}) == 6
+    async with app.state.db.sessionmaker() as s:  # type: ignore[attr-defined]
+        held = (await s.execute(text("SELECT count(*) FROM users WHERE unionid = 'shared-union'"))).scalar()
+    assert held == 1
