@@ -142,3 +142,53 @@ async def test_a_string_or_number_for_a_flag_is_422_not_read_as_true(
     r = await client.request(method, path, json=body, headers=ADMIN)
     assert r.status_code == 422, r.text
     assert field in [d["field"] for d in r.json()["error"]["details"]]
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/admin/badges", '{"key": "nb", "name": "N", "criteria": [{"event": "visit", "threshold": 1, '
+                             '"where": [{"field": "c", "op": "eq", "value": @}]}]}'),
+        ("/v1/admin/badges", '{"key": "nb", "name": "N", "criteria": [{"event": "visit", "threshold": 1, '
+                             '"where": [{"field": "c", "op": "in", "value": ["a", @]}]}]}'),
+        ("/v1/admin/leaderboards", '{"key": "lb", "title": "T", "period": "weekly", "metric": {"type": "sum", '
+                                   '"event": "purchase", "field": "amount", '
+                                   '"where": [{"field": "category", "op": "ne", "value": @}]}}'),
+    ],
+)
+async def test_a_non_finite_number_in_a_condition_is_422_and_nothing_is_stored(
+    client: httpx.AsyncClient, path: str, body: str, number: str
+) -> None:
+    r = await client.post(path, content=body.replace("@", number),
+                          headers={**ADMIN, "content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert any(d["field"].endswith("value") for d in r.json()["error"]["details"])
+    assert (await client.get(path, headers=ADMIN)).json() == []
+
+
+@pytest.mark.sqlite_too
+async def test_a_stored_rule_that_no_longer_validates_stops_only_its_own_badge(
+    app: Any, client: httpx.AsyncClient, login: Any
+) -> None:
+    from sqlalchemy import text
+
+    from app.badges import rules_cache
+
+    for key in ("broken", "first-visit"):
+        r = await client.post("/v1/admin/badges", json={"key": key, "name": key,
+                                                        "criteria": [{"event": "visit", "threshold": 1}]},
+                              headers=ADMIN)
+        assert r.status_code == 201, r.text
+    bad = '[{"event": "visit", "threshold": 1, "where": [{"field": "c", "op": "eq", "value": null}]}]'
+    async with app.state.db.sessionmaker() as s, s.begin():  # a row written before a stricter check
+        await s.execute(text("UPDATE badges SET criteria = :c WHERE key = 'broken'"), {"c": bad})
+    rules_cache.invalidate()
+    await client.put("/v1/users/SR-1", json={"openid": "o-sr-1"}, headers=ADMIN)
+    r = await client.post("/v1/events", json={"id": "sr-1", "user_id": "SR-1", "type": "visit", "occurred_at": NOW},
+                          headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert [b["key"] for b in r.json()["badges_awarded"]] == ["first-visit"]
+    mine = await client.get("/v1/me/badges", headers=await login(openid="o-sr-1"))
+    assert mine.status_code == 200, mine.text
+    assert {b["key"] for b in mine.json()} == {"broken", "first-visit"}

@@ -5,15 +5,19 @@ Changes made through this process invalidate at once; other replicas see them wi
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.badges import repository as badges_repo
 from app.kit.cache import DefinitionCache
 from app.models import Badge
 from app.rules.criteria import Criterion, criterion_key
+
+log = logging.getLogger("laurel.badges")
 
 
 @dataclass(frozen=True)
@@ -62,8 +66,21 @@ def rule_set(badges: list[BadgeRule]) -> RuleSet:
     return RuleSet(tuple(badges), {t: tuple(bs) for t, bs in by_type.items()})
 
 
+def valid_rule(badge: Badge) -> BadgeRule | None:
+    """`rule_of`, or None for a stored rule that no longer validates (a row written before a stricter check):
+    it must not stop ingestion or the collection for every badge, so it is left out, loudly, until an admin
+    fixes or deletes it."""
+    try:
+        return rule_of(badge)
+    except ValidationError:
+        log.exception("badge %r has a stored rule that does not validate; it is neither awarded nor shown "
+                      "with progress", badge.key)
+        return None
+
+
 async def _load(session: AsyncSession) -> RuleSet:
-    return rule_set([rule_of(b) for b in await badges_repo.auto_awardable(session)])
+    rules = [valid_rule(b) for b in await badges_repo.auto_awardable(session)]
+    return rule_set([r for r in rules if r is not None])
 
 
 _rules: DefinitionCache[RuleSet] = DefinitionCache(_load)

@@ -206,9 +206,10 @@ async def collection(
     for a in awards:
         by_badge.setdefault(a.badge_id, []).append(a)
     shown = [b for b in badges if b.id in by_badge or (b.status == "active" and b.visibility != "invite_only")]
+    criteria = {b.id: rule.criteria if (rule := rules_cache.valid_rule(b)) else () for b in shown}
     wanted: set[tuple[str, str]] = set()
     for b in shown:
-        for scope, c in rules_cache.rule_of(b).criteria:
+        for scope, c in criteria[b.id]:
             wanted.update((scope, bucket) for bucket in ev.buckets_needed(c, now, settings.tz))
     raw = await events_repo.load_counters(session, user.id, wanted)
     holders = await badges_repo.holder_counts(session)
@@ -218,7 +219,7 @@ async def collection(
         held = by_badge.get(b.id, [])
         crit_progress: list[ProgressOut] = []
         if not held or b.repeatable:
-            for scope, c in rules_cache.rule_of(b).criteria:
+            for scope, c in criteria[b.id]:
                 states = {
                     bk: ev.CounterState.from_json(raw.get((scope, bk))) for bk in ev.buckets_needed(c, now, settings.tz)
                 }

@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +39,8 @@ from app.leaderboards.schemas import (
 )
 from app.models import Leaderboard, User
 from app.users import repository as users_repo
+
+log = logging.getLogger("laurel.leaderboards")
 
 NEIGHBOURS = 2
 OPT_OUT = "leaderboard_opt_out"
@@ -85,7 +89,13 @@ async def board_for_members(session: AsyncSession, settings: Settings, key: str)
 
 
 async def _load_active(session: AsyncSession) -> list[scoring.ActiveBoard]:
-    return [scoring.parse(r) for r in await lb_repo.active_rows(session)]
+    boards = []
+    for row in await lb_repo.active_rows(session):
+        try:
+            boards.append(scoring.parse(row))
+        except ValidationError:  # a stored metric that no longer validates must not stop all ingestion
+            log.exception("leaderboard %r has a stored metric that does not validate; it is not scored", row.key)
+    return boards
 
 
 # What ingestion scores against, cached briefly so events do not reload boards one by one.

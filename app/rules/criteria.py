@@ -97,6 +97,10 @@ class Condition(BaseModel):
         op = info.data.get("op")
         if op is None:  # op itself was invalid; that error is reported on its own
             return v
+        # NaN and ±Infinity (1e400 parses as one) are no JSON: stored, they would come back as null and the
+        # rule would no longer validate when loaded.
+        if any(isinstance(x, float) and not math.isfinite(x) for x in (v if isinstance(v, list) else [v])):
+            raise ValueError("values must be finite numbers (not NaN or Infinity)")
         if op == Op.exists:
             if v is not None and not isinstance(v, bool):
                 raise ValueError("'exists' takes no value, or true/false")
