@@ -192,3 +192,11 @@ async def test_a_stored_rule_that_no_longer_validates_stops_only_its_own_badge(
     mine = await client.get("/v1/me/badges", headers=await login(openid="o-sr-1"))
     assert mine.status_code == 200, mine.text
     assert {b["key"] for b in mine.json()} == {"broken", "first-visit"}
+
+
+@pytest.mark.parametrize("raw", [b"[" * 100_000 + b"]" * 100_000, b'{"name": "\xff\xfe"}'])
+async def test_a_body_that_cannot_be_parsed_is_400_invalid_body(client: httpx.AsyncClient, raw: bytes) -> None:
+    # Nested beyond the JSON parser's recursion limit, or not UTF-8: no field to name, so not a 422.
+    r = await client.post("/v1/admin/badges", content=raw, headers={**ADMIN, "content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "invalid_body"

@@ -50,7 +50,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+    codes = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
     code = codes.get(exc.status_code, f"http_{exc.status_code}")
     return JSONResponse(
         error_body(code, str(exc.detail), None), status_code=exc.status_code, headers=getattr(exc, "headers", None)
