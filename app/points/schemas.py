@@ -48,6 +48,9 @@ class LevelIn(WriteModel):
     name: str = Field(min_length=1, max_length=64)
     icon: str | None = Field(default=None, max_length=256)
     points_required: int = Field(ge=1, le=100_000_000)
+    rank: int | None = Field(
+        default=None, ge=1, le=9, description="Read-only, accepted so a GET can be sent back: the list order decides"
+    )
 
 
 class LadderIn(WriteModel):

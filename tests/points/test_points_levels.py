@@ -109,3 +109,13 @@ async def test_badge_points_land_in_ledger_with_source(client: httpx.AsyncClient
     await event(client, "P2", "visit", NOW)
     ledger = (await client.get("/v1/me/points", headers=await login(openid="o-p2"))).json()
     assert [(e["amount"], e["source_type"], e["balance_after"]) for e in ledger["items"]] == [(5, "badge", 5)]
+
+
+async def test_the_ladder_a_get_returns_can_be_put_back_unchanged(client: httpx.AsyncClient) -> None:
+    before = (await client.get("/v1/admin/badge-levels", headers=ADMIN)).json()
+    r = await client.put("/v1/admin/badge-levels", json={"levels": before}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert r.json() == before
+    # rank is read-only: the order of the list decides it
+    swapped = [{**lv, "rank": 9 - i} for i, lv in enumerate(before)]
+    assert (await client.put("/v1/admin/badge-levels", json=swapped, headers=ADMIN)).json() == before
