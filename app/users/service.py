@@ -6,6 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict
+from app.kit.dialect import lock_key
 from app.models import User
 from app.points import levels as levels_service
 from app.users import repository as users_repo
@@ -57,6 +58,11 @@ async def set_friends(session: AsyncSession, external_id: str, friends: list[str
 
 
 async def find_or_create_by_openid(session: AsyncSession, openid: str, unionid: str | None) -> User:
+    """The member of a WeChat login: by openid, else by unionid (the same person in another app of the brand's
+    open platform), else a new member. Logins of one unionid take turns, so a person logging in through two
+    apps at the same moment becomes one member, not two."""
+    if unionid:
+        await lock_key(session, f"unionid:{unionid}")
     user = await users_repo.by_openid(session, openid)
     if user is None and unionid:
         user = await users_repo.by_unionid(session, unionid)
@@ -70,9 +76,9 @@ async def find_or_create_by_openid(session: AsyncSession, openid: str, unionid: 
                 user.unionid = unionid
                 await session.flush()
         except IntegrityError:
-            # A concurrent login linked this unionid to another member first (two apps of one WeChat open
-            # platform); this login goes on without it rather than fail, and re-running it could not help: the
-            # WeChat code it carried is spent.
+            # Another member took this unionid meanwhile (an integrator's sync: logins take turns above); this
+            # login goes on without it rather than fail, and re-running it could not help: the WeChat code it
+            # carried is spent.
             await session.refresh(user)
     await session.flush()
     return user

@@ -96,10 +96,10 @@ async def test_login_body_rejects_unknown_fields(client: httpx.AsyncClient) -> N
     assert any(d["field"].endswith("extra") for d in err["details"])
 
 
-async def test_two_apps_logging_in_one_unionid_at_once_both_succeed_and_one_member_holds_it(
+async def test_one_person_logging_in_through_six_apps_at_once_becomes_one_member(
     app: object, wechat: FakeWeChat
 ) -> None:
-    # Two Mini Programs of one open platform: different openids, the same unionid, at the same moment.
+    # Mini Programs of one open platform: different openids, the same unionid (one person), at the same moment.
     for i in range(6):
         wechat.add_code(f"u{i}", f"app{i}-openid", "shared-union")
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
@@ -112,7 +112,7 @@ async def test_two_apps_logging_in_one_unionid_at_once_both_succeed_and_one_memb
         for c in clients:
             await c.aclose()
     assert [r.status_code for r in replies] == [200] * 6, [r.text for r in replies]
-    assert len({r.json()["user"]["id"] for r in replies}) == 6
+    assert len({r.json()["user"]["id"] for r in replies}) == 1
     async with app.state.db.sessionmaker() as s:  # type: ignore[attr-defined]
-        held = (await s.execute(text("SELECT count(*) FROM users WHERE unionid = 'shared-union'"))).scalar()
-    assert held == 1
+        members = (await s.execute(text("SELECT count(*), count(unionid) FROM users"))).one()
+    assert tuple(members) == (1, 1)
