@@ -201,11 +201,11 @@ class EngineRun:
                 for scope, c in criteria
             ]
             mets = [ev.is_met_at(c, sub, at, self.tz) for (_s, c), sub in zip(criteria, subs, strict=True)]
-            if all(mets) and badge.id in chain:
-                # Counted, but not awarded: this event descends from the badge's own award (through the points,
-                # levels or badges that award caused), and an award never re-triggers itself.
-                continue
             if all(mets):
+                if badge.id in chain:
+                    # Counted, but not awarded: this event descends from the badge's own award (through the
+                    # points, levels or badges that award caused), and an award never re-triggers itself.
+                    continue
                 evidence = [
                     self._evidence(index, c, sub, met, at)
                     for index, ((_s, c), sub, met) in enumerate(zip(criteria, subs, mets, strict=True))
@@ -307,7 +307,7 @@ class EngineRun:
                     fresh=True,
                 )
             await self._synthetic(
-                "badge.awarded",
+                BADGE_AWARDED,
                 f"badge.awarded:{award_id}",
                 {"badge": badge.key, "award_id": award_id, "source": source},
                 at,

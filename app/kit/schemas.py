@@ -102,7 +102,7 @@ class WriteModel(BaseModel):
         found = unstorable_path(data)
         if found:
             where, flaw = found
-            raise FieldError(tuple(where.split(".")), f"{printable(where)} contains {flaw}, which is not allowed")
+            raise FieldError(where, f"{printable(where)} contains {flaw}, which is not allowed")
         return data
 
 
