@@ -66,6 +66,17 @@ def rule_set(badges: list[BadgeRule]) -> RuleSet:
     return RuleSet(tuple(badges), {t: tuple(bs) for t, bs in by_type.items()})
 
 
+async def criteria_by_scope(session: AsyncSession) -> dict[str, Criterion]:
+    """Every badge's criteria (any status) by counter scope, for taking a revoked award's event back out of the
+    counters it moved. Not cached: revokes are rare."""
+    found: dict[str, Criterion] = {}
+    for badge in await badges_repo.list_all(session):
+        rule = valid_rule(badge)
+        if rule is not None:
+            found.update(rule.criteria)
+    return found
+
+
 def valid_rule(badge: Badge) -> BadgeRule | None:
     """`rule_of`, or None for a stored rule that no longer validates (a row written before a stricter check):
     it must not stop ingestion or the collection for every badge, so it is left out, loudly, until an admin

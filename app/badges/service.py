@@ -330,7 +330,7 @@ async def revoke(
         raise NotFound("Member does not hold this badge", code="badge_not_held")
     award = awards[-1]
     await badges_repo.delete_award(session, award.id)
-    await run.withdraw_award_event(award.id)
+    await run.withdraw_award_event(award)
     clawback = min(badge.points, max(user.points, 0))
     if clawback:
         await run.credit_points(

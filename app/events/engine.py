@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app.badges import repository as badges_repo
 from app.badges import rules_cache
 from app.badges.rules_cache import BadgeRule, RuleSet
 from app.config import Settings
@@ -34,7 +35,7 @@ from app.events.record import CreditRecord, EventRecord, MemberRecord
 from app.events.store import EngineStore, store_for
 from app.kit.clock import utcnow
 from app.kit.periods import period_key
-from app.models import Badge, User
+from app.models import Badge, User, UserBadge
 from app.points import levels as levels_service
 from app.rules import evaluator as ev
 from app.rules.criteria import CalendarWindow, Criterion, FixedWindow, RollingWindow, threshold_decimal
@@ -124,14 +125,47 @@ class EngineRun:
         finally:
             self._draining = False
 
-    async def withdraw_award_event(self, award_id: int) -> None:
-        """A revoked award's `badge.awarded` event no longer counts where listeners can take it back (the
-        badges leaderboards); the counters of badges that counted it keep it (see README, Known limits)."""
-        event = await events_repo.record_by_key(self.session, f"laurel:badge.awarded:{award_id}")
+    async def withdraw_award_event(self, award: UserBadge) -> None:
+        """A revoked award's `badge.awarded` event no longer counts: it is taken back out of the badge counters
+        it moved (a Collector's) and out of what listeners can take it back from (the badges leaderboards).
+        Challenge steps it completed stay completed (see README, Known limits)."""
+        event = await events_repo.record_by_key(self.session, f"laurel:badge.awarded:{award.id}")
         if event is None:
             return
+        await self._uncount(event, [(str(p[0]), str(p[1])) for p in award.counted_in or ()])
         for listener in hooks.WITHDRAW_LISTENERS:
             await listener(self, event)
+
+    async def _uncount(self, event: EventRecord, counted: list[tuple[str, str]]) -> None:
+        """Retract the event from the counters it moved. A distinct value or streak period stays while another
+        standing award's event of the same counter supplies it; awards made before counters were recorded are
+        assumed to count wherever they match."""
+        criteria = await rules_cache.criteria_by_scope(self.session)
+        counted = [(scope, bucket) for scope, bucket in counted if scope in criteria]
+        if not counted:
+            return
+        standing: list[tuple[list[list[str]] | None, EventRecord]] = []
+        if any(criteria[scope].aggregate in ("count_distinct", "streak") for scope, _b in counted):
+            revoked = event.attributes.get("award_id")
+            awards = [a for a in await badges_repo.awards_of(self.session, self.user.id) if a.id != revoked]
+            records = await events_repo.records_by_keys(
+                self.session, [f"laurel:badge.awarded:{a.id}" for a in awards]
+            )
+            by_award = {r.attributes.get("award_id"): r for r in records}
+            standing = [(a.counted_in, by_award[a.id]) for a in awards if a.id in by_award]
+        states = await self.store.counters(self.user.id, counted)
+        for scope, bucket in counted:
+            c = criteria[scope]
+            others = [
+                (r.occurred_at, r.attributes)
+                for counted_in, r in standing
+                if ([scope, bucket] in counted_in if counted_in is not None
+                    else ev.matches(c, r.type, r.attributes) and ev.bucket_for(c, r.occurred_at, self.tz) == bucket)
+            ]
+            before = states.get((scope, bucket), ev.EMPTY)
+            after = ev.retract(c, before, event.occurred_at, event.attributes, self.tz, others)
+            if after != before:
+                self.store.set_counter(self.user.id, scope, bucket, after)
 
     async def _synthetic(self, type_: str, key: str, attributes: dict[str, Any], at: datetime) -> None:
         """Store an award as an event (so rules can count it) and queue it for evaluation."""
@@ -188,6 +222,7 @@ class EngineRun:
         if not touched:
             return
         states = await self.store.counters(self.user.id, wanted)
+        counted: list[list[str]] = []
         for _badge, _crits, matched in touched:
             for scope, c, bucket in matched:
                 before = states.get((scope, bucket), ev.EMPTY)
@@ -195,6 +230,9 @@ class EngineRun:
                 if after != before:
                     states[(scope, bucket)] = after
                     self.store.set_counter(self.user.id, scope, bucket, after)
+                    counted.append([scope, bucket])
+        if counted and type_ == BADGE_AWARDED and isinstance(attributes.get("award_id"), int):
+            await self.store.note_counted(attributes["award_id"], counted)  # for a revoke to take back out
         for badge, criteria, matched in touched:
             subs = [
                 {b: states.get((scope, b), ev.EMPTY) for b in ev.buckets_needed(c, at, self.tz)}

@@ -30,10 +30,10 @@ ev AS (
                                                 source text, occurred_at timestamptz, received_at timestamptz,
                                                 attributes jsonb)),
 aw AS (
-  INSERT INTO user_badges (id, user_id, badge_id, award_key, source, event_id, evidence, awarded_at)
+  INSERT INTO user_badges (id, user_id, badge_id, award_key, source, event_id, evidence, awarded_at, counted_in)
   SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(id bigint, user_id bigint, badge_id bigint, award_key text,
                                                 source text, event_id bigint, evidence jsonb,
-                                                awarded_at timestamptz)),
+                                                awarded_at timestamptz, counted_in jsonb)),
 lg AS (
   INSERT INTO points_ledger (id, user_id, amount, balance_after, reason, source_type, source_id, created_at)
   SELECT * FROM jsonb_to_recordset($3::jsonb) AS x(id bigint, user_id bigint, amount int, balance_after int,

@@ -80,15 +80,24 @@ async def by_key(session: AsyncSession, key: str) -> Stored | None:
     return (await by_keys(session, [key])).get(key)
 
 
-async def record_by_key(session: AsyncSession, key: str) -> EventRecord | None:
-    """The stored event under a key, as the engine's listeners read events."""
-    row = (await session.execute(select(Event).where(Event.idempotency_key == key))).scalar_one_or_none()
-    if row is None:
-        return None
+def _record(row: Event) -> EventRecord:
     return EventRecord(
         id=row.id, idempotency_key=row.idempotency_key, user_id=row.user_id, type=row.type, source=row.source,
         occurred_at=row.occurred_at, received_at=row.received_at, attributes=row.attributes or {},
     )
+
+
+async def record_by_key(session: AsyncSession, key: str) -> EventRecord | None:
+    """The stored event under a key, as the engine's listeners read events."""
+    row = (await session.execute(select(Event).where(Event.idempotency_key == key))).scalar_one_or_none()
+    return None if row is None else _record(row)
+
+
+async def records_by_keys(session: AsyncSession, keys: Sequence[str]) -> list[EventRecord]:
+    if not keys:
+        return []
+    rows = await session.execute(select(Event).where(Event.idempotency_key.in_(keys)).order_by(Event.id))
+    return [_record(row) for row in rows.scalars()]
 
 
 async def page_for_user(

@@ -99,8 +99,12 @@ class IdPool:
                 await self._refill(table)
             return free.pop()
         # SQLite's writer lock makes max(id) safe; asked each time because rows inserted without an explicit
-        # id (by the database) may have taken the next one meanwhile.
-        res = await self.session.execute(text(f"SELECT coalesce(max(id), 0) FROM {table}"))
+        # id (by the database) may have taken the next one meanwhile. An AUTOINCREMENT table's sqlite_sequence
+        # remembers ids whose rows were deleted (revoked awards), so those are never handed out again.
+        res = await self.session.execute(text(
+            f"SELECT max(coalesce((SELECT max(id) FROM {table}), 0), "
+            f"coalesce((SELECT seq FROM sqlite_sequence WHERE name = '{table}'), 0))"
+        ))
         value = max(int(res.scalar_one()), self._last.get(table, 0)) + 1
         self._last[table] = value
         return value
@@ -264,9 +268,18 @@ class EngineStore:
 
     async def add_award(self, row: dict[str, Any]) -> int:
         award_id = await self.ids.next("user_badges")
-        self._award_rows.append({**row, "id": award_id})
+        self._award_rows.append({**row, "id": award_id, "counted_in": None})
         (await self.awards(row["user_id"])).setdefault(row["badge_id"], set()).add(row["award_key"])
         return award_id
+
+    async def note_counted(self, award_id: int, counted: list[list[str]]) -> None:
+        """Record on an award the (scope, bucket) counters its `badge.awarded` event moved. The award is almost
+        always still buffered (its event is evaluated right after it), the newest rows last."""
+        for row in reversed(self._award_rows):
+            if row["id"] == award_id:
+                row["counted_in"] = counted
+                return
+        await self.session.execute(update(BT).where(BT.c.id == award_id).values(counted_in=counted))
 
     async def add_ledger(self, row: dict[str, Any]) -> int:
         entry_id = await self.ids.next("points_ledger")

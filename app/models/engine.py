@@ -82,10 +82,16 @@ class UserBadge(Base):
     source: Mapped[str] = mapped_column(String(16), nullable=False)
     event_id: Mapped[int | None] = mapped_column(BigId)
     evidence: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    # The (scope, bucket) counters this award's `badge.awarded` event moved (a Collector's), so a revoke takes it
+    # back out of exactly those; NULL for awards made before it was recorded.
+    counted_in: Mapped[list[list[str]] | None] = mapped_column(JSONType)
 
+    # AUTOINCREMENT on SQLite: a revoke deletes the row, and a reused id would collide with the ledger source and
+    # the `badge.awarded` event key its first holder left behind (PostgreSQL's sequence never reuses one).
     __table_args__ = (
         UniqueConstraint("user_id", "badge_id", "award_key"),
         Index("ix_user_badges_badge_id", "badge_id"),
+        {"sqlite_autoincrement": True},
     )
 
 

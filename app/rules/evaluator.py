@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
@@ -282,6 +282,48 @@ def apply(
     return CounterState(count=state.count + 1, total=total, distinct=distinct, periods=periods, entries=entries)
 
 
+def retract(
+    c: Criterion,
+    state: CounterState,
+    occurred_at: datetime,
+    attributes: Mapping[str, Any],
+    tz: tzinfo,
+    standing: Iterable[tuple[datetime, Mapping[str, Any]]] = (),
+) -> CounterState:
+    """The state with one event that :func:`apply` folded in taken back out (a revoked award's event).
+
+    A distinct value or a streak period stays while another event of the same bucket still supplies it:
+    ``standing`` lists those events (occurred_at, attributes), as a set alone cannot tell. The caller retracts
+    only from states that counted the event (an award records them); an empty state is left as it is.
+    """
+    contrib = measure(c, attributes)
+    if contrib is None or state == EMPTY:
+        return state
+    others = [(at, measure(c, attrs)) for at, attrs in standing]
+    total, distinct, periods, entries = state.total, state.distinct, state.periods, state.entries
+    if contrib.amount is not None:
+        total = total - contrib.amount
+    if contrib.distinct is not None and contrib.distinct in distinct and not any(
+        o is not None and o.distinct == contrib.distinct for _at, o in others
+    ):
+        distinct = distinct - {contrib.distinct}
+    if c.aggregate == "streak":
+        unit = _streak_unit(c)
+        p = period_ordinal(unit, occurred_at, tz)
+        if p in periods and not any(o is not None and period_ordinal(unit, at, tz) == p for at, o in others):
+            periods = tuple(x for x in periods if x != p)
+    if isinstance(c.window, RollingWindow):
+        amount = str(contrib.amount) if contrib.amount is not None else None
+        entry = (occurred_at.timestamp(), amount, contrib.distinct)
+        if entry in entries:
+            kept = list(entries)
+            kept.remove(entry)
+            entries = tuple(kept)
+    return CounterState(
+        count=max(state.count - 1, 0), total=total, distinct=distinct, periods=periods, entries=entries
+    )
+
+
 # --------------------------------------------------------------------------- streaks
 
 
@@ -476,6 +518,7 @@ __all__ = [
     "matches",
     "measure",
     "progress",
+    "retract",
     "streak_through",
     "to_decimal",
     "value_of",

@@ -182,6 +182,63 @@ async def test_a_manual_grant_counts_for_collector_and_an_admins_credit_for_leve
     assert sorted(a["badge"] for a in held) == ["b0", "climber", "collector", "vip"]
 
 
+async def revoke(client: httpx.AsyncClient, member: str, key: str) -> None:
+    r = await client.request(
+        "DELETE", f"/v1/admin/users/{member}/badges/{key}", json={"reason": "fraud"}, headers=ADMIN
+    )
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.sqlite_too
+async def test_the_award_after_a_revoke_takes_a_new_id_and_credits_its_points(client: httpx.AsyncClient) -> None:
+    # On SQLite the revoked award's id was handed out again, colliding with the ledger source and the
+    # badge.awarded event its first holder left behind: every later award of the member failed.
+    await badge(client, "b0", [{"event": "task.t0", "threshold": 1}], points=5)
+    await badge(client, "b1", [{"event": "task.t1", "threshold": 1}], points=7)
+    assert awarded(await event(client, "M", "task.t0", day(1))) == ["b0"]
+    await revoke(client, "M", "b0")
+    out = await event(client, "M", "task.t1", day(1))
+    assert awarded(out) == ["b1"] and out["points_credited"] == 7
+    held = (await client.get("/v1/admin/users/M/badges", headers=ADMIN)).json()
+    assert [a["badge"] for a in held] == ["b1"]
+
+
+@pytest.mark.sqlite_too
+async def test_a_revoked_badge_no_longer_counts_toward_collector(client: httpx.AsyncClient) -> None:
+    for i in range(4):
+        await badge(client, f"b{i}", [{"event": f"task.t{i}", "threshold": 1}])
+    await badge(client, "collector", [{"event": "badge.awarded", "threshold": 3}])
+    assert awarded(await event(client, "M", "task.t0", day(1))) == ["b0"]
+    assert awarded(await event(client, "M", "task.t1", day(1))) == ["b1"]
+    await revoke(client, "M", "b1")
+    # Two awards, one revoked: the third badge makes two standing, not three.
+    out = await event(client, "M", "task.t2", day(1))
+    assert awarded(out) == ["b2"]
+    assert {"badge": "collector", "criterion": 0, "current": 2, "target": 3, "window_end": None} in out["progress"]
+    assert awarded(await event(client, "M", "task.t3", day(1))) == ["b3", "collector"]
+
+
+@pytest.mark.sqlite_too
+async def test_a_distinct_collector_keeps_a_badge_another_standing_award_still_supplies(
+    client: httpx.AsyncClient,
+) -> None:
+    distinct = {"event": "badge.awarded", "aggregate": "count_distinct", "field": "badge", "threshold": 3}
+    await badge(client, "again", [{"event": "task.again", "threshold": 1}], repeatable=True)
+    await badge(client, "b1", [{"event": "task.t1", "threshold": 1}])
+    await badge(client, "b2", [{"event": "task.t2", "threshold": 1}])
+    await badge(client, "variety", [distinct])
+    assert awarded(await event(client, "M", "task.t1", day(1))) == ["b1"]
+    r = await client.post("/v1/admin/users/M/badges/again", json={"reason": "one"}, headers=ADMIN)
+    assert r.status_code == 201, r.text
+    r = await client.post("/v1/admin/users/M/badges/again", json={"reason": "two"}, headers=ADMIN)
+    assert r.status_code == 201, r.text
+    await revoke(client, "M", "again")  # one "again" award still stands: still two distinct badges
+    await revoke(client, "M", "b1")  # now one
+    out = await event(client, "M", "task.t2", day(1))
+    assert awarded(out) == ["b2"]
+    assert {"badge": "variety", "criterion": 0, "current": 2, "target": 3, "window_end": None} in out["progress"]
+
+
 async def test_award_evidence_names_criteria_bucket_and_event(client: httpx.AsyncClient) -> None:
     crit = {
         "event": "visit",

@@ -23,6 +23,7 @@ from app.rules.evaluator import (
     matches,
     measure,
     progress,
+    retract,
     streak_through,
     value_of,
     window_bounds,
@@ -484,3 +485,61 @@ def test_is_met_threshold() -> None:
     c = crit(event="purchase", aggregate="sum", field="amount", threshold=99.9)
     assert is_met(c, Decimal("99.9"))
     assert not is_met(c, Decimal("99.89"))
+
+
+# --------------------------------------------------------------------------- retracting (a revoked award)
+
+
+def _fold(c: Criterion, events: list[tuple[datetime, dict[str, Any]]]) -> CounterState:
+    state = EMPTY
+    for at, attrs in events:
+        state = apply(c, state, at, attrs, SH)
+    return state
+
+
+@pytest.mark.parametrize(
+    ("criterion", "events", "gone", "standing_value"),
+    [
+        # count: one fewer, whatever else stands
+        (crit(event="badge.awarded"), [(day(1), {}), (day(2), {})], 0, Decimal(1)),
+        # sum: the amount comes off the total
+        (crit(event="p", aggregate="sum", field="amount"), [(day(1), {"amount": 5}), (day(2), {"amount": 7})],
+         1, Decimal(5)),
+        # count_distinct: a value another standing event supplies stays
+        (crit(event="badge.awarded", aggregate="count_distinct", field="badge"),
+         [(day(1), {"badge": "a"}), (day(2), {"badge": "a"}), (day(3), {"badge": "b"})], 0, Decimal(2)),
+        # count_distinct: a value nothing else supplies goes
+        (crit(event="badge.awarded", aggregate="count_distinct", field="badge"),
+         [(day(1), {"badge": "a"}), (day(3), {"badge": "b"})], 1, Decimal(1)),
+        # streak: a period another standing event keeps active stays (two awards on day 2)...
+        (crit(event="e", aggregate="streak", window={"type": "calendar", "unit": "day"}),
+         [(day(1), {}), (day(2, 9), {}), (day(2, 18), {}), (day(3), {})], 1, Decimal(3)),
+        # ...and a period only the retracted event made active goes, breaking the streak
+        (crit(event="e", aggregate="streak", window={"type": "calendar", "unit": "day"}),
+         [(day(1), {}), (day(2), {}), (day(3), {})], 1, Decimal(1)),
+        # rolling: exactly the retracted event's entry leaves the window
+        (crit(event="p", aggregate="sum", field="amount", window={"type": "rolling", "days": 7}),
+         [(day(3), {"amount": 5}), (day(3, 13), {"amount": 5})], 1, Decimal(5)),
+    ],
+    ids=["count", "sum", "distinct-kept", "distinct-gone", "streak-kept", "streak-broken", "rolling"],
+)
+def test_retract_takes_one_counted_event_back_out(
+    criterion: Criterion, events: list[tuple[datetime, dict[str, Any]]], gone: int, standing_value: Decimal
+) -> None:
+    state = _fold(criterion, events)
+    at, attrs = events[gone]
+    standing = events[:gone] + events[gone + 1:]
+    after = retract(criterion, state, at, attrs, SH, standing)
+    bucket = bucket_for(criterion, at, SH)  # every event of a case lands in one bucket
+    assert bucket is not None
+    assert value_of(criterion, {bucket: after}, day(3, 20), SH) == standing_value
+    assert after.count == state.count - 1
+    # The same as never having counted it (rolling entries and distinct sets included).
+    assert after == _fold(criterion, standing)
+
+
+def test_retract_leaves_an_empty_state_and_an_event_that_could_not_contribute() -> None:
+    c = crit(event="p", aggregate="sum", field="amount")
+    assert retract(c, EMPTY, day(1), {"amount": 5}, SH) == EMPTY
+    state = _fold(c, [(day(1), {"amount": 5})])
+    assert retract(c, state, day(1), {"amount": "n/a"}, SH) == state
