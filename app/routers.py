@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from app import health
+from app.analytics import endpoints as analytics_endpoints
 from app.audit import endpoints as audit_endpoints
 from app.auth import endpoints as auth_endpoints
 from app.badges import endpoints as badges_endpoints
@@ -41,5 +42,6 @@ def include_all(app: FastAPI) -> None:
         webhooks_endpoints.admin,
         leaderboards_endpoints.router,
         leaderboards_admin_endpoints.router,
+        analytics_endpoints.router,
     ):
         app.include_router(router)

@@ -20,6 +20,7 @@ from app.config import Settings
 from app.errors import Conflict, InvalidInput, NotFound
 from app.kit.cache import DefinitionCache
 from app.kit.clock import utcnow
+from app.kit.spreadsheet import safe_text
 from app.leaderboards import repository as lb_repo
 from app.leaderboards import scoring
 from app.leaderboards.schemas import (
@@ -409,12 +410,6 @@ async def export_target(
     return (board.id, _admin_period(board, period, settings), ""), board.key
 
 
-def _cell(value: str | None) -> str:
-    """Member-supplied text, defused so a spreadsheet never runs it as a formula."""
-    text = value or ""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 async def export_rows(sessionmaker: Any, view_key: lb_repo.ViewKey, page_size: int = 5000) -> AsyncIterator[str]:
     """CSV lines in rank order, read in keyset pages, each page in its own short transaction."""
     yield "rank,user_id,nickname,city,score,reached_at\r\n"
@@ -431,7 +426,7 @@ async def export_rows(sessionmaker: Any, view_key: lb_repo.ViewKey, page_size: i
             position += 1
             if r.score != last:
                 rank, last = position, r.score
-            writer.writerow([rank, _cell(r.external_id), _cell(r.nickname), _cell(r.city), num(r.score),
+            writer.writerow([rank, safe_text(r.external_id), safe_text(r.nickname), safe_text(r.city), num(r.score),
                              r.reached_at.isoformat()])
         yield buf.getvalue()
         tail = rows[-1]

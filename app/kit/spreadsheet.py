@@ -1,0 +1,25 @@
+"""CSV cells that a spreadsheet opens as text, never as a formula (CSV injection)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_text(value: str | None) -> str:
+    """Member- or operator-written text, defused: a leading formula character is quoted away."""
+    text = value or ""
+    return "'" + text if text[:1] in FORMULA_STARTS else text
+
+
+def cell(value: Any) -> str:
+    """Any report value as a cell: text defused, instants in ISO 8601, numbers as they are, None empty."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str):
+        return safe_text(value)
+    return str(value)
