@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from app.analytics import service as analytics
-from app.analytics.schemas import BadgeReportRow, ChallengeReportRow, Overview, Retention
+from app.analytics.schemas import BadgeReportRow, ChallengeReportRow, Overview, Retention, TierReportRow
 from app.auth.deps import AdminKey
 from app.badges.schemas import BADGE_KEY
 from app.errors import responses
@@ -21,7 +21,9 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _csv(name: str, columns: list[str], rows: list[BadgeReportRow] | list[ChallengeReportRow]) -> Response:
+def _csv(
+    name: str, columns: list[str], rows: list[BadgeReportRow] | list[ChallengeReportRow] | list[TierReportRow]
+) -> Response:
     return Response(
         analytics.to_csv(columns, rows),
         media_type="text/csv; charset=utf-8",
@@ -43,12 +45,13 @@ async def retention(
     badge: Annotated[
         str | None, Query(min_length=1, max_length=64, pattern=BADGE_KEY, description="Compare this badge's earners")
     ] = None,
+    tier: Annotated[str | None, Query(min_length=1, max_length=64, description="Only members of this tier")] = None,
     cohort_from: Annotated[Instant | None, Query(description="Default: 90 days before cohort_until")] = None,
     cohort_until: Annotated[Instant | None, Query(description="Default: `days` days ago")] = None,
 ) -> Retention:
     """Retention of badge earners against the other members of the same cohort (see `definition`)."""
     return await analytics.retention(
-        session, days=days, badge=badge, cohort_from=cohort_from, cohort_until=cohort_until
+        session, days=days, badge=badge, tier=tier, cohort_from=cohort_from, cohort_until=cohort_until
     )
 
 
@@ -74,3 +77,15 @@ async def challenge_report(session: SessionDep, _: AdminKey) -> list[ChallengeRe
 async def challenge_report_csv(session: SessionDep, _: AdminKey) -> Response:
     """The challenge report as CSV."""
     return _csv("challenges", list(ChallengeReportRow.model_fields), await analytics.challenge_report(session))
+
+
+@router.get("/tiers", response_model=list[TierReportRow], responses=responses(401, 403))
+async def tier_report(session: SessionDep, _: AdminKey) -> list[TierReportRow]:
+    """Members, activity, badges and challenge participation by member tier."""
+    return await analytics.tier_report(session)
+
+
+@router.get("/tiers.csv", response_class=Response, responses={**responses(401, 403), **CSV_RESPONSE})
+async def tier_report_csv(session: SessionDep, _: AdminKey) -> Response:
+    """The tier report as CSV."""
+    return _csv("tiers", list(TierReportRow.model_fields), await analytics.tier_report(session))

@@ -46,9 +46,9 @@ async def participants(session: AsyncSession) -> tuple[int, int]:
 
 
 async def cohort_activity(
-    session: AsyncSession, cohort_from: datetime, cohort_until: datetime
+    session: AsyncSession, cohort_from: datetime, cohort_until: datetime, tier: str | None = None
 ) -> list[tuple[Any, ...]]:
-    """(user_id, first_at, last_at) of the members whose first own event occurred in [from, until)."""
+    """(user_id, first_at, last_at) of the members (of one tier) whose first own event occurred in [from, until)."""
     first = func.min(Event.occurred_at)
     stmt = (
         select(Event.user_id, first.label("first_at"), func.max(Event.occurred_at).label("last_at"))
@@ -56,6 +56,8 @@ async def cohort_activity(
         .group_by(Event.user_id)
         .having(first >= cohort_from, first < cohort_until)
     )
+    if tier is not None:
+        stmt = stmt.join(User, User.id == Event.user_id).where(User.tier == tier)
     return [tuple(r) for r in (await session.execute(stmt)).all()]
 
 
@@ -123,3 +125,34 @@ async def challenge_rows(session: AsyncSession) -> list[tuple[Any, ...]]:
         .order_by(Challenge.key)
     )
     return [tuple(r) for r in (await session.execute(stmt)).all()]
+
+
+async def tier_rows(session: AsyncSession, active_since: datetime) -> dict[str | None, dict[str, int]]:
+    """Per member tier (None: no tier): members, active members, members holding a badge, awards and challenge
+    participants. Four grouped statements, merged here."""
+    out: dict[str | None, dict[str, int]] = {}
+
+    def put(rows: Any, *names: str) -> None:
+        for tier, *values in rows:
+            entry = out.setdefault(tier, dict.fromkeys(
+                ("members", "active_members_30d", "members_with_badges", "awards", "challenge_participants"), 0))
+            entry.update(zip(names, (int(v) for v in values), strict=True))
+
+    put(await session.execute(select(User.tier, func.count()).group_by(User.tier)), "members")
+    put(await session.execute(
+        select(User.tier, func.count(distinct(Event.user_id)))
+        .join(User, User.id == Event.user_id)
+        .where(Event.source != INTERNAL_SOURCE, Event.occurred_at >= active_since)
+        .group_by(User.tier)
+    ), "active_members_30d")
+    put(await session.execute(
+        select(User.tier, func.count(distinct(UserBadge.user_id)), func.count())
+        .join(User, User.id == UserBadge.user_id)
+        .group_by(User.tier)
+    ), "members_with_badges", "awards")
+    put(await session.execute(
+        select(User.tier, func.count(distinct(ChallengeParticipation.user_id)))
+        .join(User, User.id == ChallengeParticipation.user_id)
+        .group_by(User.tier)
+    ), "challenge_participants")
+    return out

@@ -29,6 +29,7 @@ class RetentionGroup(BaseModel):
 class Retention(BaseModel):
     days: int
     badge: str | None = Field(description="The badge whose earners are compared; null for any badge")
+    tier: str | None = Field(description="The member tier the cohort is limited to; null for every member")
     cohort_from: datetime
     cohort_until: datetime
     earners: RetentionGroup
@@ -61,3 +62,13 @@ class ChallengeReportRow(BaseModel):
     completed: int
     expired: int
     completion_rate: float = Field(description="completed / joined")
+
+
+class TierReportRow(BaseModel):
+    tier: str | None = Field(description="null: members without a tier")
+    members: int
+    active_members_30d: int
+    members_with_badges: int
+    awards: int
+    badges_per_member: float
+    challenge_participants: int

@@ -11,7 +11,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.analytics import repository as repo
-from app.analytics.schemas import BadgeReportRow, ChallengeReportRow, Overview, Retention, RetentionGroup
+from app.analytics.schemas import (
+    BadgeReportRow,
+    ChallengeReportRow,
+    Overview,
+    Retention,
+    RetentionGroup,
+    TierReportRow,
+)
 from app.badges import service as badges_service
 from app.challenges import service as challenges_service
 from app.errors import InvalidInput
@@ -55,6 +62,7 @@ async def retention(
     *,
     days: int,
     badge: str | None,
+    tier: str | None = None,
     cohort_from: datetime | None,
     cohort_until: datetime | None,
 ) -> Retention:
@@ -73,7 +81,7 @@ async def retention(
     earned = await repo.first_awards(session, badge_id)
     horizon = timedelta(days=days)
     groups = {True: [0, 0], False: [0, 0]}  # earner? → [members, retained]
-    for user_id, first_at, last_at in await repo.cohort_activity(session, since, until):
+    for user_id, first_at, last_at in await repo.cohort_activity(session, since, until, tier):
         at = earned.get(user_id)
         group = groups[at is not None and at < first_at + horizon]
         group[0] += 1
@@ -81,9 +89,19 @@ async def retention(
     e, o = (RetentionGroup(members=m, retained=r, retention_rate=_rate(r, m)) for m, r in (groups[True],
                                                                                            groups[False]))
     return Retention(
-        days=days, badge=badge, cohort_from=since, cohort_until=until, earners=e, others=o,
+        days=days, badge=badge, tier=tier, cohort_from=since, cohort_until=until, earners=e, others=o,
         lift=round(e.retention_rate - o.retention_rate, 4), definition=RETENTION_DEFINITION,
     )
+
+
+async def tier_report(session: AsyncSession) -> list[TierReportRow]:
+    """The seeds' "insights by customer segment and tier", by tier: members without one last."""
+    rows = await repo.tier_rows(session, utcnow() - timedelta(days=30))
+    return [
+        TierReportRow(tier=tier, badges_per_member=_rate(v["awards"], v["members"]), **v)
+        for tier, v in sorted(rows.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
+        if v["members"]
+    ]
 
 
 async def badge_report(session: AsyncSession) -> list[BadgeReportRow]:

@@ -149,9 +149,43 @@ async def test_challenge_report_counts_participations_by_status(
 
 
 @pytest.mark.parametrize(
-    "path", ["overview", "retention", "badges", "badges.csv", "challenges", "challenges.csv"]
+    "path", ["overview", "retention", "badges", "badges.csv", "challenges", "challenges.csv", "tiers", "tiers.csv"]
 )
 async def test_analytics_need_the_admin_scope(client: httpx.AsyncClient, make_key: Any, path: str) -> None:
     assert (await client.get(f"/v1/admin/analytics/{path}")).status_code == 401
     poster = await make_key("events:write")
     assert (await client.get(f"/v1/admin/analytics/{path}", headers=poster)).status_code == 403
+
+
+async def sync(client: httpx.AsyncClient, external_id: str, tier: str) -> None:
+    r = await client.put(f"/v1/users/{external_id}", json={"tier": tier}, headers=ADMIN)
+    assert r.status_code in (200, 201), r.text
+
+
+@pytest.mark.sqlite_too
+async def test_tier_report_and_retention_limited_to_one_tier(client: httpx.AsyncClient) -> None:
+    await badge(client, "first-post", [{"event": "post", "threshold": 1}])
+    for who, tier in (("A", "gold"), ("B", "gold"), ("C", "silver")):
+        await sync(client, who, tier)
+    await event(client, "A", "post", ago(40))
+    await event(client, "A", "visit", ago(20))
+    await event(client, "B", "visit", ago(40))
+    await event(client, "C", "post", ago(40))
+    await event(client, "C", "post", ago(2))
+    await event(client, "D", "visit", ago(40))  # no tier
+    rows = (await client.get("/v1/admin/analytics/tiers", headers=ADMIN)).json()
+    assert rows == [
+        {"tier": "gold", "members": 2, "active_members_30d": 1, "members_with_badges": 1, "awards": 1,
+         "badges_per_member": 0.5, "challenge_participants": 0},
+        {"tier": "silver", "members": 1, "active_members_30d": 1, "members_with_badges": 1, "awards": 1,
+         "badges_per_member": 1.0, "challenge_participants": 0},
+        {"tier": None, "members": 1, "active_members_30d": 0, "members_with_badges": 0, "awards": 0,
+         "badges_per_member": 0.0, "challenge_participants": 0},
+    ]
+    table = list(csv.DictReader(io.StringIO((await client.get("/v1/admin/analytics/tiers.csv", headers=ADMIN)).text)))
+    assert [(t["tier"], t["members"]) for t in table] == [("gold", "2"), ("silver", "1"), ("", "1")]
+    body = (await client.get("/v1/admin/analytics/retention", params={"tier": "gold"}, headers=ADMIN)).json()
+    assert body["tier"] == "gold"
+    assert body["earners"] == {"members": 1, "retained": 1, "retention_rate": 1.0}
+    assert body["others"] == {"members": 1, "retained": 0, "retention_rate": 0.0}
+    assert body["lift"] == 1.0
