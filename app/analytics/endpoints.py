@@ -1,4 +1,4 @@
-"""Analytics for the admin web app (scope `admin`): read-only, JSON or CSV."""
+"""Analytics for the admin web app (scope `analytics:read`, which `admin` implies): read-only, JSON or CSV."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from app.analytics import service as analytics
 from app.analytics.schemas import BadgeReportRow, ChallengeReportRow, Overview, Retention, TierReportRow
-from app.auth.deps import AdminKey
+from app.auth.deps import AnalyticsKey
 from app.badges.schemas import BADGE_KEY
 from app.errors import responses
 from app.kit.db import SessionDep
@@ -32,7 +32,7 @@ def _csv(
 
 
 @router.get("/overview", response_model=Overview, responses=responses(401, 403))
-async def overview(session: SessionDep, _: AdminKey) -> Overview:
+async def overview(session: SessionDep, _: AnalyticsKey) -> Overview:
     """Members, activity, badges per member, challenge participation and points outstanding, as of now."""
     return await analytics.overview(session)
 
@@ -40,7 +40,7 @@ async def overview(session: SessionDep, _: AdminKey) -> Overview:
 @router.get("/retention", response_model=Retention, responses=responses(401, 403, 404, 422))
 async def retention(
     session: SessionDep,
-    _: AdminKey,
+    _: AnalyticsKey,
     days: Annotated[int, Query(ge=1, le=365, description="The retention horizon: day-N retention")] = 7,
     badge: Annotated[
         str | None, Query(min_length=1, max_length=64, pattern=BADGE_KEY, description="Compare this badge's earners")
@@ -56,36 +56,36 @@ async def retention(
 
 
 @router.get("/badges", response_model=list[BadgeReportRow], responses=responses(401, 403))
-async def badge_report(session: SessionDep, _: AdminKey) -> list[BadgeReportRow]:
+async def badge_report(session: SessionDep, _: AnalyticsKey) -> list[BadgeReportRow]:
     """Every badge (any status) with holders, awards, rarity and its first and last award."""
     return await analytics.badge_report(session)
 
 
 @router.get("/badges.csv", response_class=Response, responses={**responses(401, 403), **CSV_RESPONSE})
-async def badge_report_csv(session: SessionDep, _: AdminKey) -> Response:
+async def badge_report_csv(session: SessionDep, _: AnalyticsKey) -> Response:
     """The badge report as CSV."""
     return _csv("badges", list(BadgeReportRow.model_fields), await analytics.badge_report(session))
 
 
 @router.get("/challenges", response_model=list[ChallengeReportRow], responses=responses(401, 403))
-async def challenge_report(session: SessionDep, _: AdminKey) -> list[ChallengeReportRow]:
+async def challenge_report(session: SessionDep, _: AnalyticsKey) -> list[ChallengeReportRow]:
     """Every challenge with participations by status and its completion rate."""
     return await analytics.challenge_report(session)
 
 
 @router.get("/challenges.csv", response_class=Response, responses={**responses(401, 403), **CSV_RESPONSE})
-async def challenge_report_csv(session: SessionDep, _: AdminKey) -> Response:
+async def challenge_report_csv(session: SessionDep, _: AnalyticsKey) -> Response:
     """The challenge report as CSV."""
     return _csv("challenges", list(ChallengeReportRow.model_fields), await analytics.challenge_report(session))
 
 
 @router.get("/tiers", response_model=list[TierReportRow], responses=responses(401, 403))
-async def tier_report(session: SessionDep, _: AdminKey) -> list[TierReportRow]:
+async def tier_report(session: SessionDep, _: AnalyticsKey) -> list[TierReportRow]:
     """Members, activity, badges and challenge participation by member tier."""
     return await analytics.tier_report(session)
 
 
 @router.get("/tiers.csv", response_class=Response, responses={**responses(401, 403), **CSV_RESPONSE})
-async def tier_report_csv(session: SessionDep, _: AdminKey) -> Response:
+async def tier_report_csv(session: SessionDep, _: AnalyticsKey) -> Response:
     """The tier report as CSV."""
     return _csv("tiers", list(TierReportRow.model_fields), await analytics.tier_report(session))

@@ -151,10 +151,12 @@ async def test_challenge_report_counts_participations_by_status(
 @pytest.mark.parametrize(
     "path", ["overview", "retention", "badges", "badges.csv", "challenges", "challenges.csv", "tiers", "tiers.csv"]
 )
-async def test_analytics_need_the_admin_scope(client: httpx.AsyncClient, make_key: Any, path: str) -> None:
+async def test_analytics_need_the_analytics_scope(client: httpx.AsyncClient, make_key: Any, path: str) -> None:
     assert (await client.get(f"/v1/admin/analytics/{path}")).status_code == 401
     poster = await make_key("events:write")
     assert (await client.get(f"/v1/admin/analytics/{path}", headers=poster)).status_code == 403
+    analyst = await make_key("analytics:read")
+    assert (await client.get(f"/v1/admin/analytics/{path}", headers=analyst)).status_code == 200
 
 
 async def sync(client: httpx.AsyncClient, external_id: str, tier: str) -> None:
