@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Response
 
-from app.auth.deps import AdminKey, CurrentUser
+from app.auth.deps import AdminKey, AnalyticsKey, CurrentUser
 from app.badges import service as badges_service
 from app.badges.schemas import (
     BADGE_KEY,
@@ -92,7 +92,7 @@ async def badge_stats(
     key: BadgeKey,
     session: SessionDep,
     settings: SettingsDep,
-    _: AdminKey,
+    _: AnalyticsKey,
     days: Annotated[int, Query(ge=1, le=366)] = 30,
 ) -> BadgeStats:
     """Holders, rarity, first and last award, awards per day (program time zone)."""

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
-from app.auth.deps import AdminKey
+from app.auth.deps import AdminKey, AnalyticsKey
 from app.challenges import repository as challenges_repo
 from app.challenges import service as challenges_service
 from app.challenges.schemas import ChallengeCreate, ChallengeOut, ChallengeReplace, ChallengeStats, ChallengeUpdate
@@ -78,6 +78,8 @@ async def archive_challenge(key: ChallengeKey, session: SessionDep, _: AdminKey)
 
 
 @router.get("/{key}/stats", response_model=ChallengeStats, responses=responses(401, 403, 404))
-async def challenge_stats(key: ChallengeKey, session: SessionDep, settings: SettingsDep, _: AdminKey) -> ChallengeStats:
+async def challenge_stats(
+    key: ChallengeKey, session: SessionDep, settings: SettingsDep, _: AnalyticsKey
+) -> ChallengeStats:
     """Joined, active, completed, expired, completion rate, median time, per-step drop-off, per instance."""
     return await challenges_service.stats(session, settings, key)

@@ -191,3 +191,16 @@ async def test_tier_report_and_retention_limited_to_one_tier(client: httpx.Async
     assert body["earners"] == {"members": 1, "retained": 1, "retention_rate": 1.0}
     assert body["others"] == {"members": 1, "retained": 0, "retention_rate": 0.0}
     assert body["lift"] == 1.0
+
+
+async def test_an_analytics_key_reads_badge_and_challenge_stats_but_changes_nothing(
+    client: httpx.AsyncClient, make_key: Any
+) -> None:
+    await badge(client, "first-post", [{"event": "post", "threshold": 1}])
+    body = {"key": "two-posts", "title": "Two posts", "steps": [step("Post twice", "post", 2)]}
+    assert (await client.post("/v1/admin/challenges", json=body, headers=ADMIN)).status_code == 201
+    analyst = await make_key("analytics:read")
+    assert (await client.get("/v1/admin/badges/first-post/stats", headers=analyst)).status_code == 200
+    assert (await client.get("/v1/admin/challenges/two-posts/stats", headers=analyst)).status_code == 200
+    r = await client.patch("/v1/admin/badges/first-post", json={"points": 5}, headers=analyst)
+    assert r.status_code == 403, r.text
