@@ -313,6 +313,7 @@ class EngineRun:
                 "event_id": event.id if event else None,
                 "evidence": evidence or {},
                 "awarded_at": awarded_at,
+                "counted_in": [],  # until its badge.awarded event moves a counter (NULL: made before 0008)
             }
         )
         self.outcome.badges_awarded.append(

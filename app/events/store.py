@@ -268,7 +268,7 @@ class EngineStore:
 
     async def add_award(self, row: dict[str, Any]) -> int:
         award_id = await self.ids.next("user_badges")
-        self._award_rows.append({**row, "id": award_id, "counted_in": None})
+        self._award_rows.append({"counted_in": None, **row, "id": award_id})
         (await self.awards(row["user_id"])).setdefault(row["badge_id"], set()).add(row["award_key"])
         return award_id
 

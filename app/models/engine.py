@@ -83,7 +83,7 @@ class UserBadge(Base):
     event_id: Mapped[int | None] = mapped_column(BigId)
     evidence: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
     # The (scope, bucket) counters this award's `badge.awarded` event moved (a Collector's), so a revoke takes it
-    # back out of exactly those; NULL for awards made before it was recorded.
+    # back out of exactly those; [] when it moved none, NULL for awards made before it was recorded.
     counted_in: Mapped[list[list[str]] | None] = mapped_column(JSONType)
 
     # AUTOINCREMENT on SQLite: a revoke deletes the row, and a reused id would collide with the ledger source and

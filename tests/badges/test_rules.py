@@ -239,6 +239,23 @@ async def test_a_distinct_collector_keeps_a_badge_another_standing_award_still_s
     assert {"badge": "variety", "criterion": 0, "current": 2, "target": 3, "window_end": None} in out["progress"]
 
 
+@pytest.mark.sqlite_too
+async def test_an_award_that_counted_nowhere_does_not_keep_a_revoked_badge_counted(client: httpx.AsyncClient) -> None:
+    distinct = {"event": "badge.awarded", "aggregate": "count_distinct", "field": "badge", "threshold": 2}
+    await badge(client, "again", [{"event": "task.again", "threshold": 1}], repeatable=True)
+    await badge(client, "b1", [{"event": "task.t1", "threshold": 1}])
+    await event(client, "M", "visit", day(3))
+    r = await client.post("/v1/admin/users/M/badges/again", json={"reason": "before variety"}, headers=ADMIN)
+    assert r.status_code == 201, r.text
+    await badge(client, "variety", [distinct])  # the first award was never counted by it
+    r = await client.post("/v1/admin/users/M/badges/again", json={"reason": "counted"}, headers=ADMIN)
+    assert r.status_code == 201, r.text
+    await revoke(client, "M", "again")  # the counted one: "again" leaves variety's distinct badges
+    out = await event(client, "M", "task.t1", day(1))
+    assert awarded(out) == ["b1"]
+    assert {"badge": "variety", "criterion": 0, "current": 1, "target": 2, "window_end": None} in out["progress"]
+
+
 async def test_award_evidence_names_criteria_bucket_and_event(client: httpx.AsyncClient) -> None:
     crit = {
         "event": "visit",

@@ -104,3 +104,25 @@ async def test_event_outcomes_move_to_their_own_table_and_back() -> None:
             assert [(r[0], r[1]) for r in back] == [("k1", '{"points_credited": 5}'), ("k2", None)]
         finally:
             await conn.close()
+
+
+def test_sqlite_awards_never_reuse_an_id_a_revoked_award_left_behind(tmp_path: Any) -> None:
+    # Before 0008, SQLite handed out max(id) + 1: the award after a revoke of the newest one took its id, and
+    # collided with the badge.awarded event and ledger source the revoked award had left. The upgrade starts
+    # the sequence above every id they name.
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    _in_thread(migrate.upgrade, url, "0007_event_outcomes")
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("INSERT INTO users (id, external_id, segments, preferences, points, created_at, updated_at) "
+                   "VALUES (1, 'M', '[]', '{}', 0, '2026-11-01', '2026-11-01')")
+        db.execute("INSERT INTO events (idempotency_key, user_id, type, source, occurred_at, received_at, attributes)"
+                   " VALUES ('laurel:badge.awarded:7', 1, 'badge.awarded', 'laurel', '2026-11-01', '2026-11-01', '{}')")
+        db.execute("INSERT INTO points_ledger (user_id, amount, balance_after, reason, source_type, source_id, "
+                   "created_at) VALUES (1, 5, 5, 'x', 'badge', '9', '2026-11-01')")
+        db.commit()  # award 9 (and 7) revoked: no user_badges row names them any more
+    _in_thread(migrate.upgrade, url)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'user_badges'").fetchall() == [(9,)]
