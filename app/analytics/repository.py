@@ -75,7 +75,7 @@ async def first_awards(session: AsyncSession, badge_id: int | None) -> dict[int,
 
 
 async def badge_rows(session: AsyncSession) -> list[tuple[Any, ...]]:
-    """Every badge with its award totals, in key order."""
+    """Every badge with its award totals."""
     totals = (
         select(
             UserBadge.badge_id,
@@ -94,13 +94,12 @@ async def badge_rows(session: AsyncSession) -> list[tuple[Any, ...]]:
             totals.c.first_awarded_at, totals.c.last_awarded_at,
         )
         .outerjoin(totals, totals.c.badge_id == Badge.id)
-        .order_by(Badge.key)
     )
     return [tuple(r) for r in (await session.execute(stmt)).all()]
 
 
 async def challenge_rows(session: AsyncSession) -> list[tuple[Any, ...]]:
-    """Every challenge with its participations counted by status, in key order."""
+    """Every challenge with its participations counted by status."""
     cp = ChallengeParticipation
     totals = (
         select(
@@ -122,7 +121,6 @@ async def challenge_rows(session: AsyncSession) -> list[tuple[Any, ...]]:
             func.coalesce(totals.c.expired, 0),
         )
         .outerjoin(totals, totals.c.challenge_id == Challenge.id)
-        .order_by(Challenge.key)
     )
     return [tuple(r) for r in (await session.execute(stmt)).all()]
 

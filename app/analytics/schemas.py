@@ -23,7 +23,7 @@ class Overview(BaseModel):
 class RetentionGroup(BaseModel):
     members: int
     retained: int
-    retention_rate: float = Field(description="retained / members; 0 for an empty group")
+    retention_rate: float | None = Field(description="retained / members; null for an empty group")
 
 
 class Retention(BaseModel):
@@ -34,7 +34,11 @@ class Retention(BaseModel):
     cohort_until: datetime
     earners: RetentionGroup
     others: RetentionGroup
-    lift: float = Field(description="The earners' retention rate minus the others'")
+    lift: float | None = Field(description="The earners' retention rate minus the others'; null if a group is empty")
+    horizon_complete: bool = Field(
+        description="Whether every member of the cohort has had the whole horizon to return; when not, the latest "
+        "ones count as not retained for now"
+    )
     definition: str
 
 

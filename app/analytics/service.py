@@ -29,8 +29,8 @@ DEFAULT_COHORT_DAYS = 90
 RETENTION_DEFINITION = (
     "Cohort: members whose first event of their own occurred in [cohort_from, cohort_until). Retained: they had "
     "an event at least `days` days after that first one. Earners: they earned the badge (any badge when none is "
-    "named) within those `days` days, timed by the event that completed it (a manual grant by its award time); "
-    "others: the rest of the cohort."
+    "named) within those `days` days, timed by the event that completed it (a manual grant or a challenge reward "
+    "by its award time); others: the rest of the cohort."
 )
 
 
@@ -40,6 +40,7 @@ def _rate(part: int, whole: int) -> float:
 
 async def overview(session: AsyncSession) -> Overview:
     now = utcnow()
+    await challenges_service.expire_due(session, now)  # participations past their deadline are no longer active
     members = await repo.member_count(session)
     awards, earners = await repo.award_totals(session)
     joined, active = await repo.participants(session)
@@ -86,11 +87,13 @@ async def retention(
         group = groups[at is not None and at < first_at + horizon]
         group[0] += 1
         group[1] += last_at >= first_at + horizon
-    e, o = (RetentionGroup(members=m, retained=r, retention_rate=_rate(r, m)) for m, r in (groups[True],
-                                                                                           groups[False]))
+    e, o = (RetentionGroup(members=m, retained=r, retention_rate=_rate(r, m) if m else None)
+            for m, r in (groups[True], groups[False]))
+    lift = None if e.retention_rate is None or o.retention_rate is None else round(
+        e.retention_rate - o.retention_rate, 4)
     return Retention(
-        days=days, badge=badge, tier=tier, cohort_from=since, cohort_until=until, earners=e, others=o,
-        lift=round(e.retention_rate - o.retention_rate, 4), definition=RETENTION_DEFINITION,
+        days=days, badge=badge, tier=tier, cohort_from=since, cohort_until=until, earners=e, others=o, lift=lift,
+        horizon_complete=until + horizon <= utcnow(), definition=RETENTION_DEFINITION,
     )
 
 
@@ -111,7 +114,8 @@ async def badge_report(session: AsyncSession) -> list[BadgeReportRow]:
             key=key, name=name, status=status, visibility=visibility, points=points, holders=holders,
             awards=awards, rarity=_rate(holders, members), first_awarded_at=first, last_awarded_at=last,
         )
-        for key, name, status, visibility, points, holders, awards, first, last in await repo.badge_rows(session)
+        for key, name, status, visibility, points, holders, awards, first, last in sorted(
+            await repo.badge_rows(session))  # by key, in code point order whatever the database's collation
     ]
 
 
@@ -122,8 +126,8 @@ async def challenge_report(session: AsyncSession) -> list[ChallengeReportRow]:
             key=key, title=title, status=status, schedule_type=schedule, joined=joined, members=members,
             active=active, completed=completed, expired=expired, completion_rate=_rate(completed, joined),
         )
-        for key, title, status, schedule, joined, members, active, completed, expired in
-        await repo.challenge_rows(session)
+        for key, title, status, schedule, joined, members, active, completed, expired in sorted(
+            await repo.challenge_rows(session))  # by key, in code point order whatever the database's collation
     ]
 
 

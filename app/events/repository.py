@@ -11,10 +11,11 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.events.record import EventRecord
+from app.events.schemas import RESERVED_SOURCE
 from app.kit.dialect import insert_ignore, insert_once
 from app.models import Event, EventOutcome, RuleCounter
 
-INTERNAL_SOURCE = "laurel"  # award and level events the engine records itself
+INTERNAL_SOURCE = RESERVED_SOURCE  # award and level events the engine records itself
 
 
 async def record(

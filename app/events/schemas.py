@@ -18,6 +18,7 @@ MAX_ATTRIBUTES_BYTES = 4096
 MAX_ATTRIBUTES_DEPTH = 4
 MAX_FUTURE = timedelta(minutes=5)
 RESERVED_TYPES = frozenset({"badge.awarded", "level.reached"})
+RESERVED_SOURCE = "laurel"  # the source of the award and level events Laurel records itself
 
 
 def _depth(value: Any, level: int = 0, cap: int = MAX_ATTRIBUTES_DEPTH + 1) -> int:
@@ -89,6 +90,14 @@ class EventIn(WriteModel):
     @classmethod
     def _lower_source(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("source")
+    @classmethod
+    def _not_laurel(cls, value: str) -> str:
+        # Laurel's own events are told apart by this source (history, analytics): a posted one would pass for one.
+        if value == RESERVED_SOURCE:
+            raise ValueError(f"'{RESERVED_SOURCE}' is the source of the events Laurel records itself")
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -46,7 +46,7 @@ async def test_retention_compares_badge_earners_with_the_rest_of_their_cohort(cl
     assert body["days"] == 7 and body["badge"] is None
     assert body["earners"] == {"members": 2, "retained": 1, "retention_rate": 0.5}
     assert body["others"] == {"members": 4, "retained": 2, "retention_rate": 0.5}
-    assert body["lift"] == 0.0
+    assert body["lift"] == 0.0 and body["horizon_complete"] is True
 
     # Day-15 retention of the same cohort: A came back after 10 days only; C and F after 20.
     r = await client.get("/v1/admin/analytics/retention", params={"days": 15, "badge": "first-post"}, headers=ADMIN)
@@ -55,10 +55,17 @@ async def test_retention_compares_badge_earners_with_the_rest_of_their_cohort(cl
     assert body["earners"] == {"members": 2, "retained": 0, "retention_rate": 0.0}
     assert body["others"]["retained"] == 2
 
-    # An explicit cohort: only G's first event lies in it.
+    # An explicit cohort: only G's first event lies in it, and no earner: no rate, no lift.
     params = {"cohort_from": ago(250).isoformat(), "cohort_until": ago(150).isoformat()}
     body = (await client.get("/v1/admin/analytics/retention", params=params, headers=ADMIN)).json()
-    assert body["earners"]["members"] == 0 and body["others"] == {"members": 1, "retained": 1, "retention_rate": 1.0}
+    assert body["earners"] == {"members": 0, "retained": 0, "retention_rate": None}
+    assert body["others"] == {"members": 1, "retained": 1, "retention_rate": 1.0}
+    assert body["lift"] is None
+
+    # A cohort up to now: its latest members have not had 7 days yet, and the reply says so.
+    params = {"cohort_from": ago(10).isoformat(), "cohort_until": NOW.isoformat()}
+    body = (await client.get("/v1/admin/analytics/retention", params=params, headers=ADMIN)).json()
+    assert body["horizon_complete"] is False and body["others"]["members"] == 1  # H
 
 
 @pytest.mark.sqlite_too
@@ -191,6 +198,8 @@ async def test_tier_report_and_retention_limited_to_one_tier(client: httpx.Async
     assert body["earners"] == {"members": 1, "retained": 1, "retention_rate": 1.0}
     assert body["others"] == {"members": 1, "retained": 0, "retention_rate": 0.0}
     assert body["lift"] == 1.0
+    assert (await client.get("/v1/admin/analytics/retention", params={"tier": "bronze"}, headers=ADMIN)).json()[
+        "earners"]["retention_rate"] is None
 
 
 async def test_an_analytics_key_reads_badge_and_challenge_stats_but_changes_nothing(

@@ -209,6 +209,18 @@ async def test_batch_item_failing_inside_the_engine_leaves_the_rest_working(clie
     assert results[3]["result"]["points_credited"] == 0
 
 
+@pytest.mark.parametrize("source", ["laurel", "LAUREL"])
+async def test_laurels_own_source_is_refused(client: httpx.AsyncClient, source: str) -> None:
+    # Laurel's award and level events are told apart by their source; a posted event under it would vanish from
+    # the member's history and from analytics.
+    body = {"id": "s-1", "user_id": "R1", "type": "visit", "occurred_at": NOW.isoformat(), "source": source}
+    r = await client.post("/v1/events", json=body, headers=ADMIN)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["details"][0]["field"].endswith("source")
+    batch = await client.post("/v1/events/batch", json={"events": [body]}, headers=ADMIN)
+    assert batch.json()["results"][0]["status"] == "rejected"
+
+
 async def test_ids_in_laurels_own_namespace_are_refused(client: httpx.AsyncClient) -> None:
     # Award and level events are recorded as "laurel:…"; a posted id there could take one of theirs.
     body = {"id": "laurel:level.reached:1:3", "user_id": "R1", "type": "visit", "occurred_at": NOW.isoformat()}
