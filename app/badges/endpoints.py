@@ -19,6 +19,7 @@ from app.badges.schemas import (
     BadgeUpdate,
     GrantIn,
     MemberBadge,
+    RevokeIn,
     ShareOut,
 )
 from app.config import Settings
@@ -125,15 +126,18 @@ async def revoke_badge(
     settings: SettingsDep,
     caller: AdminKey,
     reason: Annotated[str | None, Query(max_length=500)] = None,
-    body: Annotated[GrantIn | None, Body()] = None,
+    reset_progress: Annotated[bool, Query(description="As the body's `reset_progress`")] = False,
+    body: Annotated[RevokeIn | None, Body()] = None,
 ) -> dict[str, Any]:
-    """Revoke a badge (audited); the reason comes in the body or as `?reason=`."""
+    """Revoke a badge (audited); the reason comes in the body or as `?reason=`. `reset_progress` also clears
+    the member's progress toward it, so only new activity can earn it again."""
     why = body.reason if body else reason
     if not why:
         raise InvalidInput(
             "A reason is required", code="reason_required", details=[{"field": "reason", "message": "required"}]
         )
-    return await badges_service.revoke(session, settings, caller.name, external_id, badge_key, why)
+    reset = body.reset_progress if body else reset_progress
+    return await badges_service.revoke(session, settings, caller.name, external_id, badge_key, why, reset)
 
 
 @admin.get("/users/{external_id}/badges", response_model=list[AwardEvidence], responses=responses(401, 403, 404))

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Badge, User, UserBadge
+from app.models import Badge, RuleCounter, User, UserBadge
 
 
 async def by_key(session: AsyncSession, key: str) -> Badge | None:
@@ -58,6 +58,16 @@ async def awards_for(session: AsyncSession, user_id: int, badge_id: int) -> Sequ
 
 async def delete_award(session: AsyncSession, award_id: int) -> None:
     await session.execute(delete(UserBadge).where(UserBadge.id == award_id))
+
+
+async def delete_counters(session: AsyncSession, user_id: int, scopes: Sequence[str]) -> int:
+    """A member's counters of some criteria, every bucket; how many there were."""
+    if not scopes:
+        return 0
+    res = await session.execute(
+        delete(RuleCounter).where(RuleCounter.user_id == user_id, RuleCounter.scope.in_(scopes))
+    )
+    return int(getattr(res, "rowcount", 0) or 0)
 
 
 async def holder_counts(session: AsyncSession) -> dict[int, int]:

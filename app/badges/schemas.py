@@ -151,6 +151,14 @@ class GrantIn(WriteModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
+class RevokeIn(GrantIn):
+    reset_progress: StrictBool = Field(
+        default=False,
+        description="Also clear the member's progress toward the badge, so only new activity can earn it again "
+        "(by default the counters stay, and the next matching event can re-award it)",
+    )
+
+
 class AwardOut(ReadModel):
     award_id: int
     badge: str

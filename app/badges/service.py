@@ -319,9 +319,16 @@ async def grant(
 
 
 async def revoke(
-    session: AsyncSession, settings: Settings, actor: str, external_id: str, key: str, reason: str
+    session: AsyncSession,
+    settings: Settings,
+    actor: str,
+    external_id: str,
+    key: str,
+    reason: str,
+    reset_progress: bool = False,
 ) -> dict[str, Any]:
-    """Remove the latest award and take back the points it credited (never below zero); audited."""
+    """Remove the latest award and take back the points it credited (never below zero); audited. With
+    `reset_progress`, the member's counters toward the badge go too, so history cannot re-award it."""
     user = await _member(session, external_id)
     badge = await get(session, key)
     run = await EngineRun.begin(session, settings, user)
@@ -331,6 +338,9 @@ async def revoke(
     award = awards[-1]
     await badges_repo.delete_award(session, award.id)
     await run.withdraw_award_event(award)
+    if reset_progress:
+        rule = rules_cache.valid_rule(badge)
+        await run.forget_counters([scope for scope, _c in rule.criteria] if rule else [])
     clawback = min(badge.points, max(user.points, 0))
     if clawback:
         await run.credit_points(
@@ -349,9 +359,10 @@ async def revoke(
         reason=reason,
         user_id=user.id,
         target=key,
-        details={"award_id": award.id, "points_reversed": clawback},
+        details={"award_id": award.id, "points_reversed": clawback, "progress_reset": reset_progress},
     )
-    return {"revoked": True, "award_id": award.id, "badge": key, "user_id": external_id, "points_reversed": clawback}
+    return {"revoked": True, "award_id": award.id, "badge": key, "user_id": external_id, "points_reversed": clawback,
+            "progress_reset": reset_progress}
 
 
 async def evidence(session: AsyncSession, external_id: str) -> list[AwardEvidence]:

@@ -256,6 +256,31 @@ async def test_an_award_that_counted_nowhere_does_not_keep_a_revoked_badge_count
     assert {"badge": "variety", "criterion": 0, "current": 1, "target": 2, "window_end": None} in out["progress"]
 
 
+@pytest.mark.sqlite_too
+async def test_a_revoke_can_reset_progress_so_only_new_activity_earns_the_badge_again(
+    client: httpx.AsyncClient,
+) -> None:
+    await badge(client, "two-visits", [{"event": "visit", "threshold": 2}], points=5)
+    for member in ("KEEP", "RESET"):
+        await event(client, member, "visit", day(3))
+        assert awarded(await event(client, member, "visit", day(2))) == ["two-visits"]
+    await revoke(client, "KEEP", "two-visits")
+    r = await client.request("DELETE", "/v1/admin/users/RESET/badges/two-visits",
+                             json={"reason": "fake visits", "reset_progress": True}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert r.json()["progress_reset"] is True and r.json()["points_reversed"] == 5
+    # The counters stayed for KEEP: the next visit re-awards. RESET starts again from zero.
+    assert awarded(await event(client, "KEEP", "visit", day(1))) == ["two-visits"]
+    out = await event(client, "RESET", "visit", day(1))
+    assert awarded(out) == [] and out["progress"][0]["current"] == 1
+    assert awarded(await event(client, "RESET", "visit", day(0))) == ["two-visits"]
+    audit = (await client.get("/v1/admin/audit", params={"user_id": "RESET"}, headers=ADMIN)).json()["items"]
+    assert audit[0]["details"]["progress_reset"] is True
+    r = await client.request("DELETE", "/v1/admin/users/RESET/badges/two-visits",
+                             json={"reason": "x", "reset_progress": "yes"}, headers=ADMIN)
+    assert r.status_code == 422, r.text
+
+
 async def test_award_evidence_names_criteria_bucket_and_event(client: httpx.AsyncClient) -> None:
     crit = {
         "event": "visit",
