@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Path, Query, Response
 
 from app.auth.deps import AdminKey, AnalyticsKey, CurrentUser
 from app.badges import service as badges_service
+from app.badges import simulation
 from app.badges.schemas import (
     BADGE_KEY,
     AwardEvidence,
@@ -21,6 +22,8 @@ from app.badges.schemas import (
     MemberBadge,
     RevokeIn,
     ShareOut,
+    SimulationIn,
+    SimulationOut,
 )
 from app.config import Settings
 from app.errors import InvalidInput, responses
@@ -86,6 +89,13 @@ async def delete_badge(key: BadgeKey, session: SessionDep, _: AdminKey) -> Respo
     """Delete a badge nobody holds (archive it otherwise)."""
     await badges_service.delete(session, key)
     return Response(status_code=204)
+
+
+@admin.post("/badges/simulate", response_model=SimulationOut, responses=responses(401, 403, 404, 422))
+async def simulate_badge(body: SimulationIn, session: SessionDep, settings: SettingsDep, _: AdminKey) -> SimulationOut:
+    """Replay the last `days` days of events through a badge rule before it goes live: who would have earned it,
+    how many awards, the points it would cost. Nothing is stored or awarded."""
+    return await simulation.simulate(session, settings, body)
 
 
 @admin.get("/badges/{key}/stats", response_model=BadgeStats, responses=responses(401, 403, 404))

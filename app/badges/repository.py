@@ -99,3 +99,15 @@ async def award_instants(session: AsyncSession, badge_id: int, since: datetime) 
         select(UserBadge.awarded_at).where(UserBadge.badge_id == badge_id, UserBadge.awarded_at >= since)
     )
     return list(rows.scalars())
+
+
+async def holders_among(session: AsyncSession, badge_id: int, user_ids: Sequence[int]) -> set[int]:
+    """Which of these members hold a badge."""
+    found: set[int] = set()
+    for i in range(0, len(user_ids), 5000):  # bounded IN lists
+        chunk = user_ids[i:i + 5000]
+        rows = await session.execute(
+            select(UserBadge.user_id).where(UserBadge.badge_id == badge_id, UserBadge.user_id.in_(chunk)).distinct()
+        )
+        found.update(int(r[0]) for r in rows.all())
+    return found

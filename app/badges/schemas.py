@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, StrictBool, field_validator, model_validator
+from pydantic import BaseModel, Field, StrictBool, field_validator, model_validator
 
 from app.kit.schemas import FieldError, Instant, ReadModel, WriteModel
 from app.rules.criteria import Criterion, tidy_numbers
@@ -187,3 +187,41 @@ class AwardEvidence(ReadModel):
     source: str
     event_id: int | None
     evidence: dict[str, Any]
+
+
+class SimulationIn(WriteModel):
+    """A badge rule to try against history before it goes live (nothing is stored or awarded)."""
+
+    criteria: list[Criterion] = Field(min_length=1, max_length=10)
+    points: int = Field(default=0, ge=0, le=1_000_000)
+    repeatable: StrictBool = False
+    available_from: Instant | None = Field(default=None, description="A season: only events inside it count")
+    available_until: Instant | None = None
+    days: int = Field(default=90, ge=1, le=730, description="How far back to replay: the events of the last N days")
+    compare_with: str | None = Field(
+        default=None, pattern=BADGE_KEY, description="An existing badge: how many simulated earners already hold it"
+    )
+
+    @model_validator(mode="after")
+    def _season(self) -> SimulationIn:
+        if (self.available_from is None) != (self.available_until is None):
+            missing = "available_from" if self.available_from is None else "available_until"
+            raise FieldError(missing, "a season needs both available_from and available_until")
+        if self.available_from and self.available_until and self.available_from >= self.available_until:
+            raise FieldError("available_until", "available_from must be before available_until")
+        return self
+
+
+class SimulationOut(BaseModel):
+    since: datetime = Field(description="Replayed from here to now, counters starting empty")
+    until: datetime
+    events_scanned: int
+    members_scanned: int = Field(description="Members with at least one event of the criteria's types")
+    members_would_earn: int
+    share_of_members: float = Field(description="members_would_earn / every member of the program")
+    awards: int = Field(description="Awards the rule would have made (more than members for a repeatable badge)")
+    points_budget: int = Field(description="awards × points")
+    already_holding: int | None = Field(description="Of those who would earn it, how many hold `compare_with`")
+    awards_per_day: list[dict[str, Any]] = Field(description="{date, awards} by the day (program time) of the award")
+    truncated: bool = Field(description="The replay stopped at `event_limit` events: the figures are a lower bound")
+    event_limit: int

@@ -132,3 +132,17 @@ async def load_counters(
         select(RuleCounter.scope, RuleCounter.bucket, RuleCounter.state).where(RuleCounter.user_id == user_id, cond)
     )
     return {(r.scope, r.bucket): r.state for r in rows}
+
+
+async def history_of_types(
+    session: AsyncSession, types: Sequence[str], since: datetime, until: datetime, limit: int
+) -> list[tuple[int, str, datetime, dict[str, Any]]]:
+    """(user_id, type, occurred_at, attributes) of the events of some types that occurred in [since, until), per
+    member in the order they occurred; at most `limit` rows (a simulation reads them, nothing is written)."""
+    rows = await session.execute(
+        select(Event.user_id, Event.type, Event.occurred_at, Event.attributes)
+        .where(Event.type.in_(types), Event.occurred_at >= since, Event.occurred_at < until)
+        .order_by(Event.user_id, Event.occurred_at, Event.id)
+        .limit(limit)
+    )
+    return [(int(r[0]), str(r[1]), r[2], r[3] or {}) for r in rows.all()]
