@@ -46,12 +46,16 @@ async def retention(
         str | None, Query(min_length=1, max_length=64, pattern=BADGE_KEY, description="Compare this badge's earners")
     ] = None,
     tier: Annotated[str | None, Query(min_length=1, max_length=64, description="Only members of this tier")] = None,
+    segment: Annotated[
+        str | None, Query(min_length=1, max_length=64, description="Only members carrying this segment tag")
+    ] = None,
     cohort_from: Annotated[Instant | None, Query(description="Default: 90 days before cohort_until")] = None,
     cohort_until: Annotated[Instant | None, Query(description="Default: `days` days ago")] = None,
 ) -> Retention:
     """Retention of badge earners against the other members of the same cohort (see `definition`)."""
     return await analytics.retention(
-        session, days=days, badge=badge, tier=tier, cohort_from=cohort_from, cohort_until=cohort_until
+        session, days=days, badge=badge, tier=tier, segment=segment, cohort_from=cohort_from,
+        cohort_until=cohort_until,
     )
 
 

@@ -154,3 +154,12 @@ async def tier_rows(session: AsyncSession, active_since: datetime) -> dict[str |
         .group_by(User.tier)
     ), "challenge_participants")
     return out
+
+
+async def members_in_segment(session: AsyncSession, user_ids: list[int], segment: str) -> set[int]:
+    """Which of these members carry a segment tag (checked here: the tags are a JSON list on both backends)."""
+    found: set[int] = set()
+    for i in range(0, len(user_ids), 5000):  # bounded IN lists
+        rows = await session.execute(select(User.id, User.segments).where(User.id.in_(user_ids[i:i + 5000])))
+        found.update(int(uid) for uid, tags in rows.all() if segment in (tags or ()))
+    return found

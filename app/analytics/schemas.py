@@ -30,6 +30,7 @@ class Retention(BaseModel):
     days: int
     badge: str | None = Field(description="The badge whose earners are compared; null for any badge")
     tier: str | None = Field(description="The member tier the cohort is limited to; null for every member")
+    segment: str | None = Field(description="The segment tag the cohort is limited to; null for every member")
     cohort_from: datetime
     cohort_until: datetime
     earners: RetentionGroup

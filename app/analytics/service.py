@@ -64,6 +64,7 @@ async def retention(
     days: int,
     badge: str | None,
     tier: str | None = None,
+    segment: str | None = None,
     cohort_from: datetime | None,
     cohort_until: datetime | None,
 ) -> Retention:
@@ -82,7 +83,11 @@ async def retention(
     earned = await repo.first_awards(session, badge_id)
     horizon = timedelta(days=days)
     groups = {True: [0, 0], False: [0, 0]}  # earner? → [members, retained]
-    for user_id, first_at, last_at in await repo.cohort_activity(session, since, until, tier):
+    cohort = await repo.cohort_activity(session, since, until, tier)
+    if segment is not None:
+        tagged = await repo.members_in_segment(session, [row[0] for row in cohort], segment)
+        cohort = [row for row in cohort if row[0] in tagged]
+    for user_id, first_at, last_at in cohort:
         at = earned.get(user_id)
         group = groups[at is not None and at < first_at + horizon]
         group[0] += 1
@@ -92,7 +97,8 @@ async def retention(
     lift = None if e.retention_rate is None or o.retention_rate is None else round(
         e.retention_rate - o.retention_rate, 4)
     return Retention(
-        days=days, badge=badge, tier=tier, cohort_from=since, cohort_until=until, earners=e, others=o, lift=lift,
+        days=days, badge=badge, tier=tier, segment=segment, cohort_from=since, cohort_until=until, earners=e,
+        others=o, lift=lift,
         horizon_complete=until + horizon <= utcnow(), definition=RETENTION_DEFINITION,
     )
 

@@ -166,16 +166,16 @@ async def test_analytics_need_the_analytics_scope(client: httpx.AsyncClient, mak
     assert (await client.get(f"/v1/admin/analytics/{path}", headers=analyst)).status_code == 200
 
 
-async def sync(client: httpx.AsyncClient, external_id: str, tier: str) -> None:
-    r = await client.put(f"/v1/users/{external_id}", json={"tier": tier}, headers=ADMIN)
+async def sync(client: httpx.AsyncClient, external_id: str, tier: str, segments: list[str] | None = None) -> None:
+    r = await client.put(f"/v1/users/{external_id}", json={"tier": tier, "segments": segments or []}, headers=ADMIN)
     assert r.status_code in (200, 201), r.text
 
 
 @pytest.mark.sqlite_too
 async def test_tier_report_and_retention_limited_to_one_tier(client: httpx.AsyncClient) -> None:
     await badge(client, "first-post", [{"event": "post", "threshold": 1}])
-    for who, tier in (("A", "gold"), ("B", "gold"), ("C", "silver")):
-        await sync(client, who, tier)
+    for who, tier, segments in (("A", "gold", ["vip"]), ("B", "gold", []), ("C", "silver", ["vip", "new"])):
+        await sync(client, who, tier, segments)
     await event(client, "A", "post", ago(40))
     await event(client, "A", "visit", ago(20))
     await event(client, "B", "visit", ago(40))
@@ -200,6 +200,9 @@ async def test_tier_report_and_retention_limited_to_one_tier(client: httpx.Async
     assert body["lift"] == 1.0
     assert (await client.get("/v1/admin/analytics/retention", params={"tier": "bronze"}, headers=ADMIN)).json()[
         "earners"]["retention_rate"] is None
+    body = (await client.get("/v1/admin/analytics/retention", params={"segment": "vip"}, headers=ADMIN)).json()
+    assert body["segment"] == "vip"  # A (earned, back after 20 days) and C (earned, back after 38)
+    assert body["earners"] == {"members": 2, "retained": 2, "retention_rate": 1.0} and body["others"]["members"] == 0
 
 
 async def test_an_analytics_key_reads_badge_and_challenge_stats_but_changes_nothing(
