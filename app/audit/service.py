@@ -40,3 +40,9 @@ async def page(
     rows = await session.execute(base.order_by(AuditEntry.id.desc()).limit(limit).offset(offset))
     total = (await session.execute(count)).scalar_one()
     return [(r[0], r[1]) for r in rows.all()], total
+
+
+async def revoked_award_ids(session: AsyncSession) -> set[int]:
+    """The ids of every award an operator revoked (the audit log is where a deleted award is remembered)."""
+    rows = await session.execute(select(AuditEntry.details).where(AuditEntry.action == "badge.revoke"))
+    return {d["award_id"] for (d,) in rows.all() if isinstance(d, dict) and isinstance(d.get("award_id"), int)}

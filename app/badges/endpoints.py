@@ -146,7 +146,7 @@ async def revoke_badge(
         raise InvalidInput(
             "A reason is required", code="reason_required", details=[{"field": "reason", "message": "required"}]
         )
-    reset = body.reset_progress if body else reset_progress
+    reset = reset_progress or bool(body and body.reset_progress)  # asked for either way
     return await badges_service.revoke(session, settings, caller.name, external_id, badge_key, why, reset)
 
 

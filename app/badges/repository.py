@@ -60,12 +60,12 @@ async def delete_award(session: AsyncSession, award_id: int) -> None:
     await session.execute(delete(UserBadge).where(UserBadge.id == award_id))
 
 
-async def delete_counters(session: AsyncSession, user_id: int, scopes: Sequence[str]) -> int:
-    """A member's counters of some criteria, every bucket; how many there were."""
-    if not scopes:
-        return 0
+async def delete_counters(session: AsyncSession, user_id: int, scope_prefix: str) -> int:
+    """A member's counters whose scope starts with a prefix (one badge's, every bucket); how many there were."""
     res = await session.execute(
-        delete(RuleCounter).where(RuleCounter.user_id == user_id, RuleCounter.scope.in_(scopes))
+        delete(RuleCounter).where(
+            RuleCounter.user_id == user_id, RuleCounter.scope.startswith(scope_prefix, autoescape=True)
+        )
     )
     return int(getattr(res, "rowcount", 0) or 0)
 

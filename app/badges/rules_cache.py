@@ -43,7 +43,12 @@ def rule_of(badge: Badge) -> BadgeRule:
 
 def scope_of(badge_id: int, c: Criterion) -> str:
     """Counter scope: per badge and criterion, so a changed criterion starts from zero."""
-    return f"b{badge_id}:{criterion_key(c)[:24]}"
+    return f"{scope_prefix(badge_id)}{criterion_key(c)[:24]}"
+
+
+def scope_prefix(badge_id: int) -> str:
+    """What the scopes of every criterion a badge has ever had start with."""
+    return f"b{badge_id}:"
 
 
 @dataclass(frozen=True)

@@ -193,11 +193,13 @@ class SimulationIn(WriteModel):
     """A badge rule to try against history before it goes live (nothing is stored or awarded)."""
 
     criteria: list[Criterion] = Field(min_length=1, max_length=10)
-    points: int = Field(default=0, ge=0, le=1_000_000)
+    points: int = Field(default=0, ge=0, le=1_000_000, strict=True)
     repeatable: StrictBool = False
     available_from: Instant | None = Field(default=None, description="A season: only events inside it count")
     available_until: Instant | None = None
-    days: int = Field(default=90, ge=1, le=730, description="How far back to replay: the events of the last N days")
+    days: int = Field(
+        default=90, ge=1, le=730, strict=True, description="How far back to replay: the events of the last N days"
+    )
     compare_with: str | None = Field(
         default=None, pattern=BADGE_KEY, description="An existing badge: how many simulated earners already hold it"
     )
@@ -223,5 +225,9 @@ class SimulationOut(BaseModel):
     points_budget: int = Field(description="awards × points")
     already_holding: int | None = Field(description="Of those who would earn it, how many hold `compare_with`")
     awards_per_day: list[dict[str, Any]] = Field(description="{date, awards} by the day (program time) of the award")
-    truncated: bool = Field(description="The replay stopped at `event_limit` events: the figures are a lower bound")
+    truncated: bool = Field(
+        description="The replay stopped at `event_limit` events (members in id order), or left out the events of a "
+        "member beyond `member_event_limit`: the figures are a lower bound"
+    )
     event_limit: int
+    member_event_limit: int

@@ -331,6 +331,14 @@ async def revoke(
     `reset_progress`, the member's counters toward the badge go too, so history cannot re-award it."""
     user = await _member(session, external_id)
     badge = await get(session, key)
+    if reset_progress and badge.repeatable:
+        # Its standing awards keep their repeat keys ("the 2nd ten"), so progress restarted from zero would have
+        # to pass them all again before earning anything.
+        raise InvalidInput(
+            "reset_progress applies to badges earned once; this one is repeatable",
+            code="reset_progress_unsupported",
+            details=[{"field": "reset_progress", "message": "not for a repeatable badge"}],
+        )
     run = await EngineRun.begin(session, settings, user)
     awards = await badges_repo.awards_for(session, user.id, badge.id)
     if not awards:
@@ -339,8 +347,7 @@ async def revoke(
     await badges_repo.delete_award(session, award.id)
     await run.withdraw_award_event(award)
     if reset_progress:
-        rule = rules_cache.valid_rule(badge)
-        await run.forget_counters([scope for scope, _c in rule.criteria] if rule else [])
+        await run.forget_counters(rules_cache.scope_prefix(badge.id))  # every version of its criteria
     clawback = min(badge.points, max(user.points, 0))
     if clawback:
         await run.credit_points(

@@ -1,12 +1,15 @@
 """Replay history through a badge rule before it goes live: who would have earned it, how often, at what cost.
 
 The same pure evaluator and repeat rules as the engine, in memory: nothing is stored, awarded or announced. Each
-member's events of the criteria's types in the last N days are replayed in the order they occurred, counters
-starting empty, as if the badge had been active from then on.
+member's events of the criteria's types that occurred in the last N days are replayed in the order they arrived
+(the order the engine evaluated them), counters starting empty, as if the badge had been active from then on.
+Rows are streamed member by member, so memory holds one member's events, and the event loop is given back
+between members.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta, tzinfo
@@ -14,25 +17,28 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import service as audit
 from app.badges import repository as badges_repo
 from app.badges import service as badges_service
 from app.badges.rules_cache import BadgeRule
 from app.badges.schemas import SimulationIn, SimulationOut
 from app.config import Settings
 from app.events import repository as events_repo
-from app.events.engine import in_season, repeat_key
+from app.events.engine import BADGE_AWARDED, in_season, repeat_key
+from app.events.schemas import MAX_FUTURE
 from app.kit.clock import utcnow
 from app.kit.periods import local_date
 from app.rules import evaluator as ev
 from app.rules.criteria import Criterion
 
 EVENT_LIMIT = 200_000  # events replayed per simulation; beyond, the answer says it is a lower bound
+MEMBER_EVENT_LIMIT = 2_000  # per member: a rolling window re-reads its entries per event, so a member costs n²
 
 
 def replay_member(
     rule: BadgeRule, events: Iterable[tuple[str, datetime, dict[str, Any]]], tz: tzinfo
 ) -> list[datetime]:
-    """When one member would have been awarded the rule, given their events in the order they occurred."""
+    """When one member would have been awarded the rule, given their events in the order they arrived."""
     crits: tuple[tuple[str, Criterion], ...] = rule.criteria
     states: dict[tuple[int, str], ev.CounterState] = {}
     keys: set[str] = set()
@@ -62,46 +68,65 @@ def replay_member(
     return awarded
 
 
-async def simulate(session: AsyncSession, settings: Settings, body: SimulationIn) -> SimulationOut:
-    compare = await badges_service.get(session, body.compare_with) if body.compare_with else None
-    tz = settings.tz
-    until = utcnow()
-    since = until - timedelta(days=body.days)
-    rule = BadgeRule(
+def rule_of(body: SimulationIn) -> BadgeRule:
+    return BadgeRule(
         id=0, key="simulated", name="simulated", points=body.points,
         visibility="seasonal" if body.available_from else "public", repeatable=body.repeatable,
         available_from=body.available_from, available_until=body.available_until,
         criteria=tuple((f"c{i}", c) for i, c in enumerate(body.criteria)),
     )
+
+
+async def simulate(session: AsyncSession, settings: Settings, body: SimulationIn) -> SimulationOut:
+    compare = await badges_service.get(session, body.compare_with) if body.compare_with else None
+    tz = settings.tz
+    now = utcnow()
+    since = now - timedelta(days=body.days)
+    rule = rule_of(body)
     types = sorted({c.event for c in body.criteria})
-    rows = await events_repo.history_of_types(session, types, since, until, EVENT_LIMIT + 1)
-    truncated = len(rows) > EVENT_LIMIT
-    if truncated:
-        # Drop the last member's events: they may be cut short, and a partial history is no answer for them.
-        last = rows[EVENT_LIMIT][0]
-        rows = [r for r in rows[:EVENT_LIMIT] if r[0] != last]
+    # A revoked award's badge.awarded event stays in the log, but no longer counts (the revoke took it back out).
+    revoked = await audit.revoked_award_ids(session) if BADGE_AWARDED in types else set()
     earners: dict[int, list[datetime]] = {}
-    members = 0
-    start = 0
-    for end in range(1, len(rows) + 1):
-        if end < len(rows) and rows[end][0] == rows[start][0]:
-            continue
+    scanned = members = 0
+    truncated = False
+    current: int | None = None
+    history: list[tuple[str, datetime, dict[str, Any]]] = []
+
+    async def settle_member() -> None:
+        nonlocal members
+        if current is None:
+            return
         members += 1
-        times = replay_member(rule, ((t, at, attrs) for _u, t, at, attrs in rows[start:end]), tz)
+        times = replay_member(rule, history, tz)
         if times:
-            earners[rows[start][0]] = times
-        start = end
+            earners[current] = times
+        history.clear()
+        if members % 50 == 0:
+            await asyncio.sleep(0)  # let requests waiting on this worker's event loop through
+
+    async for user_id, type_, at, attributes in events_repo.history_of_types(session, types, since, now + MAX_FUTURE):
+        if user_id != current:
+            if scanned >= EVENT_LIMIT:
+                truncated = True
+                break
+            await settle_member()
+            current = user_id
+        if type_ == BADGE_AWARDED and attributes.get("award_id") in revoked:
+            continue
+        if len(history) >= MEMBER_EVENT_LIMIT:
+            truncated = True  # this member's later events are left out
+            continue
+        history.append((type_, at, attributes))
+        scanned += 1
+    await settle_member()
     per_day = Counter(local_date(at, tz).isoformat() for times in earners.values() for at in times)
-    holders = None
-    if compare is not None:
-        holding = await badges_repo.holders_among(session, compare.id, list(earners))
-        holders = len(holding)
+    holders = len(await badges_repo.holders_among(session, compare.id, list(earners))) if compare else None
     awards = sum(len(t) for t in earners.values())
     everyone = await badges_repo.member_count(session)
     return SimulationOut(
-        since=since, until=until, events_scanned=len(rows), members_scanned=members,
+        since=since, until=now, events_scanned=scanned, members_scanned=members,
         members_would_earn=len(earners), share_of_members=round(len(earners) / everyone, 4) if everyone else 0.0,
         awards=awards, points_budget=awards * body.points, already_holding=holders,
         awards_per_day=[{"date": d, "awards": n} for d, n in sorted(per_day.items())],
-        truncated=truncated, event_limit=EVENT_LIMIT,
+        truncated=truncated, event_limit=EVENT_LIMIT, member_event_limit=MEMBER_EVENT_LIMIT,
     )

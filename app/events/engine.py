@@ -136,10 +136,11 @@ class EngineRun:
         for listener in hooks.WITHDRAW_LISTENERS:
             await listener(self, event)
 
-    async def forget_counters(self, scopes: list[str]) -> None:
-        """Clear the member's counters of these criteria (every bucket): a revoke that resets progress."""
-        self.store.forget_counters(self.user.id, scopes)
-        await badges_repo.delete_counters(self.session, self.user.id, scopes)
+    async def forget_counters(self, scope_prefix: str) -> None:
+        """Clear the member's counters whose scope starts with a badge's prefix (every criterion, every bucket):
+        a revoke that resets progress."""
+        self.store.forget_counters(self.user.id, scope_prefix)
+        await badges_repo.delete_counters(self.session, self.user.id, scope_prefix)
 
     async def _uncount(self, event: EventRecord, counted: list[tuple[str, str]]) -> None:
         """Retract the event from the counters it moved. A distinct value or streak period stays while another

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -135,14 +135,18 @@ async def load_counters(
 
 
 async def history_of_types(
-    session: AsyncSession, types: Sequence[str], since: datetime, until: datetime, limit: int
-) -> list[tuple[int, str, datetime, dict[str, Any]]]:
-    """(user_id, type, occurred_at, attributes) of the events of some types that occurred in [since, until), per
-    member in the order they occurred; at most `limit` rows (a simulation reads them, nothing is written)."""
-    rows = await session.execute(
+    session: AsyncSession, types: Sequence[str], since: datetime, until: datetime
+) -> AsyncIterator[tuple[int, str, datetime, dict[str, Any]]]:
+    """(user_id, type, occurred_at, attributes) of the events of some types that occurred in [since, until), member
+    by member and in the order they arrived (the order the engine evaluated them), streamed: the (user_id, id)
+    index gives that order without a sort, and only a chunk of rows is held at a time."""
+    stmt = (
         select(Event.user_id, Event.type, Event.occurred_at, Event.attributes)
         .where(Event.type.in_(types), Event.occurred_at >= since, Event.occurred_at < until)
-        .order_by(Event.user_id, Event.occurred_at, Event.id)
-        .limit(limit)
+        .order_by(Event.user_id, Event.id)
+        .execution_options(yield_per=2000)
     )
-    return [(int(r[0]), str(r[1]), r[2], r[3] or {}) for r in rows.all()]
+    result = await session.stream(stmt)
+    async for chunk in result.partitions():
+        for r in chunk:
+            yield int(r[0]), str(r[1]), r[2], r[3] or {}

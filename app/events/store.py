@@ -261,12 +261,11 @@ class EngineStore:
         self._counters[(user_id, scope, bucket)] = state
         self._counter_writes[(user_id, scope, bucket)] = state
 
-    def forget_counters(self, user_id: int, scopes: Iterable[str]) -> None:
-        """Drop what this transaction holds of a member's counters of some criteria (read or yet to be written);
-        the caller deletes the stored rows."""
-        gone = set(scopes)
+    def forget_counters(self, user_id: int, scope_prefix: str) -> None:
+        """Drop what this transaction holds of a member's counters of one badge (read or yet to be written); the
+        caller deletes the stored rows."""
         for held in (self._counters, self._counter_writes):
-            for key in [k for k in held if k[0] == user_id and k[1] in gone]:
+            for key in [k for k in held if k[0] == user_id and k[1].startswith(scope_prefix)]:
                 del held[key]
 
     async def add_event(self, row: dict[str, Any]) -> int:

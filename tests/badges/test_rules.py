@@ -281,6 +281,37 @@ async def test_a_revoke_can_reset_progress_so_only_new_activity_earns_the_badge_
     assert r.status_code == 422, r.text
 
 
+@pytest.mark.sqlite_too
+async def test_a_reset_clears_every_version_of_the_badges_criteria_and_is_refused_on_a_repeatable_badge(
+    client: httpx.AsyncClient,
+) -> None:
+    two = [{"event": "visit", "threshold": 2}]
+    await badge(client, "two-visits", two)
+    await event(client, "M", "visit", day(4))
+    assert awarded(await event(client, "M", "visit", day(3))) == ["two-visits"]
+    r = await client.patch("/v1/admin/badges/two-visits", json={"criteria": [{"event": "visit", "threshold": 5}]},
+                           headers=ADMIN)
+    assert r.status_code == 200, r.text
+    # Asked in the query while the body says nothing of it: still a reset.
+    r = await client.request("DELETE", "/v1/admin/users/M/badges/two-visits", params={"reset_progress": "true"},
+                             json={"reason": "fake"}, headers=ADMIN)
+    assert r.status_code == 200 and r.json()["progress_reset"] is True, r.text
+    r = await client.patch("/v1/admin/badges/two-visits", json={"criteria": two}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    # The counters of the first criteria went too: one new visit is one, not three.
+    assert awarded(await event(client, "M", "visit", day(2))) == []
+    assert awarded(await event(client, "M", "visit", day(1))) == ["two-visits"]
+
+    await badge(client, "every-visit", [{"event": "visit", "threshold": 1}], repeatable=True)
+    assert awarded(await event(client, "M", "visit", day(0))) == ["every-visit"]
+    r = await client.request("DELETE", "/v1/admin/users/M/badges/every-visit",
+                             json={"reason": "x", "reset_progress": True}, headers=ADMIN)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "reset_progress_unsupported"
+    held = (await client.get("/v1/admin/users/M/badges", headers=ADMIN)).json()
+    assert "every-visit" in [a["badge"] for a in held]  # refused whole: nothing revoked
+
+
 async def test_award_evidence_names_criteria_bucket_and_event(client: httpx.AsyncClient) -> None:
     crit = {
         "event": "visit",

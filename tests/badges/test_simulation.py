@@ -91,7 +91,41 @@ async def test_a_simulation_stops_at_its_event_limit_and_says_so(
             await event(client, member, "post", now - timedelta(hours=h))
     out = (await simulate(client, criteria=[{"event": "post", "threshold": 3}], days=1)).json()
     assert out["truncated"] is True and out["event_limit"] == 3
-    assert out["members_scanned"] == 1 and out["members_would_earn"] == 1
+    assert out["members_scanned"] == 1 and out["members_would_earn"] == 1  # A whole; B left out whole
+    monkeypatch.setattr("app.badges.simulation.EVENT_LIMIT", 100)
+    monkeypatch.setattr("app.badges.simulation.MEMBER_EVENT_LIMIT", 2)
+    out = (await simulate(client, criteria=[{"event": "post", "threshold": 3}], days=1)).json()
+    assert out["truncated"] is True and out["members_scanned"] == 2 and out["events_scanned"] == 4
+    assert out["members_would_earn"] == 0  # each member's third post is beyond the per-member limit
+
+
+@pytest.mark.sqlite_too
+async def test_a_simulation_replays_in_arrival_order_like_the_engine(client: httpx.AsyncClient) -> None:
+    # Rolling 7 days, sum >= 100: 60 on day 1 and 50 on day 10 never meet; 50 on day 9 arriving last is
+    # evaluated alone in its window by the engine (day 10's event is later than it), and so by the replay.
+    now = datetime.now(UTC)
+    rule = {"event": "purchase", "aggregate": "sum", "field": "amount", "threshold": 100,
+            "window": {"type": "rolling", "days": 7}}
+    await badge(client, "big-week", [rule])
+    for days_back, amount in ((20, 60), (11, 50), (12, 50)):
+        out = await event(client, "M", "purchase", now - timedelta(days=days_back), amount=amount)
+        assert awarded(out) == []
+    sim = (await simulate(client, criteria=[rule], days=30)).json()
+    assert sim["events_scanned"] == 3 and sim["members_would_earn"] == 0
+
+
+@pytest.mark.sqlite_too
+async def test_a_simulated_collector_does_not_count_revoked_awards(client: httpx.AsyncClient) -> None:
+    for key in ("a", "b", "c"):
+        await badge(client, key, [{"event": f"task.{key}", "threshold": 1}])
+    for key in ("a", "b"):
+        await event(client, "M", f"task.{key}", datetime.now(UTC) - timedelta(hours=2))
+    r = await client.request("DELETE", "/v1/admin/users/M/badges/b", json={"reason": "fraud"}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    await event(client, "M", "task.c", datetime.now(UTC) - timedelta(hours=1))
+    collector = [{"event": "badge.awarded", "threshold": 3}]
+    out = (await simulate(client, criteria=collector, days=1)).json()
+    assert out["events_scanned"] == 2 and out["members_would_earn"] == 0  # a and c stand; b was revoked
 
 
 @pytest.mark.sqlite_too
@@ -104,8 +138,9 @@ async def test_a_simulation_stops_at_its_event_limit_and_says_so(
         ({"criteria": [{"event": "visit", "threshold": 1}], "available_from": "2026-01-01T00:00:00+08:00"}, 422),
         ({"criteria": [{"event": "visit", "threshold": 1}], "compare_with": "no-such-badge"}, 404),
         ({"criteria": [{"event": "visit", "aggregate": "sum", "threshold": 1}]}, 422),
+        ({"criteria": [{"event": "visit", "threshold": 1}], "days": True}, 422),
     ],
-    ids=["no-criteria", "days-0", "days-731", "half-a-season", "unknown-badge", "sum-without-field"],
+    ids=["no-criteria", "days-0", "days-731", "half-a-season", "unknown-badge", "sum-without-field", "days-true"],
 )
 async def test_a_bad_simulation_is_a_clear_error(client: httpx.AsyncClient, body: Any, status: int) -> None:
     r = await simulate(client, **body)
