@@ -32,7 +32,7 @@ from app.rules import evaluator as ev
 from app.rules.criteria import Criterion
 
 EVENT_LIMIT = 200_000  # events replayed per simulation; beyond, the answer says it is a lower bound
-MEMBER_EVENT_LIMIT = 2_000  # per member: a rolling window re-reads its entries per event, so a member costs n²
+MEMBER_EVENT_LIMIT = 1_000  # per member: a rolling window re-reads its entries per event, so a member costs n²
 
 
 def replay_member(
