@@ -284,21 +284,16 @@ def _buckets(c: Criterion, at: datetime, tz: Any, memo: dict[tuple[int, Any], tu
     return found
 
 
-async def _lock_members(session: AsyncSession, external_ids: list[str]) -> dict[str, User | MemberRecord]:
-    if dialect_name(session) == "postgresql":
-        return dict(await pg_fast.lock_members(session, external_ids, utcnow()))
-    return dict(await users_repo.lock_many(session, external_ids))
-
-
 async def _batch_item_by_item(
     session: AsyncSession, settings: Settings, valid: list[tuple[int, EventIn]], results: list[BatchItemResult | None]
 ) -> None:
-    """The slow, careful path: each item in its own savepoint, so a value the database refuses costs one item."""
-    users = await _lock_members(session, [item.user_id for _, item in valid])
+    """The slow, careful path: each item in its own savepoint, so a value the database refuses costs one item,
+    the member its event would have created included. Items come in member order (see `_ingest_valid`), so
+    members are still locked in one order."""
     for index, item in valid:
         try:
             async with session.begin_nested():
-                outcome = await ingest(session, settings, item, users[item.user_id])
+                outcome = await ingest(session, settings, item)
             results[index] = BatchItemResult(index=index, id=item.id, status=outcome.status, result=outcome)
         except LaurelError as exc:
             discard_store(session)
