@@ -105,18 +105,10 @@ stored AS (
 SELECT member.id, member.external_id, member.points, member.city, (SELECT id FROM stored) FROM member
 """
 
-# Rows in external-id order: each member is created or locked in turn (FOR NO KEY UPDATE, by the no-op update
-# of a non-key column; an inserted row is its creator's until commit), so concurrent batches take their locks
-# in one order and cannot deadlock on each other's members.
-MEMBERS_SQL = """
-INSERT INTO users (external_id, segments, preferences, points, created_at, updated_at)
-SELECT external_id, '[]', '{}', 0, $2, $2 FROM unnest($1::text[]) AS t(external_id) ORDER BY external_id
-ON CONFLICT (external_id) DO UPDATE SET points = users.points
-RETURNING id, external_id, points, city
-"""
-
-# A group's (or batch's) members created or locked as in MEMBERS_SQL, then its events stored unless their key
-# is known, in one statement. All members are locked before the first event row is written (so, as with two
+# A group's (or batch's) members created or locked in external-id order (FOR NO KEY UPDATE, by the no-op update
+# of a non-key column; an inserted row is its creator's until commit, so concurrent batches take their locks in
+# one order and cannot deadlock on each other's members), then its events stored unless their key is known, in
+# one statement. All members are locked before the first event row is written (so, as with two
 # statements, a transaction never waits for a member's lock while holding an unsettled event key). The
 # holdings are read by a later statement: one whose snapshot predates the lock waits could miss what the
 # previous holder of a member's lock has just committed. The statement also draws the first ids of the rows
@@ -188,16 +180,6 @@ async def claim(
     except PostgresError as exc:
         raise DBAPIError("event claim", None, exc) from exc
     return MemberRecord(id=row[0], external_id=row[1], points=row[2], city=row[3]), row[4]
-
-
-async def lock_members(session: AsyncSession, external_ids: Sequence[str], now: datetime) -> dict[str, MemberRecord]:
-    """A batch's members, created when unknown and locked, in one statement (see MEMBERS_SQL)."""
-    driver = await raw_driver(session)
-    try:
-        rows = await driver.fetch(MEMBERS_SQL, sorted(set(external_ids)), now)
-    except PostgresError as exc:
-        raise DBAPIError("batch members", None, exc) from exc
-    return {r[1]: MemberRecord(id=r[0], external_id=r[1], points=r[2], city=r[3]) for r in rows}
 
 
 async def claim_many(
