@@ -200,7 +200,20 @@ async def create(session: AsyncSession, body: ChallengeCreate) -> Challenge:
         repo.forget_live(session)
     session.add(ch)
     await session.flush()
+    if ch.status == "published":
+        await _announce(session, ch)
     return ch
+
+
+async def _announce(session: AsyncSession, ch: Challenge) -> None:
+    """A `challenge.published` outbox row for webhooks. Members are told by the scheduler instead, which knows
+    who is eligible (notifications.challenge_available)."""
+    await outbox.emit(session, "challenge.published", None, {
+        "challenge": ch.key, "title": ch.title, "schedule_type": ch.schedule_type,
+        "published_at": ch.published_at.isoformat() if ch.published_at else None,
+        "starts_at": ch.starts_at.isoformat() if ch.starts_at else None,
+        "ends_at": ch.ends_at.isoformat() if ch.ends_at else None,
+    })
 
 
 async def update(session: AsyncSession, settings: Settings, key: str,
@@ -258,6 +271,7 @@ async def publish(session: AsyncSession, key: str) -> Challenge:
     ch.status, ch.published_at, ch.updated_at = "published", clock.utcnow(), clock.utcnow()
     repo.forget_live(session)
     await session.flush()
+    await _announce(session, ch)
     return ch
 
 

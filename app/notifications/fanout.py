@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, cast, literal, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
@@ -114,46 +114,6 @@ async def notify_members(
     return len(created)
 
 
-async def _notify_everyone(
-    session: AsyncSession, row: OutboxMessage, kind: str, params: dict[str, Any],
-    templates: dict[str, NotificationTemplate], now: datetime,
-) -> None:
-    """A broadcast (challenge.published): one notification per member, done in SQL.
-
-    Eligibility is not evaluated here: every member is told (see docs/settings-notifications.md).
-    """
-    prefix = f"outbox:{row.id}:"
-    source_key = literal(prefix) + cast(User.id, String)
-    select_members = select(User.id, literal(kind), literal(params, Notification.params.type), source_key,
-                            literal(now, Notification.created_at.type))
-    await session.execute(
-        insert_ignore(session, Notification.__table__, ["source_key"]).from_select(  # type: ignore[arg-type]
-            ["user_id", "kind", "params", "source_key", "created_at"], select_members
-        )
-    )
-    template = templates.get(kind)
-    if template is None:
-        return
-    sample = delivery_row(template, kind, params, 0, 0, now)
-    select_deliveries = (
-        select(
-            Notification.id, Notification.user_id, literal(kind), literal(template.template_id),
-            literal(sample["data"], WeChatDelivery.data.type), literal(sample["status"]), literal(0),
-            literal(now, WeChatDelivery.next_attempt_at.type), literal(now, WeChatDelivery.created_at.type),
-            literal(1), literal(sample.get("last_errmsg"), String),
-        )
-        .join(User, User.id == Notification.user_id)
-        .where(Notification.source_key.startswith(prefix), User.openid.is_not(None))
-    )
-    await session.execute(
-        insert_ignore(session, WeChatDelivery.__table__, ["notification_id"]).from_select(  # type: ignore[arg-type]
-            ["notification_id", "user_id", "kind", "template_id", "data", "status", "attempts", "next_attempt_at",
-             "created_at", "bundle_size", "last_errmsg"],
-            select_deliveries,
-        )
-    )
-
-
 async def fanout_once(
     sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, *, limit: int = BATCH,
     now: datetime | None = None,
@@ -175,9 +135,7 @@ async def fanout_once(
         templates = {t.kind: t for t in await repo.templates(session, enabled_only=True)}
         items: list[tuple[int, str, dict[str, Any], str]] = []
         for row, kind, params in await _notifications_of(session, settings, rows):
-            if row.user_id is None:
-                await _notify_everyone(session, row, kind, params, templates, now)
-            else:
+            if row.user_id is not None:  # a row for no one member (challenge.published) is for webhooks only
                 items.append((row.user_id, kind, params, f"outbox:{row.id}"))
         await notify_members(session, items, templates, now)
         await webhooks_repo.enqueue(session, rows, now, timedelta(hours=settings.webhook_retry_hours))

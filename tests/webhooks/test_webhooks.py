@@ -205,3 +205,31 @@ async def test_webhook_crud_and_validation(client: httpx.AsyncClient) -> None:
     assert (await client.delete(f"/v1/admin/webhooks/{created['id']}", headers=ADMIN)).status_code == 204
     assert (await client.get(f"/v1/admin/webhooks/{created['id']}", headers=ADMIN)).status_code == 404
     assert (await client.get("/v1/admin/webhooks")).status_code == 401
+
+
+@pytest.mark.sqlite_too
+async def test_publishing_a_challenge_reaches_webhooks_and_members_are_told_once_by_the_scheduler(
+    app: FastAPI, client: httpx.AsyncClient, receiver: Receiver, login: Any
+) -> None:
+    from app.notifications import scheduler
+
+    ep = await _endpoint(client, receiver.url, ["challenge.published"])
+    headers = await login("o-published-1")
+    r = await client.put("/v1/users/P1", json={"openid": "o-published-1"}, headers=ADMIN)
+    assert r.status_code in (200, 201), r.text
+    body = {"key": "spring", "title": "Spring walk", "steps": [
+        {"title": "Visit", "criterion": {"event": "visit", "threshold": 1}}]}
+    assert (await client.post("/v1/admin/challenges", json=body, headers=ADMIN)).status_code == 201
+    assert (await client.post("/v1/admin/challenges/spring/publish", headers=ADMIN)).status_code == 200
+    assert (await client.post("/v1/admin/challenges/spring/publish", headers=ADMIN)).status_code == 200  # no-op
+    assert await _dispatch(app, datetime.now(UTC)) == 1
+    (got,) = receiver.received
+    doc = json.loads(got.body)
+    assert doc["event"] == "challenge.published" and doc["data"]["challenge"] == "spring"
+    assert doc["data"]["title"] == "Spring walk" and doc["data"]["published_at"]
+    async with app.state.db.sessionmaker() as s, s.begin():
+        await scheduler.challenge_available(s, app.state.settings)
+    inbox = (await client.get("/v1/me/notifications", headers=headers)).json()
+    assert [n["kind"] for n in inbox["items"]] == ["challenge_available"]  # the fan-out added none of its own
+    (d,) = await _log(client, ep["id"])
+    assert d["status"] == "delivered"
