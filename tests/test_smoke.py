@@ -44,3 +44,22 @@ async def test_startup_raises_the_collectors_threshold(tmp_path: Any, fake_wecha
     finally:
         gc.set_threshold(*before)
         gc.unfreeze()
+
+
+async def test_ready_is_503_until_the_database_is_migrated_to_head(tmp_path: Any, fake_wechat: Any) -> None:
+    """A replica started before `laurel db upgrade` ran is not put in rotation: no schema, or an older one."""
+    from app.kit import migrate
+    from tests.conftest import _in_thread
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/ready.db"
+    app = create_app(make_settings(url, fake_wechat.base_url))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        r = await c.get("/readyz")
+        assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready", r.text
+        _in_thread(migrate.upgrade, url, "0007_event_outcomes")
+        r = await c.get("/readyz")
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["details"]["current"] == ["0007_event_outcomes"]
+        _in_thread(migrate.upgrade, url)
+        assert (await c.get("/readyz")).status_code == 200
+    await app.state.db.dispose()
