@@ -32,6 +32,18 @@ async def test_openid_owned_by_other_member_is_409(client: httpx.AsyncClient, ma
     assert r.json()["error"]["code"] == "openid_conflict"
 
 
+async def test_unionid_owned_by_other_member_is_409_and_changes_nothing(
+    client: httpx.AsyncClient, make_key: Any
+) -> None:
+    h = await make_key("users:write")
+    assert (await client.put("/v1/users/A", json={"unionid": "u-1"}, headers=h)).status_code == 201
+    r = await client.put("/v1/users/B", json={"unionid": "u-1", "city": "Xi'an"}, headers=h)
+    assert r.status_code == 409, r.text
+    assert r.json()["error"] == {"code": "unionid_conflict", "message": "unionid already belongs to another member",
+                                 "details": {"external_id": "A"}}
+    assert (await client.get("/v1/admin/users/B/events", headers=ADMIN)).status_code == 404  # not created half-way
+
+
 async def test_upsert_rejects_unknown_fields_and_oversized_values(client: httpx.AsyncClient, make_key: Any) -> None:
     h = await make_key("users:write")
     assert (await client.put("/v1/users/A", json={"nick": "x"}, headers=h)).status_code == 422
