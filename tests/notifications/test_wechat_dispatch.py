@@ -253,3 +253,20 @@ async def test_two_dispatchers_at_once_never_send_twice(kit: Kit, wechat: FakeWe
     assert sorted(s["touser"] for s in wechat.sent) == sorted(m.openid for m in members)
     assert all(d.status == "sent" for d in await kit.deliveries())
 
+
+
+async def test_a_template_disabled_after_queueing_drops_the_delivery_and_keeps_the_credit(
+    kit: Kit, wechat: FakeWeChat
+) -> None:
+    await kit.template()
+    await _visit_badge(kit)
+    m = await kit.member()
+    await kit.credit(m)
+    await event(kit.client, m.external_id, "visit", NOW)
+    await kit.fanout()
+    await kit.template(enabled=False)  # the operator turns the message off before it is sent
+    assert await kit.dispatch() == 0
+    assert wechat.count("/cgi-bin/message/subscribe/send") == 0
+    (d,) = await kit.deliveries()
+    assert d.status == "dropped" and "no longer mapped or disabled" in (d.last_errmsg or "")
+    assert await kit.credits(m) == 1  # consent is not spent on a message that was never sent
