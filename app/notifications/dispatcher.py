@@ -252,13 +252,16 @@ async def _record(session: AsyncSession, settings: Settings, outcome: Outcome, n
     elif verdict == "rate_limited":
         next_at = now + timedelta(seconds=60 + random.uniform(0, 10))
     else:
-        lead = next((r for r in rows if r.id == b.lead_id), rows[0])
-        if lead.attempts >= settings.wechat_max_attempts:
+        # Only transient failures count towards giving up and set the backoff: a delivery that waited out rate
+        # limits or the daily quota has not failed any more often for it.
+        await session.flush()  # the attempt just recorded counts too
+        failures = await repo.transient_failures(session, b.lead_id)
+        if failures >= settings.wechat_max_attempts:
             for r in rows:
                 r.status = "failed"
-            log.warning("WeChat delivery %s failed after %s attempts: %s", b.lead_id, lead.attempts, error)
+            log.warning("WeChat delivery %s failed after %s transient failures: %s", b.lead_id, failures, error)
             return
-        next_at = now + retry_delay(lead.attempts)
+        next_at = now + retry_delay(failures)
     for r in rows:  # back to the queue; rows may be bundled differently next time
         r.status, r.next_attempt_at, r.bundle_id, r.bundle_size = "pending", next_at, None, 1
 

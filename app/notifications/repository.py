@@ -16,6 +16,7 @@ from app.models import (
     SubscriptionCredit,
     SubscriptionReport,
     User,
+    WeChatAttempt,
     WeChatDelivery,
 )
 
@@ -181,3 +182,12 @@ async def admin_list(
     count_stmt = _admin_filter(count_stmt, member_id, external_id, kind).group_by(_STATUS)
     counts = {str(s): int(n) for s, n in (await session.execute(count_stmt)).all()}
     return [(n, d, e) for n, d, e in rows], int(total), counts
+
+
+async def transient_failures(session: AsyncSession, delivery_id: int) -> int:
+    """How many of a delivery's sends failed transiently (what `LAUREL_WECHAT_MAX_ATTEMPTS` counts; rate limits and
+    the daily quota are waits, not failures)."""
+    stmt = select(func.count()).select_from(WeChatAttempt).where(
+        WeChatAttempt.delivery_id == delivery_id, WeChatAttempt.outcome == "transient"
+    )
+    return int((await session.execute(stmt)).scalar_one())

@@ -162,6 +162,31 @@ async def test_network_failures_give_up_after_max_attempts(kit: Kit, wechat: Fak
     assert await kit.credits(m) == 1
 
 
+async def test_rate_limits_do_not_count_towards_giving_up(kit: Kit, wechat: FakeWeChat) -> None:
+    # Two 45011s, then a network error: one transient failure of two allowed, so it is retried (and its backoff
+    # is the first step, 5 s, not the third's).
+    settings = kit.settings.model_copy(update={"wechat_max_attempts": 2})
+    await kit.template()
+    await _visit_badge(kit)
+    m = await kit.member()
+    await kit.credit(m)
+    await event(kit.client, m.external_id, "visit", NOW)
+    await kit.fanout()
+    wechat.script.extend([45011, 45011, -1])
+    clock = datetime.now(UTC)
+    for _ in range(3):
+        sent_at = clock
+        assert await kit.dispatch(now=clock, settings=settings) == 1
+        (d,) = await kit.deliveries()
+        assert d.status == "pending", (d.status, d.last_errcode)
+        clock = d.next_attempt_at
+    assert d.last_errcode == -1 and d.attempts == 3
+    assert clock - sent_at == timedelta(seconds=5)
+    assert await kit.dispatch(now=clock, settings=settings) == 1
+    (d,) = await kit.deliveries()
+    assert d.status == "sent" and len(wechat.sent) == 1
+
+
 async def test_three_badges_from_one_event_become_one_bundled_message(kit: Kit, wechat: FakeWeChat) -> None:
     await kit.template()
     for key in ("a", "b", "c"):
