@@ -337,7 +337,7 @@ async def revoke(
         raise InvalidInput(
             "reset_progress applies to badges earned once; this one is repeatable",
             code="reset_progress_unsupported",
-            details=[{"field": "reset_progress", "message": "not for a repeatable badge"}],
+            details=[{"field": "body.reset_progress", "message": "not for a repeatable badge"}],
         )
     run = await EngineRun.begin(session, settings, user)
     awards = await badges_repo.awards_for(session, user.id, badge.id)

@@ -34,7 +34,8 @@ async def get_challenge(
 
 
 @router.post("/v1/challenges/{key}/join", response_model=Participation, status_code=201,
-             responses=responses(401, 403, 404, 409))
+             responses={200: {"model": Participation, "description": "Already joined: the same participation"},
+                        **responses(401, 403, 404, 409)})
 async def join_challenge(
     key: ChallengeKey, session: SessionDep, settings: SettingsDep, user: CurrentUser, response: Response
 ) -> Participation:

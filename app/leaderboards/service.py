@@ -166,7 +166,8 @@ async def update(session: AsyncSession, key: str, body: LeaderboardUpdate) -> Le
     fields = {k: v for k, v in body.model_dump(mode="json", exclude_unset=True).items()}
     for name in ("title", "metric", "period", "dimensions", "display", "privacy", "min_group_size", "status"):
         if name in fields and fields[name] is None:
-            raise InvalidInput(f"'{name}' cannot be null", code="validation_error", details={"field": name})
+            raise InvalidInput(f"Invalid request: body.{name}: cannot be null", code="validation_error",
+                               details=[{"field": f"body.{name}", "message": "cannot be null"}])
     return await _apply(session, await get(session, key), fields)
 
 

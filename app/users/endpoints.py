@@ -17,7 +17,11 @@ router = APIRouter(tags=["users"])
 ExternalId = Annotated[str, Path(min_length=1, max_length=128, pattern=EXTERNAL_ID_PATTERN)]
 
 
-@router.put("/v1/users/{external_id}", response_model=UserOut, responses=responses(401, 403, 409, 422))
+@router.put(
+    "/v1/users/{external_id}",
+    response_model=UserOut,
+    responses={201: {"model": UserOut, "description": "Created"}, **responses(401, 403, 409, 422)},
+)
 async def upsert_user(
     external_id: ExternalId, body: UserUpsert, session: SessionDep, _: UsersKey, response: Response
 ) -> UserOut:

@@ -84,6 +84,17 @@ async def test_metric_and_period_are_fixed_once_scores_exist(
     assert r.status_code == 200
 
 
+async def test_a_null_in_a_patch_is_a_422_naming_the_field_like_any_other(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    await make_board(client, admin_headers)
+    r = await client.patch("/v1/admin/leaderboards/top-spenders-weekly", json={"title": None}, headers=admin_headers)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["details"] == [{"field": "body.title", "message": "cannot be null"}]
+
+
 async def test_admin_reports_cover_past_periods(
     client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
 ) -> None:
