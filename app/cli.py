@@ -1,4 +1,4 @@
-"""`laurel` command line: API keys, migrations, serving, the worker, OpenAPI export."""
+"""`laurel` command line: API keys, member tokens, migrations, serving, the worker, OpenAPI export."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from app.config import get_settings
 cli = typer.Typer(no_args_is_help=True, help="Laurel gamification service")
 keys_cli = typer.Typer(no_args_is_help=True, help="Manage API keys")
 db_cli = typer.Typer(no_args_is_help=True, help="Database migrations")
+members_cli = typer.Typer(no_args_is_help=True, help="Members")
 cli.add_typer(keys_cli, name="api-keys")
 cli.add_typer(db_cli, name="db")
+cli.add_typer(members_cli, name="members")
 
 
 async def _with_session(fn):  # type: ignore[no-untyped-def]
@@ -80,6 +82,36 @@ def keys_revoke(key_id: int) -> None:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"revoked {key_id}")
+
+
+@members_cli.command("token")
+def members_token(
+    external_id: str,
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit log)")] = "support: act as this member",
+) -> None:
+    """Print a member's bearer token, as a WeChat login would give them (audited). For trying the Mini Program
+    API without WeChat, and for support; the member must exist (PUT /v1/users/{external_id} or a first event)."""
+    from app.audit import service as audit
+    from app.auth.tokens import issue_user_token
+    from app.users import repository as users_repo
+
+    settings = get_settings()
+
+    async def issue(session):  # type: ignore[no-untyped-def]
+        user = await users_repo.by_external_id(session, external_id)
+        if user is None:
+            return None
+        await audit.record(session, actor="cli", action="member.token", reason=reason, user_id=user.id,
+                           target=external_id)
+        return issue_user_token(settings, user.id)
+
+    issued = asyncio.run(_with_session(issue))
+    if issued is None:
+        typer.echo(f"error: no member with external_id {external_id!r}", err=True)
+        raise typer.Exit(1)
+    token, ttl = issued
+    typer.echo(token)
+    typer.echo(f"valid for {ttl} s", err=True)
 
 
 @db_cli.command("upgrade")

@@ -29,6 +29,22 @@ async def my_points(session: SessionDep, user: CurrentUser, page: PageDep) -> Pa
     )
 
 
+@router.get(
+    "/v1/admin/users/{external_id}/points",
+    response_model=Page[PointsEntryOut],
+    tags=["admin"],
+    responses=responses(401, 403, 404),
+)
+async def member_points(
+    external_id: ExternalId, session: SessionDep, _: AdminKey, page: PageDep
+) -> Page[PointsEntryOut]:
+    """A member's points ledger, newest first (what `GET /v1/me/points` shows them)."""
+    items, total = await points_service.ledger_of(session, external_id, page.limit, page.offset)
+    return Page(
+        items=[PointsEntryOut.model_validate(e) for e in items], total=total, limit=page.limit, offset=page.offset
+    )
+
+
 @router.post(
     "/v1/admin/users/{external_id}/points",
     response_model=AdjustOut,

@@ -58,6 +58,15 @@ async def ledger(session: AsyncSession, user: User, limit: int, offset: int) -> 
     return await points_repo.page(session, user.id, limit, offset)
 
 
+async def ledger_of(
+    session: AsyncSession, external_id: str, limit: int, offset: int
+) -> tuple[list[PointsEntry], int]:
+    user = await users_repo.by_external_id(session, external_id)
+    if user is None:
+        raise NotFound("Member not found", code="user_not_found")
+    return await points_repo.page(session, user.id, limit, offset)
+
+
 async def ladder(session: AsyncSession) -> Sequence[levels_service.Level]:
     return await levels_service.ladder(session)
 

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from app.auth.deps import CurrentUser, UsersKey
+from app.auth.deps import AdminKey, CurrentUser, UsersKey
 from app.errors import responses
 from app.kit.db import SessionDep
 from app.users import service as users_service
-from app.users.schemas import EXTERNAL_ID_PATTERN, FriendsIn, FriendsOut, MeOut, UserOut, UserUpsert
+from app.users.schemas import EXTERNAL_ID_PATTERN, FriendsIn, FriendsOut, MemberAdmin, MeOut, UserOut, UserUpsert
 
 router = APIRouter(tags=["users"])
 
@@ -42,3 +42,11 @@ async def set_friends(external_id: ExternalId, body: FriendsIn, session: Session
 async def get_me(session: SessionDep, user: CurrentUser) -> MeOut:
     """The caller's profile, points and level."""
     return await users_service.me(session, user)
+
+
+@router.get(
+    "/v1/admin/users/{external_id}", response_model=MemberAdmin, tags=["admin"], responses=responses(401, 403, 404)
+)
+async def member_admin(external_id: ExternalId, session: SessionDep, _: AdminKey) -> MemberAdmin:
+    """A member as an operator sees them: profile, points, level, WeChat ids and how many awards they hold."""
+    return await users_service.admin_view(session, external_id)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.clock import utcnow
 from app.kit.dialect import insert_for, insert_ignore, insert_once
-from app.models import Friendship, User
+from app.models import Friendship, User, UserBadge
 
 
 async def by_external_id(session: AsyncSession, external_id: str) -> User | None:
@@ -118,3 +118,9 @@ async def replace_friends(session: AsyncSession, user_id: int, friend_ids: Seque
             insert_ignore(session, Friendship.__table__, ["user_id", "friend_id"]),  # type: ignore[arg-type]
             [{"user_id": user_id, "friend_id": f} for f in sorted(set(friend_ids))],
         )
+
+
+async def award_count(session: AsyncSession, user_id: int) -> int:
+    return int((await session.execute(
+        select(func.count()).select_from(UserBadge).where(UserBadge.user_id == user_id)
+    )).scalar_one())

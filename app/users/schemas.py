@@ -78,3 +78,11 @@ class MeOut(ReadModel):
     points_to_next: int | None
     created_at: datetime
     updated_at: datetime
+
+
+class MemberAdmin(MeOut):
+    """What an operator sees of a member: the profile, balance and level, the WeChat ids and the awards held."""
+
+    openid: str | None
+    unionid: str | None
+    awards_held: int

@@ -5,12 +5,12 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import Conflict
+from app.errors import Conflict, NotFound
 from app.kit.dialect import lock_key
 from app.models import User
 from app.points import levels as levels_service
 from app.users import repository as users_repo
-from app.users.schemas import FriendsOut, LevelOut, MeOut, UserUpsert
+from app.users.schemas import FriendsOut, LevelOut, MemberAdmin, MeOut, UserUpsert
 
 
 async def upsert(session: AsyncSession, external_id: str, body: UserUpsert) -> tuple[User, bool]:
@@ -100,4 +100,15 @@ async def me(session: AsyncSession, user: User) -> MeOut:
         points_to_next=status.points_to_next,
         created_at=user.created_at,
         updated_at=user.updated_at,
+    )
+
+
+async def admin_view(session: AsyncSession, external_id: str) -> MemberAdmin:
+    user = await users_repo.by_external_id(session, external_id)
+    if user is None:
+        raise NotFound("Member not found", code="user_not_found")
+    profile = await me(session, user)
+    return MemberAdmin(
+        **profile.model_dump(), openid=user.openid, unionid=user.unionid,
+        awards_held=await users_repo.award_count(session, user.id),
     )

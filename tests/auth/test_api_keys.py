@@ -106,3 +106,21 @@ async def test_a_stored_keys_last_use_is_recorded(client: httpx.AsyncClient, adm
     mine = next(k for k in (await client.get("/v1/admin/api-keys", headers=admin_headers)).json()
                 if k["id"] == made["id"])
     assert mine["last_used_at"] is not None
+
+
+async def test_the_cli_prints_a_members_token_and_audits_it(client: httpx.AsyncClient, app: FastAPI) -> None:
+    # WeChat cannot be reached from a developer's machine: this is how to call the Mini Program API as a member.
+    assert (await client.put("/v1/users/M-cli", json={"nickname": "Li"}, headers=ADMIN)).status_code == 201
+    settings = app.state.settings
+    env = {**os.environ, "LAUREL_DATABASE_URL": settings.database_url, "LAUREL_JWT_SECRET": settings.jwt_secret}
+    cmd = [sys.executable, "-m", "app.cli", "members", "token", "M-cli", "--reason", "trying the stub"]
+    out = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    token = out.stdout.strip().splitlines()[-1]
+    me = await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 200 and me.json()["external_id"] == "M-cli", me.text
+    audit = (await client.get("/v1/admin/audit", params={"action": "member.token"}, headers=ADMIN)).json()["items"]
+    assert [(a["actor"], a["user_id"], a["reason"]) for a in audit] == [("cli", "M-cli", "trying the stub")]
+    cmd[5] = "nobody"
+    out = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 1 and "no member" in out.stderr and "Traceback" not in out.stderr

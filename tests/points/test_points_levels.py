@@ -119,3 +119,25 @@ async def test_the_ladder_a_get_returns_can_be_put_back_unchanged(client: httpx.
     # rank is read-only: the order of the list decides it
     swapped = [{**lv, "rank": 9 - i} for i, lv in enumerate(before)]
     assert (await client.put("/v1/admin/badge-levels", json=swapped, headers=ADMIN)).json() == before
+
+
+@pytest.mark.sqlite_too
+async def test_an_operator_reads_a_members_profile_balance_level_and_ledger(
+    client: httpx.AsyncClient, login: Any
+) -> None:
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}], points=5)
+    await badge(client, "first-post", [{"event": "post", "threshold": 1}], points=10)
+    r = await client.put("/v1/users/OP-1", json={"openid": "o-op-1", "city": "Shanghai"}, headers=ADMIN)
+    assert r.status_code == 201, r.text
+    await event(client, "OP-1", "visit", datetime.now(UTC) - timedelta(hours=2))
+    await event(client, "OP-1", "post", datetime.now(UTC) - timedelta(hours=1))
+    m = (await client.get("/v1/admin/users/OP-1", headers=ADMIN)).json()
+    assert (m["external_id"], m["openid"], m["city"], m["points"], m["awards_held"]) == ("OP-1", "o-op-1", "Shanghai",
+                                                                                          15, 2)
+    assert m["level"]["name"] == "Community Contributor" and m["points_to_next"] == 10
+    ledger = (await client.get("/v1/admin/users/OP-1/points", params={"limit": 1}, headers=ADMIN)).json()
+    assert ledger["total"] == 2 and [e["amount"] for e in ledger["items"]] == [10]  # newest first
+    assert (await client.get("/v1/admin/users/nobody", headers=ADMIN)).json()["error"]["code"] == "user_not_found"
+    assert (await client.get("/v1/admin/users/nobody/points", headers=ADMIN)).status_code == 404
+    member = await login("o-op-1")
+    assert (await client.get("/v1/admin/users/OP-1", headers=member)).status_code in (401, 403)
