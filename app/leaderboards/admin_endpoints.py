@@ -90,13 +90,23 @@ async def board_distribution(
     return await lb_service.distribution(session, settings, key, period, bins)
 
 
+_NOT_VIEWS = frozenset({"period", "limit", "bins"})
+
+
+def _view_filters(request: Request) -> dict[str, str]:
+    """`city=` or an attribute dimension (`category=shoes`), as members ask for a view; one at a time."""
+    return {name: value for name, value in request.query_params.items()
+            if name not in _NOT_VIEWS and len(name) <= 64 and len(value) <= 120}
+
+
 @router.get("/{key}/top", response_model=AdminTop, responses=responses(401, 403, 404, 422))
 async def board_top(
-    key: BoardKey, session: SessionDep, settings: SettingsDep, _: AdminKey, period: PeriodQuery = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    key: BoardKey, request: Request, session: SessionDep, settings: SettingsDep, _: AdminKey,
+    period: PeriodQuery = None, limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    city: Annotated[str | None, Query(max_length=64, description="A city view (or any attribute dimension)")] = None,
 ) -> AdminTop:
-    """The top N of any period, unmasked, with members' ids."""
-    return await lb_service.admin_top(session, settings, key, period, limit)
+    """The top N of any period and view, unmasked, with members' ids (prizes per city, say)."""
+    return await lb_service.admin_top(session, settings, key, period, limit, _view_filters(request))
 
 
 @router.get(
@@ -105,11 +115,13 @@ async def board_top(
     responses={**responses(401, 403, 404, 422), 200: {"content": {"text/csv": {}}, "description": "CSV"}},
 )
 async def export_csv(
-    key: BoardKey, request: Request, session: SessionDep, settings: SettingsDep, _: AdminKey, period: PeriodQuery = None
+    key: BoardKey, request: Request, session: SessionDep, settings: SettingsDep, _: AdminKey,
+    period: PeriodQuery = None,
+    city: Annotated[str | None, Query(max_length=64, description="A city view (or any attribute dimension)")] = None,
 ) -> StreamingResponse:
-    """Every participant of a period in rank order, as CSV."""
-    view_key, board_key = await lb_service.export_target(session, settings, key, period)
-    filename = f"{board_key}-{view_key[1]}.csv"
+    """Every participant of a period (and view) in rank order, as CSV."""
+    view_key, stem = await lb_service.export_target(session, settings, key, period, _view_filters(request))
+    filename = f"{stem}.csv"
     return StreamingResponse(
         lb_service.export_rows(request.app.state.db.sessionmaker, view_key),
         media_type="text/csv; charset=utf-8",

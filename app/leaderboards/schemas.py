@@ -211,5 +211,6 @@ class AdminEntry(BaseModel):
 class AdminTop(BaseModel):
     board: str
     period: str
+    filter: dict[str, str] = Field(default_factory=dict, description="The view ranked: {} for the whole board")
     total: int
     entries: list[AdminEntry]

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -242,7 +243,17 @@ async def active_boards(session: AsyncSession, settings: Settings) -> list[Board
     return summaries(await lb_repo.list_all(session, "active"), settings)
 
 
-def _resolve_filter(board: BoardInfo, filters: dict[str, str], scope: str | None) -> tuple[str, dict[str, str]]:
+def _admin_filter(board: Leaderboard, filters: dict[str, str] | None) -> tuple[str, dict[str, str]]:
+    """An operator's view: the whole board, or a city or attribute view; friends are a member's own view."""
+    if filters and "scope" in filters:
+        raise InvalidInput("scope=friends is a member's own view; read the whole board or a city or attribute view",
+                           code="member_view_only", details=[{"field": "query.scope", "message": "not for operators"}])
+    return _resolve_filter(board, filters or {}, None)
+
+
+def _resolve_filter(
+    board: BoardInfo | Leaderboard, filters: dict[str, str], scope: str | None
+) -> tuple[str, dict[str, str]]:
     """The view's dim and the filter echoed back; one filter at a time, and only a dimension the board has."""
     chosen = {k: v for k, v in filters.items() if v}
     if scope is not None:
@@ -391,24 +402,31 @@ async def distribution(
     return Distribution(board=board.key, period=period_id, participants=total, min=num(lo), max=num(hi), bins=out)
 
 
-async def admin_top(session: AsyncSession, settings: Settings, key: str, period: str | None, limit: int) -> AdminTop:
+async def admin_top(
+    session: AsyncSession, settings: Settings, key: str, period: str | None, limit: int,
+    filters: dict[str, str] | None = None,
+) -> AdminTop:
     board = await get(session, key)
     period_id = _admin_period(board, period, settings)
-    view_key = (board.id, period_id, "")
+    dim, echoed = _admin_filter(board, filters)
+    view_key = (board.id, period_id, dim)
     rows = await lb_repo.admin_page(session, view_key, limit)
     _, total = await lb_repo.ranks_and_total(session, view_key, [])
     ranks = _competition_ranks(rows)
     entries = [AdminEntry(rank=ranks[i], user_id=r.external_id, nickname=r.nickname, city=r.city,
                           score=num(r.score), reached_at=r.reached_at) for i, r in enumerate(rows)]
-    return AdminTop(board=board.key, period=period_id, total=total, entries=entries)
+    return AdminTop(board=board.key, period=period_id, filter=echoed, total=total, entries=entries)
 
 
 async def export_target(
-    session: AsyncSession, settings: Settings, key: str, period: str | None
+    session: AsyncSession, settings: Settings, key: str, period: str | None, filters: dict[str, str] | None = None
 ) -> tuple[lb_repo.ViewKey, str]:
-    """(view, board key) after checking the board and period; the rows are streamed by `export_rows`."""
+    """(view, file name stem) after checking the board, period and view; the rows are streamed by `export_rows`."""
     board = await get(session, key)
-    return (board.id, _admin_period(board, period, settings), ""), board.key
+    dim, _echoed = _admin_filter(board, filters)
+    period_id = _admin_period(board, period, settings)
+    stem = f"{board.key}-{period_id}" + (f"-{re.sub(r'[^A-Za-z0-9_.-]', '_', dim.split(':', 1)[1])}" if dim else "")
+    return (board.id, period_id, dim), stem
 
 
 async def export_rows(sessionmaker: Any, view_key: lb_repo.ViewKey, page_size: int = 5000) -> AsyncIterator[str]:

@@ -95,6 +95,29 @@ async def test_a_null_in_a_patch_is_a_422_naming_the_field_like_any_other(
     assert error["details"] == [{"field": "body.title", "message": "cannot be null"}]
 
 
+async def test_an_operator_reads_and_exports_a_city_or_attribute_view(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
+) -> None:
+    await make_board(client, admin_headers, dimensions=["city", "category", "friends"])
+    for m, city, amount in (("A", "Shanghai", 10), ("B", "Beijing", 50), ("C", "Shanghai", 30)):
+        await world.member(m, city=city)
+        await world.buy(m, amount, category="shoes" if m != "C" else "bags")
+    url = "/v1/admin/leaderboards/top-spenders-weekly"
+    top = (await client.get(f"{url}/top", params={"city": "Shanghai"}, headers=admin_headers)).json()
+    assert top["filter"] == {"city": "Shanghai"} and top["total"] == 2
+    assert [(e["rank"], e["user_id"]) for e in top["entries"]] == [(1, "C"), (2, "A")]
+    top = (await client.get(f"{url}/top", params={"category": "shoes"}, headers=admin_headers)).json()
+    assert [e["user_id"] for e in top["entries"]] == ["B", "A"]
+    assert (await client.get(f"{url}/top", headers=admin_headers)).json()["filter"] == {}
+    csv_r = await client.get(f"{url}/export.csv", params={"city": "Shanghai"}, headers=admin_headers)
+    assert csv_r.status_code == 200 and "-Shanghai.csv" in csv_r.headers["content-disposition"]
+    assert [r[1] for r in list(csv.reader(io.StringIO(csv_r.text)))[1:]] == ["C", "A"]
+    for bad, code in (({"city": "Shanghai", "category": "shoes"}, "too_many_filters"),
+                      ({"tier": "gold"}, "unknown_dimension"), ({"scope": "friends"}, "member_view_only")):
+        r = await client.get(f"{url}/top", params=bad, headers=admin_headers)
+        assert r.status_code == 422 and r.json()["error"]["code"] == code, (bad, r.text)
+
+
 async def test_admin_reports_cover_past_periods(
     client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
 ) -> None:
