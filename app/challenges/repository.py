@@ -16,8 +16,12 @@ from app.kit.dialect import dialect_name, execute_raw, insert_ignore, skip_locke
 from app.models import Badge, Challenge, ChallengeParticipation, User, UserBadge
 
 
-async def by_key(session: AsyncSession, key: str) -> Challenge | None:
-    return (await session.execute(select(Challenge).where(Challenge.key == key))).scalar_one_or_none()
+async def by_key(session: AsyncSession, key: str, *, lock: bool = False) -> Challenge | None:
+    """`lock`: FOR UPDATE, so status changes (publish, archive) of one challenge take turns."""
+    stmt = select(Challenge).where(Challenge.key == key)
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def page(

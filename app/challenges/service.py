@@ -119,8 +119,8 @@ def to_out(ch: Challenge) -> ChallengeOut:
     )
 
 
-async def get(session: AsyncSession, key: str) -> Challenge:
-    ch = await repo.by_key(session, key)
+async def get(session: AsyncSession, key: str, *, lock: bool = False) -> Challenge:
+    ch = await repo.by_key(session, key, lock=lock)
     if ch is None:
         raise ChallengeNotFound(f"Challenge '{key}' not found")
     return ch
@@ -223,7 +223,7 @@ async def update(session: AsyncSession, settings: Settings, key: str,
     Once published, a change that would break progress is refused whether or not anyone has joined yet:
     a member may join between the admin reading the challenge and saving it, and members' views (and
     events already counted) must keep meaning what they meant when the challenge went live."""
-    ch = await get(session, key)
+    ch = await get(session, key, lock=True)  # a publish racing this edit waits, or this edit sees it published
     if isinstance(body, ChallengeReplace) and body.key is not None and body.key != key:
         raise InvalidInput("The key in the body does not match the path", code="key_mismatch")
     if ch.status == "archived":
@@ -262,7 +262,7 @@ async def delete(session: AsyncSession, key: str) -> None:
 
 
 async def publish(session: AsyncSession, key: str) -> Challenge:
-    ch = await get(session, key)
+    ch = await get(session, key, lock=True)  # concurrent publishes announce once; a racing archive waits
     if ch.status == "published":
         return ch
     if ch.status == "archived":
@@ -277,7 +277,7 @@ async def publish(session: AsyncSession, key: str) -> Challenge:
 
 async def archive(session: AsyncSession, key: str) -> Challenge:
     """Close the challenge: no more joins or progress; active participations expire now."""
-    ch = await get(session, key)
+    ch = await get(session, key, lock=True)
     if ch.status == "archived":
         return ch
     now = clock.utcnow()

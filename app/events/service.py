@@ -288,9 +288,15 @@ async def _batch_item_by_item(
     session: AsyncSession, settings: Settings, valid: list[tuple[int, EventIn]], results: list[BatchItemResult | None]
 ) -> None:
     """The slow, careful path: each item in its own savepoint, so a value the database refuses costs one item,
-    the member its event would have created included. Items come in member order (see `_ingest_valid`), so
-    members are still locked in one order."""
-    for index, item in valid:
+    the member its event would have created included. Members are locked in the batch statements' order (the
+    database's), so this path cannot deadlock with them; an id repeated in the batch goes to its first-posted
+    item, as on the set-based path (the repeats run last)."""
+    rank = {e: i for i, e in enumerate(await users_repo.in_lock_order(session, [it.user_id for _, it in valid]))}
+    first: dict[str, int] = {}
+    for index, item in sorted(valid, key=lambda pair: pair[0]):
+        first.setdefault(item.id, index)
+    ordered = sorted(valid, key=lambda pair: (first[pair[1].id] != pair[0], rank[pair[1].user_id], pair[0]))
+    for index, item in ordered:
         try:
             async with session.begin_nested():
                 outcome = await ingest(session, settings, item)

@@ -165,7 +165,8 @@ async def replace(session: AsyncSession, key: str, body: LeaderboardReplace) -> 
 
 async def update(session: AsyncSession, key: str, body: LeaderboardUpdate) -> Leaderboard:
     fields = {k: v for k, v in body.model_dump(mode="json", exclude_unset=True).items()}
-    for name in ("title", "metric", "period", "dimensions", "display", "privacy", "min_group_size", "status"):
+    for name in ("title", "description", "metric", "period", "dimensions", "display", "privacy", "min_group_size",
+                 "status"):
         if name in fields and fields[name] is None:
             raise InvalidInput(f"Invalid request: body.{name}: cannot be null", code="validation_error",
                                details=[{"field": f"body.{name}", "message": "cannot be null"}])

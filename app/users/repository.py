@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.clock import utcnow
-from app.kit.dialect import insert_for, insert_ignore, insert_once
+from app.kit.dialect import dialect_name, insert_for, insert_ignore, insert_once
 from app.models import Friendship, User, UserBadge
 
 
@@ -118,6 +118,18 @@ async def replace_friends(session: AsyncSession, user_id: int, friend_ids: Seque
             insert_ignore(session, Friendship.__table__, ["user_id", "friend_id"]),  # type: ignore[arg-type]
             [{"user_id": user_id, "friend_id": f} for f in sorted(set(friend_ids))],
         )
+
+
+async def in_lock_order(session: AsyncSession, external_ids: Sequence[str]) -> list[str]:
+    """External ids in the order the batch statements lock members (`ORDER BY external_id`, the database's
+    collation, which need not be Python's: under an ICU collation "a1" sorts before "B1")."""
+    ids = sorted(set(external_ids))
+    if dialect_name(session) != "postgresql" or len(ids) < 2:
+        return ids  # SQLite compares text by code point, as Python does
+    rows = await session.execute(
+        text("SELECT x FROM unnest(CAST(:ids AS text[])) AS t(x) ORDER BY x"), {"ids": ids}
+    )
+    return [str(r[0]) for r in rows.all()]
 
 
 async def award_count(session: AsyncSession, user_id: int) -> int:

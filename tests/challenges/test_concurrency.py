@@ -91,3 +91,29 @@ async def test_two_different_completing_events_concurrently_credit_once(
     assert len(await outbox("challenge.completed", m.external_id)) == 1
     vouchers = (await client.get("/v1/me/vouchers", headers=m.headers)).json()
     assert [(v["voucher"], v["status"], v["code"]) for v in vouchers] == [("coffee", "issued", "C1")]
+
+
+async def test_concurrent_publishes_announce_once_and_a_racing_archive_is_not_lost(
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str], make_challenge: Any, outbox: Any
+) -> None:
+    transport = httpx.ASGITransport(app=app)
+    clients = [httpx.AsyncClient(transport=transport, base_url=f"http://p{i}") for i in range(4)]
+    try:
+        for round_ in range(3):
+            key = f"race-{round_}"
+            await make_challenge(key, [step("Post", "post")], publish=False)
+            replies = await asyncio.gather(*(
+                c.post(f"/v1/admin/challenges/{key}/publish", headers=admin_headers) for c in clients[:3]
+            ), clients[3].post(f"/v1/admin/challenges/{key}/archive", headers=admin_headers))
+            assert all(r.status_code in (200, 409) for r in replies), [r.text for r in replies]
+            archived = replies[3]
+            final = (await client.get(f"/v1/admin/challenges/{key}", headers=admin_headers)).json()
+            if archived.status_code == 200:
+                assert final["status"] == "archived"  # the archive that answered 200 held
+            published = [p for p in await outbox("challenge.published") if p["challenge"] == key]
+            assert len(published) <= 1, published
+            assert len(published) == (1 if any(r.status_code == 200 and r.json()["status"] == "published"
+                                               for r in replies[:3]) else 0)
+    finally:
+        for c in clients:
+            await c.aclose()

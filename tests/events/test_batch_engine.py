@@ -233,6 +233,17 @@ async def test_a_value_only_the_database_refuses_costs_its_item_and_creates_no_m
         assert list(keys) == ["p-0", "p-2"] and ledger == 2
         me = await client.get("/v1/admin/users/P1/events", headers=ADMIN)
         assert me.status_code == 404, me.text  # not even the member its event would have created
+        # On this path too, an id repeated for another member belongs to the item posted first.
+        repeated = [
+            {"id": "dup", "user_id": "Z1", "type": "visit", "occurred_at": NOW.isoformat()},
+            {"id": "dup", "user_id": "A1", "type": "visit", "occurred_at": NOW.isoformat()},
+            {"id": "bad", "user_id": "A2", "type": "visit", "occurred_at": NOW.isoformat(),
+             "attributes": {"poison": 1}},
+        ]
+        r = await client.post("/v1/events/batch", json={"events": repeated}, headers=ADMIN)
+        results = r.json()["results"]
+        assert [x["status"] for x in results] == ["accepted", "rejected", "rejected"], r.text
+        assert results[1]["error"]["code"] == "idempotency_key_reused"
     finally:
         async with app.state.db.sessionmaker() as s, s.begin():
             await s.execute(text(drop))

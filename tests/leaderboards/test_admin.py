@@ -88,11 +88,14 @@ async def test_a_null_in_a_patch_is_a_422_naming_the_field_like_any_other(
     client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
     await make_board(client, admin_headers)
-    r = await client.patch("/v1/admin/leaderboards/top-spenders-weekly", json={"title": None}, headers=admin_headers)
-    assert r.status_code == 422, r.text
-    error = r.json()["error"]
-    assert error["code"] == "validation_error"
-    assert error["details"] == [{"field": "body.title", "message": "cannot be null"}]
+    for name in ("title", "description", "metric", "period", "dimensions", "display", "privacy", "min_group_size",
+                 "status"):
+        r = await client.patch("/v1/admin/leaderboards/top-spenders-weekly", json={name: None},
+                               headers=admin_headers)
+        assert r.status_code == 422, (name, r.text)
+        error = r.json()["error"]
+        assert error["code"] == "validation_error"
+        assert error["details"] == [{"field": f"body.{name}", "message": "cannot be null"}]
 
 
 async def test_an_operator_reads_and_exports_a_city_or_attribute_view(

@@ -126,3 +126,29 @@ def test_sqlite_awards_never_reuse_an_id_a_revoked_award_left_behind(tmp_path: A
     _in_thread(migrate.upgrade, url)
     with contextlib.closing(sqlite3.connect(path)) as db:
         assert db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'user_badges'").fetchall() == [(9,)]
+
+
+async def test_members_are_locked_in_the_databases_collation_order_not_pythons() -> None:
+    # The batch statements lock members with ORDER BY external_id; the item-by-item fallback must take the same
+    # order or the two deadlock. Under an ICU collation "a1" sorts before "B1"; in Python it is the other way.
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from app.users import repository as users_repo
+
+    name = f"laurel_icu_{uuid.uuid4().hex[:8]}"
+    try:
+        await _admin(f'CREATE DATABASE "{name}" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE \'en\' '
+                     "LOCALE 'C.UTF-8'")
+    except asyncpg.PostgresError as exc:  # pragma: no cover - a server built without ICU
+        import pytest
+
+        pytest.skip(f"no ICU collation here: {exc}")
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    engine = create_async_engine(f"{base}/{name}")
+    try:
+        async with async_sessionmaker(engine)() as session:
+            assert sorted(["B1", "a1", "c1"]) == ["B1", "a1", "c1"]
+            assert await users_repo.in_lock_order(session, ["B1", "a1", "c1", "a1"]) == ["a1", "B1", "c1"]
+    finally:
+        await engine.dispose()
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
