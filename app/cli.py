@@ -88,9 +88,13 @@ def keys_revoke(key_id: int) -> None:
 def members_token(
     external_id: str,
     reason: Annotated[str, typer.Option(help="Why (kept in the audit log)")] = "support: act as this member",
+    ttl_seconds: Annotated[
+        int, typer.Option(min=60, help="How long it is valid (at most LAUREL_JWT_TTL_SECONDS)")
+    ] = 3600,
 ) -> None:
-    """Print a member's bearer token, as a WeChat login would give them (audited). For trying the Mini Program
-    API without WeChat, and for support; the member must exist (PUT /v1/users/{external_id} or a first event)."""
+    """Print a member's bearer token, as a WeChat login would give them, valid for an hour by default (audited).
+    For trying the Mini Program API without WeChat, and for support; the member must exist (PUT
+    /v1/users/{external_id} or a first event). The server must share this environment's LAUREL_JWT_SECRET."""
     from app.audit import service as audit
     from app.auth.tokens import issue_user_token
     from app.users import repository as users_repo
@@ -101,9 +105,10 @@ def members_token(
         user = await users_repo.by_external_id(session, external_id)
         if user is None:
             return None
+        token, ttl = issue_user_token(settings, user.id, ttl_seconds)
         await audit.record(session, actor="cli", action="member.token", reason=reason, user_id=user.id,
-                           target=external_id)
-        return issue_user_token(settings, user.id)
+                           target=external_id, details={"ttl_seconds": ttl})
+        return token, ttl
 
     issued = asyncio.run(_with_session(issue))
     if issued is None:

@@ -15,9 +15,10 @@ KEY_PREFIX = "lk_"
 ISSUER = "laurel"
 
 
-def issue_user_token(settings: Settings, user_id: int) -> tuple[str, int]:
+def issue_user_token(settings: Settings, user_id: int, ttl: int | None = None) -> tuple[str, int]:
+    """A member's bearer token, for the program's token lifetime unless `ttl` (seconds) says less."""
     now = utcnow()
-    ttl = settings.jwt_ttl_seconds
+    ttl = min(ttl, settings.jwt_ttl_seconds) if ttl else settings.jwt_ttl_seconds
     payload = {
         "sub": str(user_id),
         "typ": "user",

@@ -121,6 +121,7 @@ async def test_the_cli_prints_a_members_token_and_audits_it(client: httpx.AsyncC
     assert me.status_code == 200 and me.json()["external_id"] == "M-cli", me.text
     audit = (await client.get("/v1/admin/audit", params={"action": "member.token"}, headers=ADMIN)).json()["items"]
     assert [(a["actor"], a["user_id"], a["reason"]) for a in audit] == [("cli", "M-cli", "trying the stub")]
+    assert audit[0]["details"] == {"ttl_seconds": 3600} and "valid for 3600 s" in out.stderr  # short-lived
     cmd[5] = "nobody"
     out = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 1 and "no member" in out.stderr and "Traceback" not in out.stderr
