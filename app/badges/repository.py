@@ -15,10 +15,6 @@ async def by_key(session: AsyncSession, key: str) -> Badge | None:
     return (await session.execute(select(Badge).where(Badge.key == key))).scalar_one_or_none()
 
 
-async def by_id(session: AsyncSession, badge_id: int) -> Badge | None:
-    return await session.get(Badge, badge_id)
-
-
 async def auto_awardable(session: AsyncSession) -> Sequence[Badge]:
     """Active badges the engine may award by itself (invite-only ones are granted by admins only)."""
     rows = await session.execute(

@@ -187,16 +187,6 @@ async def list_icons(session: AsyncSession, settings: Settings, lang: Lang, page
     return Page[IconOut](items=items, total=total, limit=page.limit, offset=page.offset)
 
 
-async def resolve_url(session: AsyncSession, settings: Settings, name: str) -> str | None:
-    """The URL for an icon name as stored on a badge or level (`trophy`, `upload:<id>`); None when unknown."""
-    if name in catalog():
-        return builtin_url(settings, name)
-    if name.startswith(UPLOAD_PREFIX):
-        icon = await session.get(Icon, name[len(UPLOAD_PREFIX) :])
-        return upload_url(settings, icon.filename) if icon is not None else None
-    return None
-
-
 async def uploaded_file(session: AsyncSession, settings: Settings, filename: str) -> tuple[Path, str]:
     """The file on disk and its stored content type; only names the server itself generated are looked up."""
     match = _UPLOAD_FILENAME.match(filename)
