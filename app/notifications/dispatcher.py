@@ -214,10 +214,14 @@ async def _record(session: AsyncSession, settings: Settings, outcome: Outcome, n
     ).scalars().all()
     error = outcome.error
     verdict = "sent" if error is None else _classify(error)
-    session.add(WeChatAttempt(
-        delivery_id=b.lead_id, attempted_at=now, outcome=verdict, errcode=None if error is None else error.errcode,
-        errmsg=None if error is None else error.errmsg[:500], msgid=outcome.msgid, bundle_size=len(b.ids),
-    ))
+    # Every delivery the call carried gets the attempt in its own history (the lead's is kept even when the
+    # lease expired), so each one's transient failures can be counted on their own.
+    for delivery_id in dict.fromkeys([b.lead_id, *(r.id for r in rows)]):
+        session.add(WeChatAttempt(
+            delivery_id=delivery_id, attempted_at=now, outcome=verdict,
+            errcode=None if error is None else error.errcode, errmsg=None if error is None else error.errmsg[:500],
+            msgid=outcome.msgid, bundle_size=len(b.ids),
+        ))
     if not rows:
         return  # lease expired and the rows were settled meanwhile
     for r in rows:
@@ -252,16 +256,19 @@ async def _record(session: AsyncSession, settings: Settings, outcome: Outcome, n
     elif verdict == "rate_limited":
         next_at = now + timedelta(seconds=60 + random.uniform(0, 10))
     else:
-        # Only transient failures count towards giving up and set the backoff: a delivery that waited out rate
-        # limits or the daily quota has not failed any more often for it.
-        await session.flush()  # the attempt just recorded counts too
-        failures = await repo.transient_failures(session, b.lead_id)
-        if failures >= settings.wechat_max_attempts:
-            for r in rows:
+        # Only transient failures count towards giving up and set the backoff, each delivery's own (a bundle may
+        # carry a fresh delivery next to one that has failed before): a delivery that waited out rate limits or
+        # the daily quota has not failed any more often for it.
+        await session.flush()  # the attempts just recorded count too
+        failures = await repo.transient_failures(session, [r.id for r in rows])
+        for r in rows:
+            n = failures.get(r.id, 0)
+            if n >= settings.wechat_max_attempts:
                 r.status = "failed"
-            log.warning("WeChat delivery %s failed after %s transient failures: %s", b.lead_id, failures, error)
-            return
-        next_at = now + retry_delay(failures)
+                log.warning("WeChat delivery %s failed after %s transient failures: %s", r.id, n, error)
+            else:
+                r.status, r.next_attempt_at, r.bundle_id, r.bundle_size = "pending", now + retry_delay(n), None, 1
+        return
     for r in rows:  # back to the queue; rows may be bundled differently next time
         r.status, r.next_attempt_at, r.bundle_id, r.bundle_size = "pending", next_at, None, 1
 

@@ -184,10 +184,12 @@ async def admin_list(
     return [(n, d, e) for n, d, e in rows], int(total), counts
 
 
-async def transient_failures(session: AsyncSession, delivery_id: int) -> int:
-    """How many of a delivery's sends failed transiently (what `LAUREL_WECHAT_MAX_ATTEMPTS` counts; rate limits and
-    the daily quota are waits, not failures)."""
-    stmt = select(func.count()).select_from(WeChatAttempt).where(
-        WeChatAttempt.delivery_id == delivery_id, WeChatAttempt.outcome == "transient"
+async def transient_failures(session: AsyncSession, delivery_ids: Sequence[int]) -> dict[int, int]:
+    """How many of each delivery's sends failed transiently (what `LAUREL_WECHAT_MAX_ATTEMPTS` counts; rate limits
+    and the daily quota are waits, not failures)."""
+    stmt = (
+        select(WeChatAttempt.delivery_id, func.count())
+        .where(WeChatAttempt.delivery_id.in_(delivery_ids), WeChatAttempt.outcome == "transient")
+        .group_by(WeChatAttempt.delivery_id)
     )
-    return int((await session.execute(stmt)).scalar_one())
+    return {int(d): int(n) for d, n in (await session.execute(stmt)).all()}

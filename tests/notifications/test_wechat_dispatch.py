@@ -295,3 +295,28 @@ async def test_a_template_disabled_after_queueing_drops_the_delivery_and_keeps_t
     (d,) = await kit.deliveries()
     assert d.status == "dropped" and "no longer mapped or disabled" in (d.last_errmsg or "")
     assert await kit.credits(m) == 1  # consent is not spent on a message that was never sent
+
+
+async def test_each_bundled_delivery_counts_its_own_failures(kit: Kit, wechat: FakeWeChat) -> None:
+    # A has failed once; B is new and rides in A's retry, which fails too: A has used its two attempts, B one.
+    settings = kit.settings.model_copy(update={"wechat_max_attempts": 2})
+    await kit.template()
+    await _visit_badge(kit, "first-visit", name="A")
+    await badge(kit.client, "first-buy", [{"event": "purchase", "threshold": 1}], name="B")
+    m = await kit.member()
+    await kit.credit(m)
+    await event(kit.client, m.external_id, "visit", NOW)
+    await kit.fanout()
+    wechat.script.extend([-1, -1])
+    assert await kit.dispatch(now=datetime.now(UTC), settings=settings) == 1
+    (a,) = await kit.deliveries()
+    assert a.status == "pending"
+    await event(kit.client, m.external_id, "purchase", NOW)
+    await kit.fanout()
+    assert await kit.dispatch(now=a.next_attempt_at, settings=settings) == 1  # one call carrying both
+    a, b = await kit.deliveries()
+    assert (a.status, b.status) == ("failed", "pending")
+    assert b.attempts == 1 and b.next_attempt_at is not None
+    assert await kit.dispatch(now=b.next_attempt_at, settings=settings) == 1
+    a, b = await kit.deliveries()
+    assert b.status == "sent" and len(wechat.sent) == 1
