@@ -289,8 +289,9 @@ async def _batch_item_by_item(
 ) -> None:
     """The slow, careful path: each item in its own savepoint, so a value the database refuses costs one item,
     the member its event would have created included. Members are locked in the batch statements' order (the
-    database's), so this path cannot deadlock with them; an id repeated in the batch goes to its first-posted
-    item, as on the set-based path (the repeats run last)."""
+    database's), so this path does not deadlock with them. An id repeated in the batch goes to its first-posted
+    item, as on the set-based path: the repeats run last, which may take a member out of that order (a deadlock
+    there is detected by PostgreSQL and the request retried)."""
     rank = {e: i for i, e in enumerate(await users_repo.in_lock_order(session, [it.user_id for _, it in valid]))}
     first: dict[str, int] = {}
     for index, item in sorted(valid, key=lambda pair: pair[0]):
