@@ -69,6 +69,9 @@ class Outcome:
     ok: bool = field(default=False)
 
 
+STALE_AFTER = timedelta(hours=48)  # rate limits and the daily quota are waited out for at most this long
+
+
 def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=RETRY_SECONDS[min(max(attempts, 1), len(RETRY_SECONDS)) - 1])
 
@@ -270,6 +273,10 @@ async def _record(session: AsyncSession, settings: Settings, outcome: Outcome, n
                 r.status, r.next_attempt_at, r.bundle_id, r.bundle_size = "pending", now + retry_delay(n), None, 1
         return
     for r in rows:  # back to the queue; rows may be bundled differently next time
+        if now - r.created_at > STALE_AFTER:
+            # Waits do not count as failures, but a message still held back after two days is no longer news.
+            r.status, r.last_errmsg = "failed", f"still waiting after {STALE_AFTER}: {error.errmsg}"[:500]
+            continue
         r.status, r.next_attempt_at, r.bundle_id, r.bundle_size = "pending", next_at, None, 1
 
 

@@ -320,3 +320,21 @@ async def test_each_bundled_delivery_counts_its_own_failures(kit: Kit, wechat: F
     assert await kit.dispatch(now=b.next_attempt_at, settings=settings) == 1
     a, b = await kit.deliveries()
     assert b.status == "sent" and len(wechat.sent) == 1
+
+
+async def test_rate_limits_are_waited_out_for_two_days_at_most(kit: Kit, wechat: FakeWeChat) -> None:
+    await kit.template()
+    await _visit_badge(kit)
+    m = await kit.member()
+    await kit.credit(m)
+    await event(kit.client, m.external_id, "visit", NOW)
+    await kit.fanout()
+    wechat.script.extend([45011, 45011])
+    (d,) = await kit.deliveries()
+    assert await kit.dispatch(now=d.created_at + timedelta(hours=47)) == 1
+    (d,) = await kit.deliveries()
+    assert d.status == "pending"  # waiting is not failing
+    assert await kit.dispatch(now=d.created_at + timedelta(hours=49)) == 1
+    (d,) = await kit.deliveries()
+    assert d.status == "failed" and "still waiting" in (d.last_errmsg or "")
+    assert await kit.credits(m) == 1 and wechat.sent == []
