@@ -109,7 +109,8 @@ class WeChatDelivery(Base):
 
 
 class WeChatAttempt(Base):
-    """Every call made to WeChat for a delivery (the lead delivery of a bundle), with its outcome."""
+    """Every call made to WeChat that carried a delivery, with its outcome: a bundled call is in the history of
+    each delivery it carried (`bundle_size` says how many)."""
 
     __tablename__ = "wechat_attempts"
 

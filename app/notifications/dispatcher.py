@@ -119,6 +119,15 @@ async def _claim(session: AsyncSession, settings: Settings, limit: int, now: dat
     if await _paused_until(session, now):
         return []
     await _expire_leases(session, now)
+    # However it was held back (rate limits, the daily quota, quiet hours), a message not sent within two days of
+    # being queued is no longer news.
+    await session.execute(
+        update(WeChatDelivery)
+        .where(WeChatDelivery.status == "pending", WeChatDelivery.created_at < now - STALE_AFTER)
+        .values(status="failed", last_errmsg=f"not sent within {STALE_AFTER} of being queued", bundle_id=None,
+                bundle_size=1)
+        .execution_options(synchronize_session=False)
+    )
     hold = quiet.quiet_until(now, settings.quiet_hours, settings.tz)
     if hold is not None:
         await session.execute(
@@ -264,18 +273,23 @@ async def _record(session: AsyncSession, settings: Settings, outcome: Outcome, n
         # the daily quota has not failed any more often for it.
         await session.flush()  # the attempts just recorded count too
         failures = await repo.transient_failures(session, [r.id for r in rows])
-        for r in rows:
-            n = failures.get(r.id, 0)
-            if n >= settings.wechat_max_attempts:
-                r.status = "failed"
-                log.warning("WeChat delivery %s failed after %s transient failures: %s", r.id, n, error)
-            else:
-                r.status, r.next_attempt_at, r.bundle_id, r.bundle_size = "pending", now + retry_delay(n), None, 1
+        spent = [r for r in rows if failures.get(r.id, 0) >= settings.wechat_max_attempts]
+        for r in spent:
+            r.status, r.bundle_id, r.bundle_size = "failed", None, 1
+            log.warning("WeChat delivery %s failed after %s transient failures: %s", r.id, failures[r.id], error)
+        left = [r for r in rows if r not in spent]
+        if left:
+            # The rest stay one message: one retry time for all (the soonest), so they are sent together again
+            # for one credit rather than split up by their different backoffs.
+            next_at = now + min(retry_delay(failures.get(r.id, 0)) for r in left)
+            for r in left:
+                r.status, r.next_attempt_at, r.bundle_id, r.bundle_size = "pending", next_at, None, 1
         return
     for r in rows:  # back to the queue; rows may be bundled differently next time
         if now - r.created_at > STALE_AFTER:
             # Waits do not count as failures, but a message still held back after two days is no longer news.
-            r.status, r.last_errmsg = "failed", f"still waiting after {STALE_AFTER}: {error.errmsg}"[:500]
+            r.status, r.bundle_id, r.bundle_size = "failed", None, 1
+            r.last_errmsg = f"still waiting after {STALE_AFTER}: {error.errmsg}"[:500]
             continue
         r.status, r.next_attempt_at, r.bundle_id, r.bundle_size = "pending", next_at, None, 1
 

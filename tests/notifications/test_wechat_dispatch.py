@@ -334,7 +334,32 @@ async def test_rate_limits_are_waited_out_for_two_days_at_most(kit: Kit, wechat:
     assert await kit.dispatch(now=d.created_at + timedelta(hours=47)) == 1
     (d,) = await kit.deliveries()
     assert d.status == "pending"  # waiting is not failing
-    assert await kit.dispatch(now=d.created_at + timedelta(hours=49)) == 1
+    # Due again past 48 h (after a quota pause, say): failed when claimed, not sent days late.
+    assert await kit.dispatch(now=d.created_at + timedelta(hours=49)) == 0
     (d,) = await kit.deliveries()
-    assert d.status == "failed" and "still waiting" in (d.last_errmsg or "")
+    assert d.status == "failed" and "not sent within" in (d.last_errmsg or "")
     assert await kit.credits(m) == 1 and wechat.sent == []
+
+
+
+async def test_a_bundle_that_fails_once_is_retried_together_for_one_credit(kit: Kit, wechat: FakeWeChat) -> None:
+    # A has failed once, B is new; the bundle [A, B] fails: both come back at one time, as one message.
+    await kit.template()
+    await _visit_badge(kit, "first-visit", name="A")
+    await badge(kit.client, "first-buy", [{"event": "purchase", "threshold": 1}], name="B")
+    m = await kit.member()
+    await kit.credit(m)
+    await event(kit.client, m.external_id, "visit", NOW)
+    await kit.fanout()
+    wechat.script.extend([-1, -1])
+    assert await kit.dispatch(now=datetime.now(UTC)) == 1
+    (a,) = await kit.deliveries()
+    await event(kit.client, m.external_id, "purchase", NOW)
+    await kit.fanout()
+    assert await kit.dispatch(now=a.next_attempt_at) == 1
+    a, b = await kit.deliveries()
+    assert a.status == b.status == "pending" and a.next_attempt_at == b.next_attempt_at
+    assert a.bundle_id is None and b.bundle_id is None
+    assert await kit.dispatch(now=a.next_attempt_at) == 1
+    a, b = await kit.deliveries()
+    assert {a.status, b.status} == {"sent"} and len(wechat.sent) == 1 and await kit.credits(m) == 0
