@@ -228,7 +228,8 @@ class EngineRun:
         if not touched:
             return
         states = await self.store.counters(self.user.id, wanted)
-        counted: list[list[str]] = []
+        # An award event's counters are recorded with its award, for a revoke to take it back out of them.
+        counted: list[list[str]] | None = [] if type_ == BADGE_AWARDED else None
         for _badge, _crits, matched in touched:
             for scope, c, bucket in matched:
                 before = states.get((scope, bucket), ev.EMPTY)
@@ -236,9 +237,10 @@ class EngineRun:
                 if after != before:
                     states[(scope, bucket)] = after
                     self.store.set_counter(self.user.id, scope, bucket, after)
-                    counted.append([scope, bucket])
-        if counted and type_ == BADGE_AWARDED and isinstance(attributes.get("award_id"), int):
-            await self.store.note_counted(attributes["award_id"], counted)  # for a revoke to take back out
+                    if counted is not None:
+                        counted.append([scope, bucket])
+        if counted and isinstance(attributes.get("award_id"), int):
+            await self.store.note_counted(attributes["award_id"], counted)
         for badge, criteria, matched in touched:
             subs = [
                 {b: states.get((scope, b), ev.EMPTY) for b in ev.buckets_needed(c, at, self.tz)}

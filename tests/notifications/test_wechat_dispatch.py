@@ -7,13 +7,24 @@ from datetime import UTC, datetime, timedelta
 
 from tests.api import ADMIN, badge, event
 from tests.fakes.wechat_server import FakeWeChat
-from tests.notifications.conftest import BADGE_TEMPLATE, Kit
+from tests.notifications.conftest import BADGE_TEMPLATE, Kit, Member
 
 NOW = datetime.now(UTC)
 
 
 async def _visit_badge(kit: Kit, key: str = "first-visit", name: str = "首次到店") -> None:
     await badge(kit.client, key, [{"event": "visit", "threshold": 1}], name=name)
+
+
+async def _one_queued(kit: Kit) -> Member:
+    """A member with one consent credit and one badge notification queued for WeChat."""
+    await kit.template()
+    await _visit_badge(kit)
+    m = await kit.member()
+    await kit.credit(m)
+    await event(kit.client, m.external_id, "visit", NOW)
+    await kit.fanout()
+    return m
 
 
 async def test_badge_with_a_credit_sends_one_message_with_fields_filled_and_uses_the_credit(
@@ -166,12 +177,7 @@ async def test_rate_limits_do_not_count_towards_giving_up(kit: Kit, wechat: Fake
     # Two 45011s, then a network error: one transient failure of two allowed, so it is retried (and its backoff
     # is the first step, 5 s, not the third's).
     settings = kit.settings.model_copy(update={"wechat_max_attempts": 2})
-    await kit.template()
-    await _visit_badge(kit)
-    m = await kit.member()
-    await kit.credit(m)
-    await event(kit.client, m.external_id, "visit", NOW)
-    await kit.fanout()
+    await _one_queued(kit)
     wechat.script.extend([45011, 45011, -1])
     clock = datetime.now(UTC)
     for _ in range(3):
@@ -323,12 +329,7 @@ async def test_each_bundled_delivery_counts_its_own_failures(kit: Kit, wechat: F
 
 
 async def test_rate_limits_are_waited_out_for_two_days_at_most(kit: Kit, wechat: FakeWeChat) -> None:
-    await kit.template()
-    await _visit_badge(kit)
-    m = await kit.member()
-    await kit.credit(m)
-    await event(kit.client, m.external_id, "visit", NOW)
-    await kit.fanout()
+    m = await _one_queued(kit)
     wechat.script.extend([45011, 45011])
     (d,) = await kit.deliveries()
     assert await kit.dispatch(now=d.created_at + timedelta(hours=47)) == 1
