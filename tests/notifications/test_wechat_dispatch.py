@@ -303,9 +303,9 @@ async def test_a_template_disabled_after_queueing_drops_the_delivery_and_keeps_t
     assert await kit.credits(m) == 1  # consent is not spent on a message that was never sent
 
 
-async def test_each_bundled_delivery_counts_its_own_failures(kit: Kit, wechat: FakeWeChat) -> None:
-    # A has failed once; B is new and rides in A's retry, which fails too: A has used its two attempts, B one.
-    settings = kit.settings.model_copy(update={"wechat_max_attempts": 2})
+async def _a_queued_and_failing_twice(kit: Kit, wechat: FakeWeChat) -> Member:
+    """Notification A queued for a member with one credit, the next two sends failing (-1); a purchase will
+    queue B (another badge) for the same template."""
     await kit.template()
     await _visit_badge(kit, "first-visit", name="A")
     await badge(kit.client, "first-buy", [{"event": "purchase", "threshold": 1}], name="B")
@@ -314,6 +314,13 @@ async def test_each_bundled_delivery_counts_its_own_failures(kit: Kit, wechat: F
     await event(kit.client, m.external_id, "visit", NOW)
     await kit.fanout()
     wechat.script.extend([-1, -1])
+    return m
+
+
+async def test_each_bundled_delivery_counts_its_own_failures(kit: Kit, wechat: FakeWeChat) -> None:
+    # A has failed once; B is new and rides in A's retry, which fails too: A has used its two attempts, B one.
+    settings = kit.settings.model_copy(update={"wechat_max_attempts": 2})
+    m = await _a_queued_and_failing_twice(kit, wechat)
     assert await kit.dispatch(now=datetime.now(UTC), settings=settings) == 1
     (a,) = await kit.deliveries()
     assert a.status == "pending"
@@ -342,17 +349,9 @@ async def test_rate_limits_are_waited_out_for_two_days_at_most(kit: Kit, wechat:
     assert await kit.credits(m) == 1 and wechat.sent == []
 
 
-
 async def test_a_bundle_that_fails_once_is_retried_together_for_one_credit(kit: Kit, wechat: FakeWeChat) -> None:
     # A has failed once, B is new; the bundle [A, B] fails: both come back at one time, as one message.
-    await kit.template()
-    await _visit_badge(kit, "first-visit", name="A")
-    await badge(kit.client, "first-buy", [{"event": "purchase", "threshold": 1}], name="B")
-    m = await kit.member()
-    await kit.credit(m)
-    await event(kit.client, m.external_id, "visit", NOW)
-    await kit.fanout()
-    wechat.script.extend([-1, -1])
+    m = await _a_queued_and_failing_twice(kit, wechat)
     assert await kit.dispatch(now=datetime.now(UTC)) == 1
     (a,) = await kit.deliveries()
     await event(kit.client, m.external_id, "purchase", NOW)
