@@ -82,3 +82,23 @@ async def test_a_batch_claim_draws_ids_from_each_tables_own_sequence(app: FastAP
             assert drawn == list(range(drawn[0], drawn[0] + 3))  # nobody else drew meanwhile
         assert stored["ids-1"] not in {row[0] for row in ids}
         await session.rollback()
+
+
+def test_a_flush_document_reads_back_as_the_rows_with_datetimes_in_iso_8601() -> None:
+    import json
+
+    at = datetime(2026, 11, 25, 10, 0, 0, 5, tzinfo=UTC)
+    rows = [{"id": 1, "at": at, "name": "探店达人", "evidence": {"value": 2.5, "ok": True, "none": None}}]
+    assert json.loads(pg_fast.document(rows)) == [
+        {"id": 1, "at": at.isoformat(), "name": "探店达人", "evidence": {"value": 2.5, "ok": True, "none": None}}
+    ]
+
+
+
+def test_a_flush_document_holds_an_integer_beyond_64_bits() -> None:
+    # orjson refuses one; the standard library's encoder takes over (no engine row should carry one, amounts
+    # are bounded, but a flush must not fail for it).
+    import json
+
+    at = datetime(2026, 11, 25, tzinfo=UTC)
+    assert json.loads(pg_fast.document([{"n": 2**70, "at": at}])) == [{"n": 2**70, "at": at.isoformat()}]
