@@ -121,7 +121,10 @@ async def _send(client: httpx.AsyncClient, c: Claimed) -> Result:
     try:
         response = await client.post(c.url, content=body, headers=headers)
         status, error = response.status_code, None if response.is_success else f"HTTP {response.status_code}"
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        status, error = None, f"{type(exc).__name__}: {exc}"[:500]
+    except Exception as exc:  # one delivery's surprise must not stop the others' attempts from being recorded
+        log.exception("webhook delivery %s: unexpected error while sending", c.delivery_id)
         status, error = None, f"{type(exc).__name__}: {exc}"[:500]
     return Result(c, status, error, int((time.monotonic() - started) * 1000))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
+import httpx
 from pydantic import AliasChoices, Field, StrictBool, computed_field, field_validator
 
 from app.kit.schemas import ReadModel, WriteModel
@@ -26,8 +27,19 @@ DeliveryState = Literal["pending", "delivering", "delivered", "dead"]
 
 
 def _check_url(value: str) -> str:
+    """An address the dispatcher can actually send to: http(s), a host, a port in range, no whitespace."""
     if not value.startswith(("https://", "http://")):
         raise ValueError("url must be http(s)")
+    if any(ch.isspace() for ch in value):
+        raise ValueError("url must not contain whitespace")
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"url is not a valid address: {exc}") from None
+    if not url.host:
+        raise ValueError("url has no host")
+    if url.port is not None and not 0 < url.port < 65536:
+        raise ValueError("url port must be between 1 and 65535")
     return value
 
 

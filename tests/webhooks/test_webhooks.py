@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from app.notifications.fanout import fanout_all
 from app.webhooks import signing
@@ -233,3 +234,34 @@ async def test_publishing_a_challenge_reaches_webhooks_and_members_are_told_once
     assert [n["kind"] for n in inbox["items"]] == ["challenge_available"]  # the fan-out added none of its own
     (d,) = await _log(client, ep["id"])
     assert d["status"] == "delivered"
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1/h", "http://exa mple.com/h", "http://x.test:99999/h", "https://", "http:///h", "http://x.test:0/"]
+)
+async def test_an_address_the_dispatcher_cannot_send_to_is_refused_when_saved(
+    client: httpx.AsyncClient, url: str
+) -> None:
+    r = await client.post("/v1/admin/webhooks", json={"url": url, "events": ["badge.awarded"]}, headers=ADMIN)
+    assert r.status_code == 422, r.text
+    ok = await _endpoint(client, "https://hooks.example.com:8443/laurel?x=1", ["badge.awarded"])
+    r = await client.patch(f"/v1/admin/webhooks/{ok['id']}", json={"url": url}, headers=ADMIN)
+    assert r.status_code == 422, r.text
+
+
+async def test_an_unparsable_stored_address_fails_its_own_delivery_and_the_others_are_delivered_once(
+    app: FastAPI, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    # An endpoint saved before addresses were checked: httpx refuses its URL before sending anything.
+    bad = await _endpoint(client, "https://bad.example/h", ["badge.awarded"])
+    async with app.state.db.sessionmaker() as session, session.begin():
+        await session.execute(
+            text("UPDATE webhook_endpoints SET url = 'http://[::1/h' WHERE id = :id"), {"id": bad["id"]}
+        )
+    good = await _badge_delivery(client, receiver)
+    for minutes in (0, 2, 4):
+        await _dispatch(app, NOW + timedelta(minutes=minutes))
+    assert [d["status"] for d in await _log(client, good["id"])] == ["delivered"]
+    assert len(receiver.received) == 1
+    (failed,) = await _log(client, bad["id"])
+    assert failed["status"] == "pending" and failed["attempts"] >= 1 and "InvalidURL" in failed["last_error"]
