@@ -147,7 +147,8 @@ def percent(steps: Sequence[Criterion], progress: Sequence[Mapping[str, Any]], a
             total += 1
         else:
             value = step_value(c, ev.CounterState.from_json(p.get("state")), at, tz)
-            total += min(value / threshold_decimal(c), Decimal(1))
+            # Refunds can take a sum below zero; a step's share stays between nothing and all of it.
+            total += min(max(value / threshold_decimal(c), Decimal(0)), Decimal(1))
     pct = int(total * 100 / len(steps))
     return 99 if pct == 100 and steps_done(progress) < len(steps) else pct
 

@@ -11,13 +11,20 @@ from app.errors import responses
 from app.kit.db import SessionDep
 from app.kit.deps import SettingsDep
 from app.leaderboards import service as lb_service
-from app.leaderboards.schemas import KEY_PATTERN, BoardSummary, BoardView, Preferences, PreferencesIn
+from app.leaderboards.schemas import (
+    KEY_PATTERN,
+    VIEW_QUERY_PARAMETERS,
+    BoardSummary,
+    BoardView,
+    Preferences,
+    PreferencesIn,
+)
 
 router = APIRouter(tags=["leaderboards"])
 
 BoardKey = Annotated[str, Path(min_length=1, max_length=64, pattern=KEY_PATTERN)]
 # Query parameters with a fixed meaning; any other one may name an attribute dimension of the board.
-_RESERVED = frozenset({"period", "city", "category", "scope", "limit", "offset"})
+_RESERVED = VIEW_QUERY_PARAMETERS | {"city", "category"}
 
 
 @router.get("/v1/leaderboards", response_model=list[BoardSummary], responses=responses(401, 403))

@@ -53,11 +53,17 @@ class Display(BaseModel):
     tier: StrictBool = False
 
 
+# Query parameters of the member view that are not views: a dimension of that name could never be selected.
+VIEW_QUERY_PARAMETERS = frozenset({"period", "scope", "limit", "offset"})
+
+
 def _check_dimensions(value: list[str]) -> list[str]:
     seen: list[str] = []
     for d in value:
         if d not in BUILTIN_DIMENSIONS and not re.match(FIELD_PATTERN, d):
             raise ValueError(f"dimension {d!r} is not 'city', 'friends' or an event attribute name")
+        if d in VIEW_QUERY_PARAMETERS:
+            raise ValueError(f"dimension {d!r} is a query parameter of the leaderboard view; name it otherwise")
         if d in seen:
             raise ValueError(f"dimension {d!r} is listed twice")
         seen.append(d)

@@ -21,6 +21,7 @@ from app.config import Settings
 from app.errors import Conflict, InvalidInput, NotFound
 from app.kit.cache import DefinitionCache
 from app.kit.clock import utcnow
+from app.kit.schemas import unstorable_path
 from app.kit.spreadsheet import safe_text
 from app.leaderboards import repository as lb_repo
 from app.leaderboards import scoring
@@ -265,6 +266,11 @@ def _resolve_filter(
     if not chosen:
         return "", {}
     name, value = next(iter(chosen.items()))
+    flaw = unstorable_path(value, f"query.{name}")
+    if flaw is not None:
+        # Refused here, before a CSV export starts streaming: the database would refuse it only mid-response.
+        raise InvalidInput(f"{flaw[0]} holds {flaw[1]}", code="invalid_value",
+                           details=[{"field": flaw[0], "message": f"holds {flaw[1]}"}])
     wanted = "friends" if name == "scope" else name
     if wanted not in board.dimensions:
         raise InvalidInput(f"Board {board.key!r} has no {wanted!r} dimension", code="unknown_dimension",

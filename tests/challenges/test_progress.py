@@ -96,6 +96,17 @@ def test_percent_counts_partial_progress() -> None:
     assert prog.percent(steps, p, t, SH) == 25
 
 
+def test_a_refund_below_zero_counts_as_no_progress_not_as_negative_percent() -> None:
+    spend = Criterion.model_validate({"event": "purchase", "aggregate": "sum", "field": "amount", "threshold": 1000})
+    posts = Criterion.model_validate({"event": "post", "threshold": 2})
+    p = prog.empty_progress(2)
+    t = at("2026-11-20T10:00:00+08:00")
+    p, _ = prog.apply_event([spend, posts], p, "purchase", {"amount": -500}, t, SH)
+    assert prog.percent([spend, posts], p, t, SH) == 0
+    p, _ = prog.apply_event([spend, posts], p, "post", {}, t, SH)
+    assert prog.percent([spend, posts], p, t, SH) == 25  # the refund does not pull the other step down
+
+
 def facts(**kw: object) -> prog.MemberFacts:
     base: dict[str, object] = {"tier": None, "segments": [], "points": 0, "held_badges": frozenset()}
     base.update(kw)

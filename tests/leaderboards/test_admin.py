@@ -179,3 +179,23 @@ async def test_board_created_without_status_is_active_for_members(
     replaced = await client.put("/v1/admin/leaderboards/top-spenders-weekly", json={**body, "title": "Renamed"},
                                 headers=admin_headers)
     assert replaced.status_code == 200 and replaced.json()["status"] == "draft"
+
+
+async def test_a_view_filter_the_database_cannot_store_is_a_422_before_an_export_starts(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    await make_board(client, admin_headers, key="spend", dimensions=["city", "category"])
+    for path in ("/v1/admin/leaderboards/spend/export.csv", "/v1/admin/leaderboards/spend/top"):
+        for params in ({"city": "a\x00b"}, {"category": "a\x00b"}):
+            r = await client.get(path, params=params, headers=admin_headers)
+            assert r.status_code == 422, (path, params, r.text)
+            assert r.json()["error"]["code"] == "invalid_value"
+
+
+@pytest.mark.parametrize("name", ["period", "scope", "limit", "offset"])
+async def test_a_dimension_named_like_a_view_query_parameter_is_refused(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], name: str
+) -> None:
+    r = await client.post("/v1/admin/leaderboards", json=board_body(dimensions=[name]), headers=admin_headers)
+    assert r.status_code == 422, r.text
+    assert "query parameter" in r.text
