@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.errors import InvalidInput, LaurelError, NotFound
 from app.icons.schemas import IconOut, IconUploaded
+from app.kit.i18n import preferences
 from app.kit.pagination import Page, PageParams
 from app.models import Icon
 
@@ -100,20 +101,7 @@ def builtin(name: str) -> BuiltinIcon:
 
 def pick_language(accept_language: str | None) -> Lang:
     """The alt-text language for an Accept-Language header: any Chinese tag → zh-CN, otherwise English."""
-    ranked: list[tuple[float, int, str]] = []
-    for i, part in enumerate((accept_language or "").split(",")):
-        tag, _, params = part.strip().partition(";")
-        q = 1.0
-        for param in params.split(";"):
-            key, _, value = param.strip().partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        if tag and q > 0:
-            ranked.append((-q, i, tag.strip().lower()))
-    for _, _, tag in sorted(ranked):
+    for tag in preferences(accept_language):
         primary = tag.split("-", 1)[0]
         if primary == "zh":
             return "zh-CN"

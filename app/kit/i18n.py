@@ -7,24 +7,29 @@ from typing import Annotated
 from fastapi import Depends, Header
 
 
+def preferences(header: str | None) -> list[str]:
+    """The header's language tags, most wanted first (ties keep their order), lower-cased; a tag with q=0 is
+    "not acceptable" and left out. Parameters may carry spaces ("zh-CN; q=0.1")."""
+    ranked: list[tuple[float, int, str]] = []
+    for i, part in enumerate((header or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if tag.strip() and q > 0:
+            ranked.append((-q, i, tag.strip().lower()))
+    return [tag for _q, _i, tag in sorted(ranked)]
+
+
 def pick_locale(header: str | None, available: list[str] | None = None) -> str:
     """Best of `available` for the header's preferences; defaults to "en"."""
     available = available or ["en", "zh-CN"]
-    if not header:
-        return "en"
-    prefs: list[tuple[float, str]] = []
-    for part in header.split(","):
-        piece = part.strip()
-        if not piece:
-            continue
-        lang, _, q = piece.partition(";q=")
-        try:
-            weight = float(q) if q else 1.0
-        except ValueError:
-            weight = 0.0
-        prefs.append((weight, lang.strip()))
-    for _weight, lang in sorted(prefs, key=lambda p: -p[0]):
-        low = lang.lower()
+    for low in preferences(header):
         for cand in available:
             if cand.lower() == low:
                 return cand
