@@ -18,3 +18,10 @@ async def page(session: AsyncSession, user_id: int, limit: int, offset: int) -> 
     )
     total = (await session.execute(select(func.count()).where(PointsEntry.user_id == user_id))).scalar_one()
     return list(rows.scalars()), total
+
+
+async def by_source(session: AsyncSession, source_type: str, source_id: str) -> PointsEntry | None:
+    rows = await session.execute(
+        select(PointsEntry).where(PointsEntry.source_type == source_type, PointsEntry.source_id == source_id)
+    )
+    return rows.scalars().first()

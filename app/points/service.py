@@ -23,16 +23,27 @@ async def adjust(session: AsyncSession, settings: Settings, actor: str, external
     if user is None:
         raise NotFound("Member not found", code="user_not_found")
     run = await EngineRun.begin(session, settings, user)
+    source_id = f"{user.id}:{body.idempotency_key or uuid.uuid4().hex}"
+    if body.idempotency_key is not None:
+        # A retry answers like the first request, even if the balance has moved since (a debit's retry is not
+        # refused for insufficient points); the same key for another adjustment is a mistake, not a replay.
+        done = await points_repo.by_source(session, "manual", source_id)
+        if done is not None:
+            if (done.amount, done.reason) != (body.amount, body.reason):
+                raise Conflict(
+                    "This idempotency key was used for another adjustment",
+                    code="idempotency_key_reused",
+                    details={"idempotency_key": body.idempotency_key, "amount": done.amount, "reason": done.reason},
+                )
+            return AdjustOut(user_id=external_id, applied=False, amount=done.amount, balance=user.points,
+                             entry_id=done.id, levels_reached=[])
     if user.points + body.amount < 0:
         raise Conflict(
             "Adjustment would make the balance negative",
             code="insufficient_points",
             details={"balance": user.points, "amount": body.amount},
         )
-    source_id = body.idempotency_key or uuid.uuid4().hex
-    entry = await run.credit_points(
-        body.amount, reason=body.reason, source_type="manual", source_id=f"{user.id}:{source_id}"
-    )
+    entry = await run.credit_points(body.amount, reason=body.reason, source_type="manual", source_id=source_id)
     await run.settle()  # the levels it reached count for badges, challenges and leaderboards
     if entry is not None:
         await audit.record(

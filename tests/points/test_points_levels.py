@@ -141,3 +141,21 @@ async def test_an_operator_reads_a_members_profile_balance_level_and_ledger(
     assert (await client.get("/v1/admin/users/nobody/points", headers=ADMIN)).status_code == 404
     member = await login("o-op-1")
     assert (await client.get("/v1/admin/users/OP-1", headers=member)).status_code in (401, 403)
+
+
+async def test_a_debit_retried_with_its_key_is_a_replay_and_the_key_cannot_be_reused_for_another_amount(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.put("/v1/users/ADJ-2", json={}, headers=ADMIN)
+    url = "/v1/admin/users/ADJ-2/points"
+    assert (await client.post(url, json={"amount": 10, "reason": "gift"}, headers=ADMIN)).status_code == 200
+    body = {"amount": -10, "reason": "fix", "idempotency_key": "debit-1"}
+    first = await client.post(url, json=body, headers=ADMIN)
+    assert first.status_code == 200 and first.json()["applied"] is True and first.json()["balance"] == 0
+    again = await client.post(url, json=body, headers=ADMIN)
+    assert again.status_code == 200, again.text  # not 409 insufficient_points: the debit is already done
+    assert again.json() | {"levels_reached": []} == first.json() | {"applied": False, "levels_reached": []}
+    other = await client.post(url, json={**body, "amount": -7}, headers=ADMIN)
+    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"
+    ledger = (await client.get("/v1/admin/users/ADJ-2/points", headers=ADMIN)).json()
+    assert [e["amount"] for e in ledger["items"]] == [-10, 10]
