@@ -25,6 +25,7 @@ from app.badges.schemas import (
     SimulationIn,
     SimulationOut,
 )
+from app.challenges import repository as challenges_repo
 from app.config import Settings
 from app.errors import InvalidInput, responses
 from app.kit.db import SessionDep
@@ -86,8 +87,8 @@ async def patch_badge(
 
 @admin.delete("/badges/{key}", status_code=204, responses=responses(401, 403, 404, 409))
 async def delete_badge(key: BadgeKey, session: SessionDep, _: AdminKey) -> Response:
-    """Delete a badge nobody holds (archive it otherwise)."""
-    await badges_service.delete(session, key)
+    """Delete a badge nobody holds and no live challenge rewards or requires (archive it otherwise)."""
+    await badges_service.delete(session, key, await challenges_repo.keys_naming_badge(session, key))
     return Response(status_code=204)
 
 

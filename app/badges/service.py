@@ -147,8 +147,12 @@ def _merged(badge: Badge, body: BadgePatch) -> BadgeCreate:
     )
 
 
-async def delete(session: AsyncSession, key: str) -> None:
+async def delete(session: AsyncSession, key: str, named_by: list[str]) -> None:
     badge = await get(session, key)
+    if named_by:
+        # Deleting it would silently drop a promised reward, or lock everyone out of a challenge.
+        raise Conflict("Challenges still reward or require this badge", code="badge_in_use",
+                       details={"challenges": named_by})
     if await badges_repo.award_count(session, badge.id):
         raise Conflict("Badge has been awarded; archive it instead", code="badge_has_awards")
     await session.delete(badge)

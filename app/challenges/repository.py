@@ -63,6 +63,18 @@ async def keys_rewarding_voucher(session: AsyncSession, voucher_key: str) -> lis
     return list(rows.scalars())
 
 
+async def keys_naming_badge(session: AsyncSession, badge_key: str) -> list[str]:
+    """Challenges (not archived) that reward the badge or require it to join. Eligibility is JSON, and challenges
+    are few, so the filter runs here rather than in dialect-specific JSON SQL."""
+    rows = await session.execute(
+        select(Challenge.key, Challenge.reward_badge, Challenge.eligibility)
+        .where(Challenge.status != "archived")
+        .order_by(Challenge.key)
+    )
+    return [key for key, reward, eligibility in rows
+            if reward == badge_key or (eligibility or {}).get("required_badge") == badge_key]
+
+
 async def insert_participation(
     session: AsyncSession, *, challenge_id: int, instance_key: str, user_id: int, joined_at: datetime,
     deadline: datetime | None, progress: list[dict[str, Any]],

@@ -199,3 +199,24 @@ async def test_stats(
     assert [(i["instance"], i["current"], i["joined"]) for i in s["instances"]] == [
         ("2026-W48", True, 1), ("2026-W47", False, 3)]
     assert s["instances"][1]["completion_rate"] == pytest.approx(1 / 3, abs=1e-4)
+
+
+async def test_a_badge_a_live_challenge_rewards_or_requires_cannot_be_deleted(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], make_challenge: Any
+) -> None:
+    for key in ("finisher", "vip"):
+        r = await client.post("/v1/admin/badges", json={"key": key, "name": key, "status": "active",
+                                                        "criteria": [{"event": "never.happens", "threshold": 1}]},
+                              headers=admin_headers)
+        assert r.status_code == 201, r.text
+    rewards = {"points_per_step": 0, "bonus_points": 0, "badge": "finisher", "voucher": None}
+    await make_challenge("reward", [step("Visit", "visit", 1)], rewards=rewards)
+    await make_challenge("gated", [step("Visit", "visit", 1)], publish=False, eligibility={"required_badge": "vip"})
+    for badge, challenge in (("finisher", "reward"), ("vip", "gated")):
+        r = await client.delete(f"/v1/admin/badges/{badge}", headers=admin_headers)
+        assert r.status_code == 409, r.text
+        assert r.json()["error"]["code"] == "badge_in_use"
+        assert r.json()["error"]["details"] == {"challenges": [challenge]}
+    # Once the challenge is archived, nothing depends on the badge any more.
+    assert (await client.post("/v1/admin/challenges/reward/archive", headers=admin_headers)).status_code == 200
+    assert (await client.delete("/v1/admin/badges/finisher", headers=admin_headers)).status_code == 204
