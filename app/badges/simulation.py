@@ -24,7 +24,7 @@ from app.badges.rules_cache import BadgeRule
 from app.badges.schemas import SimulationIn, SimulationOut
 from app.config import Settings
 from app.events import repository as events_repo
-from app.events.engine import BADGE_AWARDED, in_season, repeat_key
+from app.events.engine import BADGE_AWARDED, in_season, reads, repeat_key
 from app.events.schemas import MAX_FUTURE
 from app.kit.clock import utcnow
 from app.kit.periods import local_date
@@ -56,12 +56,10 @@ def replay_member(
                 moved = True
         if not moved or (awarded and not rule.repeatable):
             continue
-        subs = [{b: states.get((i, b), ev.EMPTY) for b in ev.buckets_needed(c, at, tz)} for i, (_s, c) in
-                enumerate(crits)]
+        subs = [{b: states.get((i, b), ev.EMPTY) for b in reads(c, at, tz)} for i, (_s, c) in enumerate(crits)]
         if not all(ev.is_met_at(c, sub, at, tz) for (_s, c), sub in zip(crits, subs, strict=True)):
             continue
-        evidence = [{"value": ev.value_of(c, sub, at, tz)} for (_s, c), sub in zip(crits, subs, strict=True)]
-        key = repeat_key(rule, crits, at, tz, evidence)
+        key = repeat_key(rule, crits, subs, at, tz)
         if key not in keys:
             keys.add(key)
             awarded.append(at)

@@ -32,9 +32,10 @@ from app.config import Settings
 from app.events import hooks
 from app.events import repository as events_repo
 from app.events.record import CreditRecord, EventRecord, MemberRecord
+from app.events.schemas import MAX_FUTURE
 from app.events.store import EngineStore, store_for
 from app.kit.clock import utcnow
-from app.kit.periods import period_key
+from app.kit.periods import ordinal_key, period_key, period_ordinal
 from app.models import Badge, User, UserBadge
 from app.points import levels as levels_service
 from app.rules import evaluator as ev
@@ -224,7 +225,7 @@ class EngineRun:
             touched.append((badge, crits, matched))
             wanted.update((scope, bucket) for scope, _c, bucket in matched)
             for scope, c in crits:
-                wanted.update((scope, b) for b in ev.buckets_needed(c, at, self.tz))
+                wanted.update((scope, b) for b in reads(c, at, self.tz))
         if not touched:
             return
         states = await self.store.counters(self.user.id, wanted)
@@ -242,10 +243,7 @@ class EngineRun:
         if counted and isinstance(attributes.get("award_id"), int):
             await self.store.note_counted(attributes["award_id"], counted)
         for badge, criteria, matched in touched:
-            subs = [
-                {b: states.get((scope, b), ev.EMPTY) for b in ev.buckets_needed(c, at, self.tz)}
-                for scope, c in criteria
-            ]
+            subs = [{b: states.get((scope, b), ev.EMPTY) for b in reads(c, at, self.tz)} for scope, c in criteria]
             mets = [ev.is_met_at(c, sub, at, self.tz) for (_s, c), sub in zip(criteria, subs, strict=True)]
             if all(mets):
                 if badge.id in chain:
@@ -256,7 +254,7 @@ class EngineRun:
                     self._evidence(index, c, sub, met, at)
                     for index, ((_s, c), sub, met) in enumerate(zip(criteria, subs, mets, strict=True))
                 ]
-                award_key = repeat_key(badge, criteria, at, self.tz, evidence)
+                award_key = repeat_key(badge, criteria, subs, at, self.tz)
                 await self.award_badge(
                     badge,
                     award_key=award_key,
@@ -283,19 +281,25 @@ class EngineRun:
     def _evidence(
         self, index: int, c: Criterion, sub: dict[str, ev.CounterState], met: bool, at: datetime
     ) -> dict[str, Any]:
-        """What an award records of one criterion: its value, threshold, bucket and window."""
-        start, end = ev.window_bounds(c, at, self.tz)
-        return {
+        """What an award records of one criterion: the value the decision compared (a late event's streak run or
+        best rolling window included), its threshold, the bucket the event moved, and the window measured."""
+        value, when = ev.decisive(c, sub, at, self.tz)
+        start, end = ev.window_bounds(c, when, self.tz)
+        out: dict[str, Any] = {
             "criterion": index,
             "event": c.event,
             "aggregate": c.aggregate,
-            "value": num(ev.value_of(c, sub, at, self.tz)),
+            "value": num(value),
             "threshold": num(threshold_decimal(c)),
             "met": met,
             "bucket": ev.bucket_for(c, at, self.tz),
             "window_start": start.isoformat() if start else None,
             "window_end": end.isoformat() if end else None,
         }
+        run = streak_of(c, sub, at, self.tz)
+        if run is not None:
+            out["streak_start"] = run[0]
+        return out
 
     async def award_badge(
         self,
@@ -455,20 +459,41 @@ def in_season(badge: Badge | BadgeRule, at: datetime) -> bool:
     return not (badge.available_until is not None and at >= badge.available_until)
 
 
+def reads(c: Criterion, at: datetime, tz: Any) -> list[str]:
+    """The buckets an award decision on `c` for an event at `at` reads: its window's, and for a late event in a
+    rolling window the later days whose windows hold it (events carry at most MAX_FUTURE beyond now)."""
+    needed = ev.buckets_needed(c, at, tz)
+    if isinstance(c.window, RollingWindow) and c.aggregate != "streak":
+        needed = needed + ev.buckets_after(c, at, tz, utcnow() + MAX_FUTURE)
+    return needed
+
+
+def streak_of(c: Criterion, sub: dict[str, ev.CounterState], at: datetime, tz: Any) -> tuple[str, int] | None:
+    """(first period's key, active periods) of the streak run holding `at`'s period; None if not a streak."""
+    if c.aggregate != "streak" or not isinstance(c.window, CalendarWindow):
+        return None
+    unit = c.window.unit
+    run = ev.streak_run(c, sub.get(ev.LIFETIME, ev.EMPTY), period_ordinal(unit, at, tz))
+    return (ordinal_key(unit, run[0]), run[1]) if run else None
+
+
 def repeat_key(
-    badge: BadgeRule, crits: Sequence[tuple[str, Criterion]], at: datetime, tz: Any, evidence: list[dict[str, Any]]
+    badge: BadgeRule, crits: Sequence[tuple[str, Criterion]], subs: Sequence[dict[str, ev.CounterState]],
+    at: datetime, tz: Any,
 ) -> str:
-    """How often a repeatable badge can be earned: once per calendar period, fixed window, day, or threshold."""
+    """How often a repeatable badge can be earned: once per calendar period, fixed window, day, threshold, or
+    threshold within one streak run (a new run earns it again; a run twice the threshold long, twice)."""
     if not badge.repeatable:
         return "once"
     c = crits[0][1]
     w = c.window
     if isinstance(w, CalendarWindow):
-        if c.aggregate == "streak":
-            return f"streak:{math.floor(Decimal(str(evidence[0]['value'])) / threshold_decimal(c))}"
+        run = streak_of(c, subs[0], at, tz)
+        if run is not None:
+            return f"streak:{run[0]}:{math.floor(Decimal(run[1]) / threshold_decimal(c))}"
         return f"p:{period_key(w.unit, at, tz)}"
     if isinstance(w, FixedWindow):
         return "fixed"
     if isinstance(w, RollingWindow):
         return f"d:{period_key('day', at, tz)}"
-    return f"n:{math.floor(Decimal(str(evidence[0]['value'])) / threshold_decimal(c))}"
+    return f"n:{math.floor(ev.value_of(c, subs[0], at, tz) / threshold_decimal(c))}"

@@ -15,7 +15,7 @@ from app.config import Settings
 from app.errors import Conflict, LaurelError, NotFound
 from app.events import pg_fast
 from app.events import repository as events_repo
-from app.events.engine import EngineRun, Outcome
+from app.events.engine import EngineRun, Outcome, reads
 from app.events.record import EventRecord, MemberRecord
 from app.events.schemas import BatchItemResult, BatchResult, EventIn, IngestResult
 from app.events.store import discard_store, store_for
@@ -273,13 +273,13 @@ async def _counter_keys(
 
 
 def _buckets(c: Criterion, at: datetime, tz: Any, memo: dict[tuple[int, Any], tuple[str, ...]]) -> tuple[str, ...]:
-    """The buckets an event at `at` updates and reads for `c`; the same for a whole local day unless the
-    window is fixed (whose edges may fall inside a day)."""
+    """The buckets an event at `at` updates and reads for `c` (a late event's later rolling days included); the
+    same for a whole local day unless the window is fixed (whose edges may fall inside a day)."""
     when: Any = at if isinstance(c.window, FixedWindow) else ev.local_date(at, tz)
     found = memo.get((id(c), when))
     if found is None:
         bucket = ev.bucket_for(c, at, tz)
-        found = tuple(dict.fromkeys([*([bucket] if bucket is not None else []), *ev.buckets_needed(c, at, tz)]))
+        found = tuple(dict.fromkeys([*([bucket] if bucket is not None else []), *reads(c, at, tz)]))
         memo[(id(c), when)] = found
     return found
 

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
@@ -341,12 +342,18 @@ def _runs(periods: tuple[int, ...], grace: int) -> list[tuple[int, int, int]]:
 
 def streak_through(c: Criterion, state: CounterState, ordinal: int) -> int:
     """Active periods in the streak run containing active period ``ordinal`` (0 if inactive)."""
+    run = streak_run(c, state, ordinal)
+    return run[1] if run else 0
+
+
+def streak_run(c: Criterion, state: CounterState, ordinal: int) -> tuple[int, int] | None:
+    """(first period, active periods) of the streak run holding active period ``ordinal``; None if inactive."""
     if ordinal not in state.periods:
-        return 0
+        return None
     for first, last, n in _runs(state.periods, c.grace):
         if first <= ordinal <= last:
-            return n
-    return 0
+            return first, n
+    return None
 
 
 def current_streak(c: Criterion, state: CounterState, ordinal: int) -> int:
@@ -424,6 +431,70 @@ def buckets_needed(c: Criterion, at: datetime, tz: tzinfo) -> list[str]:
     raise TypeError(f"unsupported window {w!r}")
 
 
+def buckets_after(c: Criterion, at: datetime, tz: tzinfo, until: datetime) -> list[str]:
+    """Later buckets an award decision at ``at`` reads (see :func:`decisive`): for a rolling window, the days after
+    ``at``'s up to ``at`` + N days and no later than ``until`` (the latest instant an event can carry), whose
+    events' windows hold ``at``. Empty for every other window, and for an event that is not late."""
+    w = c.window
+    if c.aggregate == "streak" or not isinstance(w, RollingWindow):
+        return []
+    first = local_date(at, tz).toordinal() + 1
+    last = local_date(min(at + timedelta(days=w.days), until), tz).toordinal()
+    return [ordinal_key("day", d) for d in range(first, last + 1)]
+
+
+def _best_rolling(c: Criterion, parts: Iterable[CounterState], at: datetime) -> tuple[Decimal, datetime]:
+    """The best measure among the rolling windows that hold ``at``: the one ending at ``at`` and those ending at
+    each later event less than N days after it. One pass over the events in time order (two pointers), so a late
+    event of a busy member costs its week's events once, not once per later event."""
+    assert isinstance(c.window, RollingWindow)
+    span = c.window.days * 86400
+    start = at.timestamp()
+    events = sorted((e for part in parts for e in part.entries if start - span < e[0] < start + span),
+                    key=lambda e: e[0])
+    ends = [start, *dict.fromkeys(e[0] for e in events if e[0] > start)]
+    count, total, seen = 0, Decimal(0), Counter[str]()
+    left = right = 0
+    best, best_end = Decimal(-1), start
+    for end in ends:
+        while right < len(events) and events[right][0] <= end:
+            _ts, amount, value = events[right]
+            count += 1
+            total += Decimal(amount) if amount is not None else 0
+            if value is not None:
+                seen[value] += 1
+            right += 1
+        while left < right and events[left][0] <= end - span:
+            _ts, amount, value = events[left]
+            count -= 1
+            total -= Decimal(amount) if amount is not None else 0
+            if value is not None:
+                seen[value] -= 1
+                if not seen[value]:
+                    del seen[value]
+            left += 1
+        measure = (Decimal(len(seen)) if c.aggregate == "count_distinct"
+                   else total if c.aggregate == "sum" else Decimal(count))
+        if measure > best:
+            best, best_end = measure, end
+    return best, at if best_end == start else datetime.fromtimestamp(best_end, UTC)
+
+
+def decisive(c: Criterion, states: Mapping[str, CounterState], at: datetime, tz: tzinfo) -> tuple[Decimal, datetime]:
+    """What an award decision on an event at ``at`` compares with the threshold, and the instant it is measured at.
+
+    A late event counts where it belongs: a streak takes the run holding ``at``'s period, even one that is no
+    longer current; a rolling window takes the best of the windows holding ``at`` — the one ending at ``at`` and
+    those ending at later events (``states`` must then hold the :func:`buckets_after` too). Anything else is its
+    value as of ``at``. An award's evidence records this value, so it never contradicts the decision."""
+    if c.aggregate == "streak":
+        state = states.get(LIFETIME, EMPTY)
+        return Decimal(streak_through(c, state, period_ordinal(_streak_unit(c), at, tz))), at
+    if isinstance(c.window, RollingWindow):
+        return _best_rolling(c, states.values(), at)
+    return value_of(c, states, at, tz), at
+
+
 def value_of(c: Criterion, states: Mapping[str, CounterState], at: datetime, tz: tzinfo) -> Decimal:
     """The criterion's current measure as of instant ``at``; absent buckets count as empty.
 
@@ -445,16 +516,8 @@ def is_met(c: Criterion, value: Decimal) -> bool:
 
 
 def is_met_at(c: Criterion, states: Mapping[str, CounterState], at: datetime, tz: tzinfo) -> bool:
-    """Award decision on ingesting an event at ``at`` (after its state was applied).
-
-    Streaks use the run containing the event's period, so a late event that fills a hole
-    and completes a long-enough run awards even if that run is no longer current.
-    """
-    if c.aggregate == "streak":
-        state = states.get(LIFETIME, EMPTY)
-        n = streak_through(c, state, period_ordinal(_streak_unit(c), at, tz))
-        return is_met(c, Decimal(n))
-    return is_met(c, value_of(c, states, at, tz))
+    """Award decision on ingesting an event at ``at`` (after its state was applied): see :func:`decisive`."""
+    return is_met(c, decisive(c, states, at, tz)[0])
 
 
 # --------------------------------------------------------------------------- progress
@@ -508,10 +571,12 @@ __all__ = [
     "apply",
     "best_streak",
     "bucket_for",
+    "buckets_after",
     "buckets_needed",
     "canonical_value",
     "condition_holds",
     "current_streak",
+    "decisive",
     "is_met",
     "is_met_at",
     "lookup",
@@ -519,6 +584,7 @@ __all__ = [
     "measure",
     "progress",
     "retract",
+    "streak_run",
     "streak_through",
     "to_decimal",
     "value_of",

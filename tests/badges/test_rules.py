@@ -465,3 +465,61 @@ async def test_big_spender_window_is_the_seven_days_up_to_the_event(client: http
     assert awarded(await event(client, "R", "purchase", first + timedelta(days=6, hours=23), amount=500)) == [
         "big-spender"
     ]
+
+
+BIG_SPENDER = {"event": "purchase", "aggregate": "sum", "field": "amount", "threshold": 1000,
+               "window": {"type": "rolling", "days": 7}}
+
+
+@pytest.mark.sqlite_too
+async def test_a_late_purchase_completes_big_spender_whatever_the_order_of_arrival(client: httpx.AsyncClient) -> None:
+    await badge(client, "big-spender", [BIG_SPENDER], points=50)
+    # In order: the second purchase completes (day 10, day 5]. Late: the same two purchases, the earlier one last.
+    assert awarded(await event(client, "IN-ORDER", "purchase", day(10), amount=500)) == []
+    assert awarded(await event(client, "IN-ORDER", "purchase", day(5), amount=600)) == ["big-spender"]
+    assert awarded(await event(client, "LATE", "purchase", day(5), amount=600)) == []
+    out = await event(client, "LATE", "purchase", day(10), amount=500)
+    assert awarded(out) == ["big-spender"] and out["points_credited"] == 50
+    # The evidence records the window that was met: the seven days up to the later purchase.
+    r = await client.get("/v1/admin/users/LATE/badges", headers=ADMIN)
+    (criterion,) = r.json()[0]["evidence"]["criteria"]
+    assert (criterion["value"], criterion["met"]) == (1100, True)
+    assert datetime.fromisoformat(criterion["window_end"]) == day(5)
+    # Too far apart either way: no award.
+    await event(client, "APART", "purchase", day(3), amount=600)
+    assert awarded(await event(client, "APART", "purchase", day(10), amount=500)) == []
+
+
+async def test_a_late_purchase_in_a_batch_completes_big_spender(
+    client: httpx.AsyncClient,
+) -> None:
+    await badge(client, "big-spender", [BIG_SPENDER])
+    await event(client, "B1", "purchase", day(5), amount=600)
+    events = [{"id": f"late-{i}", "user_id": "B1", "type": "purchase", "occurred_at": day(10 + i).isoformat(),
+               "source": "pos", "attributes": {"amount": 500 - i}} for i in range(2)]
+    r = await client.post("/v1/events/batch", json={"events": events}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert [awarded(item["result"]) for item in r.json()["results"]] == [["big-spender"], []]
+
+
+async def test_a_repeatable_streak_badge_is_earned_again_by_a_new_run(client: httpx.AsyncClient) -> None:
+    crit = {"event": "check_in", "aggregate": "streak", "threshold": 3, "window": {"type": "calendar", "unit": "day"}}
+    await badge(client, "streak-3", [crit], points=10, repeatable=True)
+    got = []
+    for n in (30, 29, 28, 20, 19, 18, 17, 16, 15):  # a 3-day run, then a 6-day run
+        got += awarded(await event(client, "RS", "check_in", day(n)))
+    assert got == ["streak-3"] * 3  # once for the first run, twice for the second (3 and 6 days)
+    again = await event(client, "RS", "check_in", day(14, hour=9))
+    assert awarded(again) == [] and awarded(await event(client, "RS", "check_in", day(14, hour=20))) == []
+
+
+async def test_a_streak_completed_by_a_late_check_in_records_the_run_it_completed(client: httpx.AsyncClient) -> None:
+    crit = {"event": "check_in", "aggregate": "streak", "threshold": 3, "window": {"type": "calendar", "unit": "day"}}
+    await badge(client, "streak-3", [crit])
+    for n in (12, 10):
+        assert awarded(await event(client, "EV", "check_in", day(n))) == []
+    assert awarded(await event(client, "EV", "check_in", day(11))) == ["streak-3"]  # late: fills the hole
+    r = await client.get("/v1/admin/users/EV/badges", headers=ADMIN)
+    (criterion,) = r.json()[0]["evidence"]["criteria"]
+    assert (criterion["value"], criterion["threshold"], criterion["met"]) == (3, 3, True)
+    assert criterion["streak_start"] == day(12).date().isoformat()

@@ -101,17 +101,18 @@ async def test_a_simulation_stops_at_its_event_limit_and_says_so(
 
 @pytest.mark.sqlite_too
 async def test_a_simulation_replays_in_arrival_order_like_the_engine(client: httpx.AsyncClient) -> None:
-    # Rolling 7 days, sum >= 100: 60 on day 1 and 50 on day 10 never meet; 50 on day 9 arriving last is
-    # evaluated alone in its window by the engine (day 10's event is later than it), and so by the replay.
+    # Rolling 7 days, sum >= 100: 60 twenty days ago and 50 eleven days ago never meet; 50 twelve days ago,
+    # arriving last, completes the window ending at the event of eleven days ago — in the engine and the replay.
     now = datetime.now(UTC)
     rule = {"event": "purchase", "aggregate": "sum", "field": "amount", "threshold": 100,
             "window": {"type": "rolling", "days": 7}}
     await badge(client, "big-week", [rule])
+    got = []
     for days_back, amount in ((20, 60), (11, 50), (12, 50)):
-        out = await event(client, "M", "purchase", now - timedelta(days=days_back), amount=amount)
-        assert awarded(out) == []
+        got.append(awarded(await event(client, "M", "purchase", now - timedelta(days=days_back), amount=amount)))
+    assert got == [[], [], ["big-week"]]
     sim = (await simulate(client, criteria=[rule], days=30)).json()
-    assert sim["events_scanned"] == 3 and sim["members_would_earn"] == 0
+    assert sim["events_scanned"] == 3 and sim["members_would_earn"] == 1
 
 
 @pytest.mark.sqlite_too

@@ -16,8 +16,10 @@ from app.rules.evaluator import (
     apply,
     best_streak,
     bucket_for,
+    buckets_after,
     buckets_needed,
     condition_holds,
+    decisive,
     is_met,
     is_met_at,
     matches,
@@ -46,6 +48,7 @@ class Engine:
 
     c: Criterion
     states: dict[str, CounterState] = field(default_factory=dict)
+    now: datetime = datetime(2027, 1, 1, tzinfo=UTC)  # the latest instant an event can carry
 
     def ingest(self, at: datetime, attrs: dict[str, Any] | None = None, event: str | None = None) -> bool:
         attrs = attrs or {}
@@ -55,7 +58,8 @@ class Engine:
         if bucket is None:
             return False
         self.states[bucket] = apply(self.c, self.states.get(bucket, EMPTY), at, attrs, SH)
-        needed = {k: self.states[k] for k in buckets_needed(self.c, at, SH) if k in self.states}
+        reads = [*buckets_needed(self.c, at, SH), *buckets_after(self.c, at, SH, self.now)]
+        needed = {k: self.states[k] for k in reads if k in self.states}
         return is_met_at(self.c, needed, at, SH)
 
     def value(self, at: datetime) -> Decimal:
@@ -365,6 +369,43 @@ def test_big_spender_negative_amounts_reduce() -> None:
     assert e.value(day(3)) == Decimal(900)
     assert e.ingest(day(4), {"amount": 100.5})
     assert e.value(day(4)) == Decimal("1000.5")
+
+
+@pytest.mark.parametrize(
+    ("first", "late", "met"),
+    [
+        (day(10, hour=10), day(5, hour=10), True),  # the window ending at day 10's purchase holds both
+        (day(10, hour=10), day(3, hour=11), True),  # 6 days 23 hours before it
+        (day(10, hour=10), day(3, hour=10), False),  # exactly 7 days before: (end - 7 days, end] leaves it out
+        (day(10, hour=10), day(1, hour=10), False),
+    ],
+    ids=["5-days-apart", "just-inside", "exactly-7-days", "9-days-apart"],
+)
+def test_a_late_purchase_completes_the_rolling_windows_of_later_purchases(
+    first: datetime, late: datetime, met: bool
+) -> None:
+    e = Engine(Criterion.model_validate(BIG_SPENDER))
+    assert not e.ingest(first, {"amount": 600})
+    assert e.ingest(late, {"amount": 500}) is met
+
+
+def test_the_decisive_rolling_window_is_the_best_one_holding_the_late_event() -> None:
+    c = Criterion.model_validate(BIG_SPENDER)
+    e = Engine(c)
+    for at, amount in ((day(8), 300), (day(10), 600), (day(13), 900)):
+        e.ingest(at, {"amount": amount})
+    e.ingest(day(7), {"amount": 200})  # late: windows ending at day 7, 8, 10 and 13 hold it
+    value, when = decisive(c, e.states, day(7), SH)
+    assert (value, when) == (Decimal(2000), day(13))  # (day 6, day 13]: 200 + 300 + 600 + 900
+    assert value_of(c, e.states, day(7), SH) == Decimal(200)  # as of its own instant, only itself
+
+
+def test_buckets_after_are_the_later_days_of_a_late_rolling_event_up_to_now() -> None:
+    c = Criterion.model_validate(BIG_SPENDER)
+    assert buckets_after(c, day(5), SH, day(25)) == [f"2026-11-{d:02d}" for d in range(6, 13)]
+    assert buckets_after(c, day(5), SH, day(7, hour=1)) == ["2026-11-06", "2026-11-07"]
+    assert buckets_after(c, day(5), SH, day(5, hour=13)) == []  # not late
+    assert buckets_after(crit(event="visit"), day(5), SH, day(25)) == []  # lifetime: nothing later to read
 
 
 def test_rolling_count_distinct_unions_days() -> None:
