@@ -184,8 +184,16 @@ def _progress(
             else f"{current} of {target} in the last {w.days} days"
         )
     elif isinstance(w, FixedWindow):
-        end = w.end.astimezone(settings.tz).date().isoformat()
-        text = f"{current}/{target}，截至 {end}" if locale == "zh-CN" else f"{current} of {target} until {end}"
+        # The window may not have opened yet (a festival ahead) or may be over: say so, not just "until".
+        start, end = (x.astimezone(settings.tz).date().isoformat() for x in (w.start, w.end))
+        if now >= w.end:
+            text = (f"{current}/{target}，已于 {end} 结束" if locale == "zh-CN"
+                    else f"{current} of {target}, ended {end}")
+        elif now < w.start:
+            text = (f"{current}/{target}，{start} 至 {end}" if locale == "zh-CN"
+                    else f"{current} of {target}, from {start} until {end}")
+        else:
+            text = f"{current}/{target}，截至 {end}" if locale == "zh-CN" else f"{current} of {target} until {end}"
     else:
         text = f"{current}/{target}" if locale == "zh-CN" else f"{current} of {target}"
     percent = float(min(Decimal(100), (p.current / p.target * 100) if p.target else Decimal(100)))

@@ -523,3 +523,26 @@ async def test_a_streak_completed_by_a_late_check_in_records_the_run_it_complete
     (criterion,) = r.json()[0]["evidence"]["criteria"]
     assert (criterion["value"], criterion["threshold"], criterion["met"]) == (3, 3, True)
     assert criterion["streak_start"] == day(12).date().isoformat()
+
+
+async def test_a_fixed_windows_progress_says_whether_it_is_ahead_open_or_over(
+    client: httpx.AsyncClient, login: object
+) -> None:
+    windows = {
+        "ahead": ((TODAY + timedelta(days=30)), (TODAY + timedelta(days=44))),
+        "open": ((TODAY - timedelta(days=5)), (TODAY + timedelta(days=5))),
+        "over": ((TODAY - timedelta(days=40)), (TODAY - timedelta(days=20))),
+    }
+    for key, (start, end) in windows.items():
+        window = {"type": "fixed", "start": start.isoformat(), "end": end.isoformat()}
+        await badge(client, f"window-{key}", [{"event": "purchase", "threshold": 2, "window": window}])
+    await client.put("/v1/users/FW", json={"openid": "o-fw"}, headers=ADMIN)
+    headers = await login("o-fw")  # type: ignore[operator]
+    mine = {b["key"]: b for b in (await client.get("/v1/me/badges", headers=headers)).json()}
+    texts = {key: mine[f"window-{key}"]["progress"]["text"] for key in windows}
+    d = {key: (s.date().isoformat(), e.date().isoformat()) for key, (s, e) in windows.items()}
+    assert texts == {
+        "ahead": f"0 of 2, from {d['ahead'][0]} until {d['ahead'][1]}",
+        "open": f"0 of 2 until {d['open'][1]}",
+        "over": f"0 of 2, ended {d['over'][1]}",
+    }
