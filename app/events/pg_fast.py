@@ -37,7 +37,7 @@ aw AS (
                                                 awarded_at timestamptz, counted_in jsonb)),
 lg AS (
   INSERT INTO points_ledger (id, user_id, amount, balance_after, reason, source_type, source_id, created_at)
-  SELECT * FROM jsonb_to_recordset($3::jsonb) AS x(id bigint, user_id bigint, amount int, balance_after int,
+  SELECT * FROM jsonb_to_recordset($3::jsonb) AS x(id bigint, user_id bigint, amount int, balance_after bigint,
                                                 reason text, source_type text, source_id text,
                                                 created_at timestamptz)),
 lv AS (
@@ -51,7 +51,7 @@ ct AS (
   SELECT (x->>0)::bigint, x->>1, x->>2, (x->3)::jsonb FROM jsonb_array_elements($6::jsonb) AS x
   ON CONFLICT (user_id, scope, bucket) DO UPDATE SET state = EXCLUDED.state),
 bl AS (
-  UPDATE users SET points = (x->>1)::int FROM jsonb_array_elements($7::jsonb) AS x
+  UPDATE users SET points = (x->>1)::bigint FROM jsonb_array_elements($7::jsonb) AS x
   WHERE users.id = (x->>0)::bigint),
 oc AS (
   INSERT INTO event_outcomes (event_id, outcome)

@@ -22,6 +22,8 @@ NAMING_CONVENTION = {
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only auto-increments an INTEGER PRIMARY KEY, so ids are BIGINT on PostgreSQL and INTEGER there.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+# Balances: 64-bit on PostgreSQL; SQLite's INTEGER already holds 64 bits (a rebuild of `users` would buy nothing).
+BigNumber = BigId
 
 
 class UTCDateTime(TypeDecorator[datetime]):

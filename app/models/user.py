@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, BigId, JSONType, TimestampMixin
+from app.models.base import Base, BigId, BigNumber, JSONType, TimestampMixin
 
 
 class User(TimestampMixin, Base):
@@ -23,7 +23,7 @@ class User(TimestampMixin, Base):
     tier: Mapped[str | None] = mapped_column(String(64))
     segments: Mapped[list[str]] = mapped_column(JSONType, default=list, nullable=False)
     preferences: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
-    points: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    points: Mapped[int] = mapped_column(BigNumber, default=0, nullable=False)
 
     __table_args__ = (Index("ix_users_city", "city"),)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from tests.api import ADMIN, badge, event
 
@@ -159,3 +160,20 @@ async def test_a_debit_retried_with_its_key_is_a_replay_and_the_key_cannot_be_re
     assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"
     ledger = (await client.get("/v1/admin/users/ADJ-2/points", headers=ADMIN)).json()
     assert [e["amount"] for e in ledger["items"]] == [-10, 10]
+
+
+@pytest.mark.sqlite_too
+async def test_a_balance_beyond_32_bits_keeps_crediting(app: Any, client: httpx.AsyncClient) -> None:
+    # A long-running program with generous repeatable badges: the balance outgrows a 32-bit integer.
+    await client.put("/v1/users/RICH", json={}, headers=ADMIN)
+    async with app.state.db.sessionmaker() as session, session.begin():
+        await session.execute(text("UPDATE users SET points = 2147000000 WHERE external_id = 'RICH'"))
+    await badge(client, "big", [{"event": "purchase", "threshold": 1}], points=1_000_000)
+    out = await event(client, "RICH", "purchase", datetime.now(UTC) - timedelta(minutes=1), amount=1)
+    assert out["points_credited"] == 1_000_000
+    r = await client.post("/v1/admin/users/RICH/points", json={"amount": 1_000_000, "reason": "bonus"}, headers=ADMIN)
+    assert r.status_code == 200 and r.json()["balance"] == 2_149_000_000
+    member = (await client.get("/v1/admin/users/RICH", headers=ADMIN)).json()
+    assert member["points"] == 2_149_000_000
+    ledger = (await client.get("/v1/admin/users/RICH/points", headers=ADMIN)).json()["items"]
+    assert [e["balance_after"] for e in ledger] == [2_149_000_000, 2_148_000_000]
