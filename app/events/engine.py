@@ -263,16 +263,18 @@ class EngineRun:
                     evidence={"criteria": evidence, "event_id": event.id, "event_key": event.idempotency_key},
                 )
             else:
-                # Not earned: report the progress of the criteria this event moved.
+                # Not earned: report the progress of the criteria this event moved, measured as the award decision
+                # measures it (a late check-in reports the run it joined, not the streak as of its own day).
                 matched_scopes = {scope for scope, _c, _b in matched}
                 for index, (scope, c) in enumerate(criteria):
                     if scope in matched_scopes:
-                        end = ev.window_bounds(c, at, self.tz)[1]
+                        value, when = ev.decisive(c, subs[index], at, self.tz)
+                        end = ev.window_bounds(c, when, self.tz)[1]
                         self.outcome.progress.append(
                             {
                                 "badge": badge.key,
                                 "criterion": index,
-                                "current": num(ev.value_of(c, subs[index], at, self.tz)),
+                                "current": num(value),
                                 "target": num(threshold_decimal(c)),
                                 "window_end": end.isoformat() if end else None,
                             }

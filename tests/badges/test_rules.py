@@ -546,3 +546,12 @@ async def test_a_fixed_windows_progress_says_whether_it_is_ahead_open_or_over(
         "open": f"0 of 2 until {d['open'][1]}",
         "over": f"0 of 2, ended {d['over'][1]}",
     }
+
+
+async def test_a_late_check_in_reports_the_length_of_the_run_it_joined(client: httpx.AsyncClient) -> None:
+    crit = {"event": "check_in", "aggregate": "streak", "threshold": 7, "window": {"type": "calendar", "unit": "day"}}
+    await badge(client, "streak-7", [crit])
+    for n in (10, 9, 7):
+        await event(client, "LP", "check_in", day(n))
+    out = await event(client, "LP", "check_in", day(8))  # late: joins 10, 9 and 7 into one run of four
+    assert [(p["badge"], p["current"], p["target"]) for p in out["progress"]] == [("streak-7", 4, 7)]
