@@ -56,11 +56,12 @@ def replay_member(
                 moved = True
         if not moved or (awarded and not rule.repeatable):
             continue
-        subs = [{b: states.get((i, b), ev.EMPTY) for b in reads(c, at, tz)} for i, (_s, c) in enumerate(crits)]
-        if not all(ev.is_met_at(c, sub, at, tz) for (_s, c), sub in zip(crits, subs, strict=True)):
+        later = len(crits) == 1
+        subs = [{b: states.get((i, b), ev.EMPTY) for b in reads(c, at, tz, later)} for i, (_s, c) in enumerate(crits)]
+        if not all(ev.is_met_at(c, sub, at, tz, later) for (_s, c), sub in zip(crits, subs, strict=True)):
             continue
-        key = repeat_key(rule, crits, subs, at, tz)
-        if key not in keys:
+        key = repeat_key(rule, crits, subs, at, tz, keys)
+        if key is not None and key not in keys:
             keys.add(key)
             awarded.append(at)
     return awarded

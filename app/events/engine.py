@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -35,7 +35,7 @@ from app.events.record import CreditRecord, EventRecord, MemberRecord
 from app.events.schemas import MAX_FUTURE
 from app.events.store import EngineStore, store_for
 from app.kit.clock import utcnow
-from app.kit.periods import ordinal_key, period_key, period_ordinal
+from app.kit.periods import key_ordinal, ordinal_key, period_key, period_ordinal
 from app.models import Badge, User, UserBadge
 from app.points import levels as levels_service
 from app.rules import evaluator as ev
@@ -225,7 +225,7 @@ class EngineRun:
             touched.append((badge, crits, matched))
             wanted.update((scope, bucket) for scope, _c, bucket in matched)
             for scope, c in crits:
-                wanted.update((scope, b) for b in reads(c, at, self.tz))
+                wanted.update((scope, b) for b in reads(c, at, self.tz, later=len(crits) == 1))
         if not touched:
             return
         states = await self.store.counters(self.user.id, wanted)
@@ -243,18 +243,25 @@ class EngineRun:
         if counted and isinstance(attributes.get("award_id"), int):
             await self.store.note_counted(attributes["award_id"], counted)
         for badge, criteria, matched in touched:
-            subs = [{b: states.get((scope, b), ev.EMPTY) for b in reads(c, at, self.tz)} for scope, c in criteria]
-            mets = [ev.is_met_at(c, sub, at, self.tz) for (_s, c), sub in zip(criteria, subs, strict=True)]
+            # A late event may complete a later rolling window (see ev.decisive) only where the badge has that one
+            # criterion: several criteria must all hold at one instant, the event's.
+            later = len(criteria) == 1
+            subs = [
+                {b: states.get((scope, b), ev.EMPTY) for b in reads(c, at, self.tz, later)} for scope, c in criteria
+            ]
+            mets = [ev.is_met_at(c, sub, at, self.tz, later) for (_s, c), sub in zip(criteria, subs, strict=True)]
             if all(mets):
                 if badge.id in chain:
                     # Counted, but not awarded: this event descends from the badge's own award (through the
                     # points, levels or badges that award caused), and an award never re-triggers itself.
                     continue
+                award_key = repeat_key(badge, criteria, subs, at, self.tz, held.get(badge.id, ()))
+                if award_key is None:
+                    continue  # met, but what it earns is already held (a streak run's multiples)
                 evidence = [
-                    self._evidence(index, c, sub, met, at)
+                    self._evidence(index, c, sub, met, at, later)
                     for index, ((_s, c), sub, met) in enumerate(zip(criteria, subs, mets, strict=True))
                 ]
-                award_key = repeat_key(badge, criteria, subs, at, self.tz)
                 await self.award_badge(
                     badge,
                     award_key=award_key,
@@ -268,7 +275,7 @@ class EngineRun:
                 matched_scopes = {scope for scope, _c, _b in matched}
                 for index, (scope, c) in enumerate(criteria):
                     if scope in matched_scopes:
-                        value, when = ev.decisive(c, subs[index], at, self.tz)
+                        value, when = ev.decisive(c, subs[index], at, self.tz, later)
                         end = ev.window_bounds(c, when, self.tz)[1]
                         self.outcome.progress.append(
                             {
@@ -281,11 +288,11 @@ class EngineRun:
                         )
 
     def _evidence(
-        self, index: int, c: Criterion, sub: dict[str, ev.CounterState], met: bool, at: datetime
+        self, index: int, c: Criterion, sub: dict[str, ev.CounterState], met: bool, at: datetime, later: bool
     ) -> dict[str, Any]:
         """What an award records of one criterion: the value the decision compared (a late event's streak run or
-        best rolling window included), its threshold, the bucket the event moved, and the window measured."""
-        value, when = ev.decisive(c, sub, at, self.tz)
+        rolling window included), its threshold, the bucket the event moved, and the window measured."""
+        value, when = ev.decisive(c, sub, at, self.tz, later)
         start, end = ev.window_bounds(c, when, self.tz)
         out: dict[str, Any] = {
             "criterion": index,
@@ -299,8 +306,8 @@ class EngineRun:
             "window_end": end.isoformat() if end else None,
         }
         run = streak_of(c, sub, at, self.tz)
-        if run is not None:
-            out["streak_start"] = run[0]
+        if run is not None and isinstance(c.window, CalendarWindow):
+            out["streak_start"] = ordinal_key(c.window.unit, run[0])
         return out
 
     async def award_badge(
@@ -461,41 +468,56 @@ def in_season(badge: Badge | BadgeRule, at: datetime) -> bool:
     return not (badge.available_until is not None and at >= badge.available_until)
 
 
-def reads(c: Criterion, at: datetime, tz: Any) -> list[str]:
-    """The buckets an award decision on `c` for an event at `at` reads: its window's, and for a late event in a
-    rolling window the later days whose windows hold it (events carry at most MAX_FUTURE beyond now)."""
+def reads(c: Criterion, at: datetime, tz: Any, later: bool = True) -> list[str]:
+    """The buckets an award decision on `c` for an event at `at` reads: its window's, and with `later` (see
+    `ev.decisive`) for a late event in a rolling window the later days whose windows hold it (events carry at
+    most MAX_FUTURE beyond now)."""
     needed = ev.buckets_needed(c, at, tz)
-    if isinstance(c.window, RollingWindow) and c.aggregate != "streak":
+    if later and isinstance(c.window, RollingWindow) and c.aggregate != "streak":
         needed = needed + ev.buckets_after(c, at, tz, utcnow() + MAX_FUTURE)
     return needed
 
 
-def streak_of(c: Criterion, sub: dict[str, ev.CounterState], at: datetime, tz: Any) -> tuple[str, int] | None:
-    """(first period's key, active periods) of the streak run holding `at`'s period; None if not a streak."""
+def streak_of(c: Criterion, sub: dict[str, ev.CounterState], at: datetime, tz: Any) -> tuple[int, int, int] | None:
+    """(first, last, active periods) of the streak run holding `at`'s period, as ordinals; None if not a streak."""
     if c.aggregate != "streak" or not isinstance(c.window, CalendarWindow):
         return None
-    unit = c.window.unit
-    run = ev.streak_run(c, sub.get(ev.LIFETIME, ev.EMPTY), period_ordinal(unit, at, tz))
-    return (ordinal_key(unit, run[0]), run[1]) if run else None
+    return ev.streak_run(c, sub.get(ev.LIFETIME, ev.EMPTY), period_ordinal(c.window.unit, at, tz))
+
+
+STREAK_KEY = "streak@"  # + the period of the event that completed a multiple of the threshold
 
 
 def repeat_key(
     badge: BadgeRule, crits: Sequence[tuple[str, Criterion]], subs: Sequence[dict[str, ev.CounterState]],
-    at: datetime, tz: Any,
-) -> str:
-    """How often a repeatable badge can be earned: once per calendar period, fixed window, day, threshold, or
-    threshold within one streak run (a new run earns it again; a run twice the threshold long, twice)."""
+    at: datetime, tz: Any, held: Collection[str],
+) -> str | None:
+    """How often a repeatable badge can be earned: once per calendar period, fixed window, day of the window
+    that was met, threshold, or threshold within a streak run. None: nothing new is due.
+
+    A streak run earns once per multiple of the threshold it holds, counted against the awards whose completing
+    period lies inside the run: a late check-in that extends a run or joins two runs earns only what the run
+    would have earned in time order, and a new run earns again. `held`: the badge's award keys the member holds."""
     if not badge.repeatable:
         return "once"
     c = crits[0][1]
     w = c.window
     if isinstance(w, CalendarWindow):
         run = streak_of(c, subs[0], at, tz)
-        if run is not None:
-            return f"streak:{run[0]}:{math.floor(Decimal(run[1]) / threshold_decimal(c))}"
-        return f"p:{period_key(w.unit, at, tz)}"
+        if c.aggregate != "streak":
+            return f"p:{period_key(w.unit, at, tz)}"
+        if run is None:
+            return None
+        first, last, n = run
+        earned = sum(1 for k in held if k.startswith(STREAK_KEY)
+                     and first <= key_ordinal(w.unit, k[len(STREAK_KEY):]) <= last)
+        if math.floor(Decimal(n) / threshold_decimal(c)) <= earned:
+            return None
+        return f"{STREAK_KEY}{period_key(w.unit, at, tz)}"
     if isinstance(w, FixedWindow):
         return "fixed"
     if isinstance(w, RollingWindow):
-        return f"d:{period_key('day', at, tz)}"
+        # The day of the window that was met: a late event completing a later window keys the award there.
+        when = ev.decisive(c, subs[0], at, tz, later=len(crits) == 1)[1]
+        return f"d:{period_key('day', when, tz)}"
     return f"n:{math.floor(ev.value_of(c, subs[0], at, tz) / threshold_decimal(c))}"

@@ -53,8 +53,9 @@ class Display(BaseModel):
     tier: StrictBool = False
 
 
-# Query parameters of the member view that are not views: a dimension of that name could never be selected.
-VIEW_QUERY_PARAMETERS = frozenset({"period", "scope", "limit", "offset"})
+# Query parameters of the member and admin views that are not views: a dimension of that name could never be
+# selected.
+VIEW_QUERY_PARAMETERS = frozenset({"period", "scope", "limit", "offset", "bins"})
 
 
 def _check_dimensions(value: list[str]) -> list[str]:

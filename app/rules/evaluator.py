@@ -343,16 +343,17 @@ def _runs(periods: tuple[int, ...], grace: int) -> list[tuple[int, int, int]]:
 def streak_through(c: Criterion, state: CounterState, ordinal: int) -> int:
     """Active periods in the streak run containing active period ``ordinal`` (0 if inactive)."""
     run = streak_run(c, state, ordinal)
-    return run[1] if run else 0
+    return run[2] if run else 0
 
 
-def streak_run(c: Criterion, state: CounterState, ordinal: int) -> tuple[int, int] | None:
-    """(first period, active periods) of the streak run holding active period ``ordinal``; None if inactive."""
+def streak_run(c: Criterion, state: CounterState, ordinal: int) -> tuple[int, int, int] | None:
+    """(first period, last period, active periods) of the streak run holding active period ``ordinal``; None if
+    that period is inactive."""
     if ordinal not in state.periods:
         return None
     for first, last, n in _runs(state.periods, c.grace):
         if first <= ordinal <= last:
-            return first, n
+            return first, last, n
     return None
 
 
@@ -443,19 +444,21 @@ def buckets_after(c: Criterion, at: datetime, tz: tzinfo, until: datetime) -> li
     return [ordinal_key("day", d) for d in range(first, last + 1)]
 
 
-def _best_rolling(c: Criterion, parts: Iterable[CounterState], at: datetime) -> tuple[Decimal, datetime]:
-    """The best measure among the rolling windows that hold ``at``: the one ending at ``at`` and those ending at
-    each later event less than N days after it. One pass over the events in time order (two pointers), so a late
-    event of a busy member costs its week's events once, not once per later event."""
+def _rolling_decision(c: Criterion, parts: Iterable[CounterState], at: datetime) -> tuple[Decimal, datetime]:
+    """Among the rolling windows that hold ``at`` — the one ending at ``at`` and those ending at each later event
+    less than N days after it — the first that meets the threshold, else the best. The first, not the best: in
+    time order the award would have come at that window's end, so a repeatable badge keys its award there. One
+    pass over the events in time order (two pointers): a late event of a busy member costs its week once."""
     assert isinstance(c.window, RollingWindow)
     span = c.window.days * 86400
     start = at.timestamp()
+    target = threshold_decimal(c)
     events = sorted((e for part in parts for e in part.entries if start - span < e[0] < start + span),
                     key=lambda e: e[0])
     ends = [start, *dict.fromkeys(e[0] for e in events if e[0] > start)]
     count, total, seen = 0, Decimal(0), Counter[str]()
     left = right = 0
-    best, best_end = Decimal(-1), start
+    best: tuple[Decimal, float] | None = None
     for end in ends:
         while right < len(events) and events[right][0] <= end:
             _ts, amount, value = events[right]
@@ -475,23 +478,30 @@ def _best_rolling(c: Criterion, parts: Iterable[CounterState], at: datetime) -> 
             left += 1
         measure = (Decimal(len(seen)) if c.aggregate == "count_distinct"
                    else total if c.aggregate == "sum" else Decimal(count))
-        if measure > best:
-            best, best_end = measure, end
-    return best, at if best_end == start else datetime.fromtimestamp(best_end, UTC)
+        if best is None or measure > best[0]:
+            best = (measure, end)
+        if measure >= target:
+            break
+    assert best is not None  # `ends` always holds `start`
+    return best[0], at if best[1] == start else datetime.fromtimestamp(best[1], UTC)
 
 
-def decisive(c: Criterion, states: Mapping[str, CounterState], at: datetime, tz: tzinfo) -> tuple[Decimal, datetime]:
+def decisive(
+    c: Criterion, states: Mapping[str, CounterState], at: datetime, tz: tzinfo, later: bool = True
+) -> tuple[Decimal, datetime]:
     """What an award decision on an event at ``at`` compares with the threshold, and the instant it is measured at.
 
     A late event counts where it belongs: a streak takes the run holding ``at``'s period, even one that is no
-    longer current; a rolling window takes the best of the windows holding ``at`` — the one ending at ``at`` and
-    those ending at later events (``states`` must then hold the :func:`buckets_after` too). Anything else is its
-    value as of ``at``. An award's evidence records this value, so it never contradicts the decision."""
+    longer current; with ``later``, a rolling window takes the first window holding ``at`` that meets the
+    threshold (else the best) among the one ending at ``at`` and those ending at later events (``states`` must
+    then hold the :func:`buckets_after` too). Anything else is its value as of ``at``. An award's evidence records
+    this value, so it never contradicts the decision. The caller passes ``later=False`` where other criteria are
+    measured at ``at`` only (a badge of several criteria): all must hold at one instant."""
     if c.aggregate == "streak":
         state = states.get(LIFETIME, EMPTY)
         return Decimal(streak_through(c, state, period_ordinal(_streak_unit(c), at, tz))), at
-    if isinstance(c.window, RollingWindow):
-        return _best_rolling(c, states.values(), at)
+    if later and isinstance(c.window, RollingWindow):
+        return _rolling_decision(c, states.values(), at)
     return value_of(c, states, at, tz), at
 
 
@@ -515,9 +525,11 @@ def is_met(c: Criterion, value: Decimal) -> bool:
     return value >= threshold_decimal(c)
 
 
-def is_met_at(c: Criterion, states: Mapping[str, CounterState], at: datetime, tz: tzinfo) -> bool:
+def is_met_at(
+    c: Criterion, states: Mapping[str, CounterState], at: datetime, tz: tzinfo, later: bool = True
+) -> bool:
     """Award decision on ingesting an event at ``at`` (after its state was applied): see :func:`decisive`."""
-    return is_met(c, decisive(c, states, at, tz)[0])
+    return is_met(c, decisive(c, states, at, tz, later)[0])
 
 
 # --------------------------------------------------------------------------- progress

@@ -192,7 +192,7 @@ async def test_a_view_filter_the_database_cannot_store_is_a_422_before_an_export
             assert r.json()["error"]["code"] == "invalid_value"
 
 
-@pytest.mark.parametrize("name", ["period", "scope", "limit", "offset"])
+@pytest.mark.parametrize("name", ["period", "scope", "limit", "offset", "bins"])
 async def test_a_dimension_named_like_a_view_query_parameter_is_refused(
     client: httpx.AsyncClient, admin_headers: dict[str, str], name: str
 ) -> None:

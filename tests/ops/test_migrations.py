@@ -152,3 +152,61 @@ async def test_members_are_locked_in_the_databases_collation_order_not_pythons()
     finally:
         await engine.dispose()
         await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+_LEGACY_STREAK_AWARDS = [
+    "INSERT INTO users (id, external_id, segments, preferences, points, created_at, updated_at) "
+    "VALUES (1, 'M', '[]', '{}', 0, '2026-11-01', '2026-11-01')",
+    "INSERT INTO badges (id, key, name, description, how_to_earn, criteria, points, visibility, repeatable, status, "
+    "translations, created_at, updated_at) VALUES "
+    "(1, 'daily', 'Daily', '', '', '[{\"event\": \"check_in\", \"aggregate\": \"streak\", \"threshold\": 3, "
+    "\"window\": {\"type\": \"calendar\", \"unit\": \"day\"}}]', 0, 'public', true, 'active', '{}', "
+    "'2026-11-01', '2026-11-01'), "
+    "(2, 'weekly', 'Weekly', '', '', '[{\"event\": \"check_in\", \"aggregate\": \"streak\", \"threshold\": 2, "
+    "\"window\": {\"type\": \"calendar\", \"unit\": \"week\"}}]', 0, 'public', true, 'active', '{}', "
+    "'2026-11-01', '2026-11-01')",
+    "INSERT INTO user_badges (id, user_id, badge_id, award_key, source, evidence, awarded_at) VALUES "
+    "(1, 1, 1, 'streak:1', 'rule', '{\"criteria\": [{\"window_start\": \"2026-11-20T00:00:00+08:00\"}]}', "
+    "'2026-11-20'), "
+    "(2, 1, 1, 'streak:2', 'rule', '{\"criteria\": [{\"window_start\": \"2026-11-23T00:00:00+08:00\"}]}', "
+    "'2026-11-23'), "
+    "(3, 1, 2, 'streak:1', 'rule', '{\"criteria\": [{\"window_start\": \"2026-11-16T00:00:00+08:00\"}]}', "
+    "'2026-11-16'), "
+    "(4, 1, 1, 'manual:x', 'manual', '{}', '2026-11-24')",
+]
+_STREAK_KEYS_AFTER = [(1, "streak@2026-11-20"), (2, "streak@2026-11-23"), (3, "streak@2026-W47"), (4, "manual:x")]
+
+
+def test_sqlite_legacy_streak_award_keys_name_the_period_that_completed_them(tmp_path: Any) -> None:
+    # Before 0010, a repeatable streak badge keyed its awards 'streak:<multiples>', so a new run could never earn
+    # it again; the upgrade rewrites them from each award's evidence (the completing period's start).
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    _in_thread(migrate.upgrade, url, "0009_big_balances")
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        for statement in _LEGACY_STREAK_AWARDS:
+            db.execute(statement.replace("true", "1"))
+        db.commit()
+    _in_thread(migrate.upgrade, url)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT id, award_key FROM user_badges ORDER BY id").fetchall() == _STREAK_KEYS_AFTER
+
+
+async def test_legacy_streak_award_keys_are_rewritten_on_postgresql() -> None:
+    async with _scratch_database() as url:
+        await asyncio.to_thread(migrate.upgrade, url, "0009_big_balances")
+        conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+        try:
+            for statement in _LEGACY_STREAK_AWARDS:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+        await asyncio.to_thread(migrate.upgrade, url)
+        conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+        try:
+            rows = await conn.fetch("SELECT id, award_key FROM user_badges ORDER BY id")
+            assert [(r[0], r[1]) for r in rows] == _STREAK_KEYS_AFTER
+        finally:
+            await conn.close()

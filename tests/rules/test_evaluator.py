@@ -389,15 +389,25 @@ def test_a_late_purchase_completes_the_rolling_windows_of_later_purchases(
     assert e.ingest(late, {"amount": 500}) is met
 
 
-def test_the_decisive_rolling_window_is_the_best_one_holding_the_late_event() -> None:
+def test_the_decisive_rolling_window_is_the_first_holding_the_late_event_that_meets_the_threshold() -> None:
     c = Criterion.model_validate(BIG_SPENDER)
     e = Engine(c)
     for at, amount in ((day(8), 300), (day(10), 600), (day(13), 900)):
         e.ingest(at, {"amount": amount})
     e.ingest(day(7), {"amount": 200})  # late: windows ending at day 7, 8, 10 and 13 hold it
-    value, when = decisive(c, e.states, day(7), SH)
-    assert (value, when) == (Decimal(2000), day(13))  # (day 6, day 13]: 200 + 300 + 600 + 900
+    # (day 3, day 10] holds 200 + 300 + 600 = 1,100: met there first, where the award would have come in time order.
+    assert decisive(c, e.states, day(7), SH) == (Decimal(1100), day(10))
     assert value_of(c, e.states, day(7), SH) == Decimal(200)  # as of its own instant, only itself
+    assert decisive(c, e.states, day(7), SH, later=False) == (Decimal(200), day(7))
+
+
+def test_an_unmet_decisive_rolling_window_reports_the_best_one() -> None:
+    c = Criterion.model_validate(BIG_SPENDER)
+    e = Engine(c)
+    for at, amount in ((day(8), 300), (day(12), 400)):
+        e.ingest(at, {"amount": amount})
+    assert not e.ingest(day(7), {"amount": 200})
+    assert decisive(c, e.states, day(7), SH) == (Decimal(900), day(12))  # (day 5, day 12]: all three
 
 
 def test_buckets_after_are_the_later_days_of_a_late_rolling_event_up_to_now() -> None:
