@@ -107,10 +107,10 @@ async def advance_challenges(run: EngineRun, event: EventRecord) -> None:
         a.progress = new
         for ch in changes:
             if ch.newly_done:
-                await challenges_service.credit_step(run, a.id, a.challenge, a.instance, ch.step, event)
+                await challenges_service.credit_step(run, a.id, a.challenge, a.instance, ch.step, event, a.joined_at)
         rewards = None
         if done == len(a.steps):
-            rewards = await challenges_service.complete(run, a.id, a.challenge, a.instance, event)
+            rewards = await challenges_service.complete(run, a.id, a.challenge, a.instance, event, a.joined_at)
             a.status = "completed"
         for ch in changes:
             entry: dict[str, Any] = {

@@ -437,7 +437,15 @@ async def my_challenges(
 # --------------------------------------------------------------------------- completion and expiry
 
 
-async def credit_step(run: EngineRun, pid: int, ch: Challenge, instance: str, step: int, event: EventRecord) -> None:
+def _done_at(event: EventRecord, joined_at: datetime) -> datetime:
+    """When a step or challenge counts as done: the event's time, but never before the member joined (an event
+    inside the join grace or the instance's start may have occurred a little earlier)."""
+    return max(event.occurred_at, joined_at)
+
+
+async def credit_step(
+    run: EngineRun, pid: int, ch: Challenge, instance: str, step: int, event: EventRecord, joined_at: datetime
+) -> None:
     title = ch.steps[step]["title"]
     points = ch.points_per_step
     if points:
@@ -447,13 +455,15 @@ async def credit_step(run: EngineRun, pid: int, ch: Challenge, instance: str, st
     run.store.emit("challenge.step_completed", run.user.id, {
         "user_id": run.user.external_id, "challenge": ch.key, "title": ch.title, "instance": instance,
         "participation_id": pid, "step": step, "step_title": title, "points": points,
-        "completed_at": event.occurred_at.isoformat(),
+        "completed_at": _done_at(event, joined_at).isoformat(),
     }, clock.utcnow())
 
 
-async def complete(run: EngineRun, pid: int, ch: Challenge, instance: str, event: EventRecord) -> dict[str, Any] | None:
+async def complete(
+    run: EngineRun, pid: int, ch: Challenge, instance: str, event: EventRecord, joined_at: datetime
+) -> dict[str, Any] | None:
     """All steps done: bonus, badge and voucher, once (the guarded status change is the gate)."""
-    at = event.occurred_at
+    at = _done_at(event, joined_at)
     if not await repo.mark_completed(run.session, pid, at):
         return None
     rewards: dict[str, Any] = {"bonus_points": ch.bonus_points, "badge": None, "voucher": None}

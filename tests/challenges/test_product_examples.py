@@ -211,3 +211,22 @@ async def test_events_before_joining_do_not_count_but_clock_skew_is_tolerated(
     assert after["challenges"][0]["current"] == 3
     mine = await me_challenges(client, m)
     assert mine[0]["steps"][0]["current"] == 3 and mine[0]["status"] == "active"
+
+
+async def test_an_event_inside_the_join_grace_completes_the_challenge_no_earlier_than_the_join(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], member: Any, send: Any, make_challenge: Any, clock: Any
+) -> None:
+    # The event occurred 30 s before the member joined (clock skew between the POS and the Mini Program): it
+    # counts, but the challenge is not completed before it was joined, and its time to complete is not negative.
+    await make_challenge("photo", [step("Add a photo", "profile.image", 1)],
+                         rewards={"points_per_step": 1, "bonus_points": 5, "badge": None, "voucher": None})
+    m = await member()
+    clock.set("2026-11-20T10:00:30+08:00")
+    joined = await client.post("/v1/challenges/photo/join", headers=m.headers)
+    assert joined.status_code == 201, joined.text
+    out = await send(m, "profile.image", "2026-11-20T10:00:00+08:00")
+    assert out["challenges"][-1]["status"] == "completed"
+    (mine,) = (await client.get("/v1/me/challenges", headers=m.headers)).json()
+    assert mine["completed_at"] == mine["joined_at"]
+    stats = (await client.get("/v1/admin/challenges/photo/stats", headers=admin_headers)).json()
+    assert stats["median_time_to_complete_seconds"] == 0
