@@ -373,7 +373,23 @@ def _check_element(element: ET.Element) -> None:
         _check_css("".join(element.itertext()))
 
 
+_CSS_ESCAPE = re.compile(r"\\(?:([0-9a-fA-F]{1,6})[ \t\r\n\f]?|(.))", re.DOTALL)
+
+
+def _css_unescape(css: str) -> str:
+    """How a browser reads CSS escapes: `u\\72l(` is `url(`, `\\@import` is `@import`."""
+    def one(m: re.Match[str]) -> str:
+        if m[1] is None:
+            return m[2]
+        code = int(m[1], 16)
+        return chr(code) if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else "\ufffd"
+    return _CSS_ESCAPE.sub(one, css)
+
+
 def _check_css(css: str) -> None:
-    for target in _CSS_URL.findall(css):
-        if not (target.startswith("#") or _SAFE_DATA_IMAGE.match(target)):
-            raise _unsafe("external url() references in styles are not allowed")
+    for candidate in {css, _css_unescape(css)}:
+        if "@import" in candidate.lower():
+            raise _unsafe("external stylesheets are not allowed")
+        for target in _CSS_URL.findall(candidate):
+            if not (target.startswith("#") or _SAFE_DATA_IMAGE.match(target)):
+                raise _unsafe("external url() references in styles are not allowed")

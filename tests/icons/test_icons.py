@@ -246,6 +246,9 @@ _SVG_OPEN = b'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3
         b'<use href="other.svg#icon"/>',
         b"<style>@import url(https://evil.example.com/x.css);</style>",
         b'<rect width="5" height="5" style="fill: url(https://evil.example.com/p.svg#g)"/>',
+        b"<style>rect{fill:u\\72l(https://evil.example.com/x)}</style>",  # a CSS escape spelling url(
+        b'<rect width="5" height="5" style="fill: \\75 rl(https://evil.example.com/p.svg#g)"/>',
+        b"<style>@\\69mport 'https://evil.example.com/x.css';</style>",
         b'<set attributeName="href" to="https://evil.example.com"/>',
         b'<iframe src="https://evil.example.com"/>',
     ],
