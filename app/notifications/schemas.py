@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, StrictBool, model_validator
 
-from app.kit.schemas import ReadModel, WriteModel
+from app.kit.schemas import FieldError, ReadModel, WriteModel
 from app.notifications import fields as wechat_fields
 
 SubscribeResult = Literal["accept", "reject", "ban", "filter"]
@@ -90,13 +90,13 @@ class TemplateIn(WriteModel):
     def _fields(self) -> TemplateIn:
         for key, fmt in self.fields.items():
             if len(fmt) > 200:
-                raise ValueError(f"fields.{key}: at most 200 characters")
+                raise FieldError(("fields", key), f"fields.{key}: at most 200 characters")
             try:
                 if not wechat_fields.check_format(key, fmt):
                     # A fixed value is known now: refuse what WeChat would always refuse.
                     wechat_fields.clean(key, fmt)
             except wechat_fields.FieldInvalid as exc:
-                raise ValueError(f"fields.{key}: {exc.reason}") from exc
+                raise FieldError(("fields", key), f"fields.{key}: {exc.reason}") from exc
         return self
 
 

@@ -90,6 +90,7 @@ async def test_templates_are_validated_against_wechat_field_types(kit: Kit) -> N
     bad = {"template_id": "t", "fields": {"colour1": "{badge_name}"}}
     r = await kit.client.put("/v1/admin/notification-templates/level_reached", json=bad, headers=ADMIN)
     assert r.status_code == 422 and "colour1" in r.text
+    assert [d["field"] for d in r.json()["error"]["details"]] == ["body.fields.colour1"]  # the admin app highlights it
     r = await kit.client.put("/v1/admin/notification-templates/nonsense", json={"template_id": "t",
                              "fields": {"thing1": "x"}}, headers=ADMIN)
     assert r.status_code == 422
@@ -98,6 +99,7 @@ async def test_templates_are_validated_against_wechat_field_types(kit: Kit) -> N
         r = await kit.client.put("/v1/admin/notification-templates/level_reached",
                                  json={"template_id": "t", "fields": fixed}, headers=ADMIN)
         assert r.status_code == 422, fixed
+        assert [d["field"] for d in r.json()["error"]["details"]] == [f"body.fields.{next(iter(fixed))}"]
     ok = {"template_id": "t", "fields": {"phrase1": "升级", "thing2": "{level_name}"}}
     assert (await kit.client.put("/v1/admin/notification-templates/level_reached", json=ok,
                                  headers=ADMIN)).status_code == 200
