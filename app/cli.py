@@ -99,6 +99,9 @@ def members_token(
     from app.auth.tokens import issue_user_token
     from app.users import repository as users_repo
 
+    if not reason.strip():
+        typer.echo("error: --reason must say why (it is kept in the audit log)", err=True)
+        raise typer.Exit(2)
     settings = get_settings()
 
     async def issue(session):  # type: ignore[no-untyped-def]

@@ -21,6 +21,15 @@ class UserUpsert(WriteModel):
     tier: str | None = Field(default=None, max_length=64)
     segments: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(default=None, max_length=100)
 
+    @field_validator("city", "tier")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        """A blank city or tier is no city or tier: reports and leaderboard views group by them, and "" beside
+        null would be two rows no one can tell apart. Surrounding spaces would split a group the same way."""
+        if value is None:
+            return None
+        return value.strip() or None
+
     @field_validator("segments")
     @classmethod
     def _distinct_segments(cls, value: list[str] | None) -> list[str] | None:

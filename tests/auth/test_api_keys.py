@@ -125,3 +125,9 @@ async def test_the_cli_prints_a_members_token_and_audits_it(client: httpx.AsyncC
     cmd[5] = "nobody"
     out = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 1 and "no member" in out.stderr and "Traceback" not in out.stderr
+    # The audit log says why: a blank reason is refused, and nothing is issued or recorded.
+    blank = [*cmd[:5], "M-cli", "--reason", " "]
+    out = await asyncio.to_thread(subprocess.run, blank, capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 2 and "--reason" in out.stderr and out.stdout == ""
+    audit = (await client.get("/v1/admin/audit", params={"action": "member.token"}, headers=ADMIN)).json()["items"]
+    assert len(audit) == 1

@@ -24,6 +24,17 @@ async def test_upsert_creates_then_updates_partially(client: httpx.AsyncClient, 
     assert (body["nickname"], body["city"], body["tier"]) == ("Li", "Beijing", "premium")
 
 
+@pytest.mark.sqlite_too
+async def test_a_blank_city_or_tier_is_no_city_or_tier(client: httpx.AsyncClient) -> None:
+    # Reports group members by tier and leaderboards by city: "" beside null would be two blank groups.
+    r = await client.put("/v1/users/M-B", json={"city": " Shanghai ", "tier": "gold"}, headers=ADMIN)
+    assert (r.json()["city"], r.json()["tier"]) == ("Shanghai", "gold")
+    r = await client.put("/v1/users/M-B", json={"city": "", "tier": "  "}, headers=ADMIN)
+    assert r.status_code == 200 and (r.json()["city"], r.json()["tier"]) == (None, None)
+    tiers = (await client.get("/v1/admin/analytics/tiers", headers=ADMIN)).json()
+    assert [row["tier"] for row in tiers] == [None]
+
+
 async def test_openid_owned_by_other_member_is_409(client: httpx.AsyncClient, make_key: Any) -> None:
     h = await make_key("users:write")
     await client.put("/v1/users/A", json={"openid": "o-1"}, headers=h)
