@@ -488,6 +488,17 @@ def streak_of(c: Criterion, sub: dict[str, ev.CounterState], at: datetime, tz: A
 STREAK_KEY = "streak@"  # + the period of the event that completed a multiple of the threshold
 
 
+def _streak_key_ordinal(unit: str, key: str) -> int | None:
+    """The period ordinal a streak award key names; None for another key, or one of another unit (the badge's
+    criterion was edited from days to weeks, say: those awards belong to no run of the new unit)."""
+    if not key.startswith(STREAK_KEY):
+        return None
+    try:
+        return key_ordinal(unit, key[len(STREAK_KEY):])
+    except ValueError:
+        return None
+
+
 def repeat_key(
     badge: BadgeRule, crits: Sequence[tuple[str, Criterion]], subs: Sequence[dict[str, ev.CounterState]],
     at: datetime, tz: Any, held: Collection[str],
@@ -509,8 +520,7 @@ def repeat_key(
         if run is None:
             return None
         first, last, n = run
-        earned = sum(1 for k in held if k.startswith(STREAK_KEY)
-                     and first <= key_ordinal(w.unit, k[len(STREAK_KEY):]) <= last)
+        earned = sum(1 for k in held if (p := _streak_key_ordinal(w.unit, k)) is not None and first <= p <= last)
         if math.floor(Decimal(n) / threshold_decimal(c)) <= earned:
             return None
         return f"{STREAK_KEY}{period_key(w.unit, at, tz)}"

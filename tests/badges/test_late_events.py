@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api import awarded, badge, event
+from tests.api import ADMIN, awarded, badge, event
 from tests.badges.test_rules import day
 
 STREAK3 = {"event": "check_in", "aggregate": "streak", "threshold": 3, "window": {"type": "calendar", "unit": "day"}}
@@ -77,3 +77,13 @@ async def test_criteria_of_one_badge_must_hold_at_one_instant_even_for_a_late_ev
     posts = [("review", day(12), {}), ("purchase", day(10), {}), ("purchase", day(9), {})]
     in_order, with_late = await _both_orders(client, posts, 0)
     assert in_order == with_late == []
+
+
+async def test_a_streak_badge_edited_from_days_to_weeks_keeps_awarding(client: httpx.AsyncClient) -> None:
+    await badge(client, "streak", [STREAK3], repeatable=True)
+    assert await _awards(client, "M", [("check_in", day(n), {}) for n in (30, 29, 28)]) == ["streak"]
+    weekly = {**STREAK3, "threshold": 2, "window": {"type": "calendar", "unit": "week"}}
+    r = await client.patch("/v1/admin/badges/streak", json={"criteria": [weekly]}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    # The daily awards name days, which are no weeks: they belong to no run of the new criterion.
+    assert await _awards(client, "M", [("check_in", day(n), {}) for n in (14, 7)]) == ["streak"]
