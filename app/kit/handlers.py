@@ -127,8 +127,16 @@ async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# The database is there but cannot take this request now: out of connections (53300) or other resources (53xxx),
+# starting up or shutting down (57P03, 57P01), a broken connection (08xxx). Nothing was applied: 503, retry later.
+UNAVAILABLE_SQLSTATE_PREFIXES = ("53", "57P01", "57P02", "57P03", "08")
+
+
 def is_unreachable(exc: DBAPIError) -> bool:
-    return exc.connection_invalidated or isinstance(exc.orig, ConnectionError | TimeoutError)
+    if exc.connection_invalidated or isinstance(exc.orig, ConnectionError | TimeoutError):
+        return True
+    code = getattr(exc.orig, "pgcode", None) or getattr(exc.orig, "sqlstate", None)
+    return isinstance(code, str) and code.startswith(UNAVAILABLE_SQLSTATE_PREFIXES)
 
 
 async def _overflow(_: Request, exc: Exception) -> JSONResponse:

@@ -26,6 +26,8 @@ def _closed_port() -> int:
         ("PUT", "/v1/users/x", {}),
         ("POST", "/v1/events",
          {"id": "a", "user_id": "u", "type": "visit", "occurred_at": datetime.now(UTC).isoformat()}),
+        ("POST", "/v1/events/batch",
+         {"events": [{"id": "a", "user_id": "u", "type": "visit", "occurred_at": datetime.now(UTC).isoformat()}]}),
     ],
 )
 async def test_an_unreachable_database_is_a_503_with_the_request_id(method: str, path: str, body: object) -> None:
@@ -37,3 +39,31 @@ async def test_an_unreachable_database_is_a_503_with_the_request_id(method: str,
     assert r.status_code == 503, r.text
     assert r.json()["error"]["code"] == "service_unavailable"
     assert r.headers["retry-after"] and r.headers["x-request-id"] == "rid-down-1"
+
+
+async def test_a_database_out_of_connections_is_a_503_not_a_500() -> None:
+    # A role allowed no connections: PostgreSQL answers as it does when max_connections is reached (53300).
+    import asyncpg
+
+    from tests.conftest import PG_ADMIN_URL
+
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await admin.execute("DROP ROLE IF EXISTS laurel_no_slots")
+        await admin.execute("CREATE ROLE laurel_no_slots LOGIN CONNECTION LIMIT 0")
+        base = PG_ADMIN_URL.split("@", 1)[1]
+        app = create_app(make_settings(f"postgresql+asyncpg://laurel_no_slots@{base}", "http://127.0.0.1:9"))
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://laurel.test") as c:
+            for method, path, body in [
+                ("GET", "/v1/admin/api-keys", None),
+                ("POST", "/v1/events/batch", {"events": [{"id": "a", "user_id": "u", "type": "visit",
+                                                          "occurred_at": datetime.now(UTC).isoformat()}]}),
+            ]:
+                r = await c.request(method, path, json=body, headers=ADMIN)
+                assert r.status_code == 503, r.text
+                assert r.json()["error"]["code"] == "service_unavailable" and r.headers["retry-after"]
+        await app.state.db.dispose()
+    finally:
+        await admin.execute("DROP ROLE IF EXISTS laurel_no_slots")
+        await admin.close()
