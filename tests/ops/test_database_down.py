@@ -57,6 +57,8 @@ async def test_a_database_out_of_connections_is_a_503_not_a_500() -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://laurel.test") as c:
             for method, path, body in [
                 ("GET", "/v1/admin/api-keys", None),
+                ("POST", "/v1/events", {"id": "b", "user_id": "u", "type": "visit",
+                                        "occurred_at": datetime.now(UTC).isoformat()}),
                 ("POST", "/v1/events/batch", {"events": [{"id": "a", "user_id": "u", "type": "visit",
                                                           "occurred_at": datetime.now(UTC).isoformat()}]}),
             ]:
