@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -258,8 +258,10 @@ class EngineRun:
                 award_key = repeat_key(badge, criteria, subs, at, self.tz, held.get(badge.id, ()))
                 if award_key is None:
                     continue  # met, but what it earns is already held (a streak run's multiples)
+                # The window the award is keyed by: a repeatable badge passes over days already rewarded.
+                skip = rewarded_days(held.get(badge.id, ()), self.tz) if badge.repeatable else None
                 evidence = [
-                    self._evidence(index, c, sub, met, at, later)
+                    self._evidence(index, c, sub, met, at, later, skip)
                     for index, ((_s, c), sub, met) in enumerate(zip(criteria, subs, mets, strict=True))
                 ]
                 await self.award_badge(
@@ -288,11 +290,12 @@ class EngineRun:
                         )
 
     def _evidence(
-        self, index: int, c: Criterion, sub: dict[str, ev.CounterState], met: bool, at: datetime, later: bool
+        self, index: int, c: Criterion, sub: dict[str, ev.CounterState], met: bool, at: datetime, later: bool,
+        skip: Callable[[datetime], bool] | None = None,
     ) -> dict[str, Any]:
         """What an award records of one criterion: the value the decision compared (a late event's streak run or
         rolling window included), its threshold, the bucket the event moved, and the window measured."""
-        value, when = ev.decisive(c, sub, at, self.tz, later)
+        value, when = ev.decisive(c, sub, at, self.tz, later, skip)
         start, end = ev.window_bounds(c, when, self.tz)
         out: dict[str, Any] = {
             "criterion": index,
@@ -488,13 +491,19 @@ def streak_of(c: Criterion, sub: dict[str, ev.CounterState], at: datetime, tz: A
 STREAK_KEY = "streak@"  # + the period of the event that completed a multiple of the threshold
 
 
+def rewarded_days(held: Collection[str], tz: Any) -> Callable[[datetime], bool]:
+    """Whether a repeatable rolling badge's award for the day of an instant is held."""
+    return lambda t: f"d:{period_key('day', t, tz)}" in held
+
+
 def _streak_key_ordinal(unit: str, key: str) -> int | None:
-    """The period ordinal a streak award key names; None for another key, or one of another unit (the badge's
-    criterion was edited from days to weeks, say: those awards belong to no run of the new unit)."""
+    """The period ordinal a streak award key names ('streak@2026-11-20', or '…#2' for a second in one period);
+    None for another key, or one of another unit (the badge's criterion was edited from days to weeks, say: those
+    awards belong to no run of the new unit)."""
     if not key.startswith(STREAK_KEY):
         return None
     try:
-        return key_ordinal(unit, key[len(STREAK_KEY):])
+        return key_ordinal(unit, key[len(STREAK_KEY):].split("#", 1)[0])
     except ValueError:
         return None
 
@@ -523,11 +532,12 @@ def repeat_key(
         earned = sum(1 for k in held if (p := _streak_key_ordinal(w.unit, k)) is not None and first <= p <= last)
         if math.floor(Decimal(n) / threshold_decimal(c)) <= earned:
             return None
-        return f"{STREAK_KEY}{period_key(w.unit, at, tz)}"
+        key = f"{STREAK_KEY}{period_key(w.unit, at, tz)}"
+        return key if key not in held else f"{key}#{earned + 1}"  # a second multiple completed in one period
     if isinstance(w, FixedWindow):
         return "fixed"
     if isinstance(w, RollingWindow):
-        # The day of the window that was met: a late event completing a later window keys the award there.
-        when = ev.decisive(c, subs[0], at, tz, later=len(crits) == 1)[1]
-        return f"d:{period_key('day', when, tz)}"
+        # The day of the first met window not yet rewarded: a late event completing a later window keys it there.
+        value, when = ev.decisive(c, subs[0], at, tz, len(crits) == 1, rewarded_days(held, tz))
+        return f"d:{period_key('day', when, tz)}" if value >= threshold_decimal(c) else None
     return f"n:{math.floor(ev.value_of(c, subs[0], at, tz) / threshold_decimal(c))}"

@@ -386,10 +386,18 @@ def _css_unescape(css: str) -> str:
     return _CSS_ESCAPE.sub(one, css)
 
 
+# image-set() (and its -webkit- form) takes bare strings as URLs: image-set("https://…" 1x).
+_IMAGE_SET = re.compile(r"image-set\(([^)]*)", re.IGNORECASE)
+_CSS_STRING = re.compile(r"\"\s*([^\"]*)\"|'\s*([^']*)'")
+
+
 def _check_css(css: str) -> None:
     for candidate in {css, _css_unescape(css)}:
         if "@import" in candidate.lower():
             raise _unsafe("external stylesheets are not allowed")
-        for target in _CSS_URL.findall(candidate):
+        targets = _CSS_URL.findall(candidate)
+        for inside in _IMAGE_SET.findall(candidate):
+            targets += [double or single for double, single in _CSS_STRING.findall(inside)]
+        for target in targets:
             if not (target.startswith("#") or _SAFE_DATA_IMAGE.match(target)):
                 raise _unsafe("external url() references in styles are not allowed")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
@@ -444,11 +444,14 @@ def buckets_after(c: Criterion, at: datetime, tz: tzinfo, until: datetime) -> li
     return [ordinal_key("day", d) for d in range(first, last + 1)]
 
 
-def _rolling_decision(c: Criterion, parts: Iterable[CounterState], at: datetime) -> tuple[Decimal, datetime]:
+def _rolling_decision(
+    c: Criterion, parts: Iterable[CounterState], at: datetime, skip: Callable[[datetime], bool] | None = None
+) -> tuple[Decimal, datetime]:
     """Among the rolling windows that hold ``at`` — the one ending at ``at`` and those ending at each later event
     less than N days after it — the first that meets the threshold, else the best. The first, not the best: in
-    time order the award would have come at that window's end, so a repeatable badge keys its award there. One
-    pass over the events in time order (two pointers): a late event of a busy member costs its week once."""
+    time order the award would have come at that window's end, so a repeatable badge keys its award there;
+    ``skip`` passes over window ends already rewarded (their day's award is held). One pass over the events in
+    time order (two pointers): a late event of a busy member costs its week once."""
     assert isinstance(c.window, RollingWindow)
     span = c.window.days * 86400
     start = at.timestamp()
@@ -478,16 +481,24 @@ def _rolling_decision(c: Criterion, parts: Iterable[CounterState], at: datetime)
             left += 1
         measure = (Decimal(len(seen)) if c.aggregate == "count_distinct"
                    else total if c.aggregate == "sum" else Decimal(count))
+        if skip is not None and measure >= target and skip(_instant(end, at, start)):
+            continue
         if best is None or measure > best[0]:
             best = (measure, end)
         if measure >= target:
             break
-    assert best is not None  # `ends` always holds `start`
-    return best[0], at if best[1] == start else datetime.fromtimestamp(best[1], UTC)
+    if best is None:  # every window that holds `at` is met and already rewarded
+        return Decimal(0), at
+    return best[0], _instant(best[1], at, start)
+
+
+def _instant(end: float, at: datetime, start: float) -> datetime:
+    return at if end == start else datetime.fromtimestamp(end, UTC)
 
 
 def decisive(
-    c: Criterion, states: Mapping[str, CounterState], at: datetime, tz: tzinfo, later: bool = True
+    c: Criterion, states: Mapping[str, CounterState], at: datetime, tz: tzinfo, later: bool = True,
+    skip: Callable[[datetime], bool] | None = None,
 ) -> tuple[Decimal, datetime]:
     """What an award decision on an event at ``at`` compares with the threshold, and the instant it is measured at.
 
@@ -495,13 +506,14 @@ def decisive(
     longer current; with ``later``, a rolling window takes the first window holding ``at`` that meets the
     threshold (else the best) among the one ending at ``at`` and those ending at later events (``states`` must
     then hold the :func:`buckets_after` too). Anything else is its value as of ``at``. An award's evidence records
-    this value, so it never contradicts the decision. The caller passes ``later=False`` where other criteria are
-    measured at ``at`` only (a badge of several criteria): all must hold at one instant."""
+    this value, so it never contradicts the decision. The caller passes ``later=False`` for a badge of several
+    criteria (no later windows: see the README's Known limits), and ``skip`` to pass over met windows whose
+    award is already held (a repeatable badge's day)."""
     if c.aggregate == "streak":
         state = states.get(LIFETIME, EMPTY)
         return Decimal(streak_through(c, state, period_ordinal(_streak_unit(c), at, tz))), at
     if later and isinstance(c.window, RollingWindow):
-        return _rolling_decision(c, states.values(), at)
+        return _rolling_decision(c, states.values(), at, skip)
     return value_of(c, states, at, tz), at
 
 

@@ -1,9 +1,10 @@
 """Repeatable streak badges: award keys name the period that completed a multiple of the threshold.
 
-Awards made before carry 'streak:<multiples>', which placed no award in a run: a second run could never earn
-the badge again. Their evidence records the window of the completing event (its period's start), so each is
-rewritten as 'streak@<period>' (a day '2026-11-20' or an ISO week '2026-W47'), which the engine counts within
-the run that holds it.
+Awards made before carry 'streak:<multiples>' (or, for a few commits, 'streak:<run start>:<multiples>'),
+which the engine no longer places in a run. Their evidence records the window of the completing event (its
+period's start), so each is rewritten as 'streak@<period>' (a day '2026-11-20' or an ISO week '2026-W47'),
+which the engine counts within the run that holds it; a second award completed in the same period becomes
+'streak@<period>#2' (keys are unique per member and badge).
 
 Revision ID: 0010_streak_award_keys
 Revises: 0009_big_balances
@@ -24,11 +25,12 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql')
-awards = sa.table('user_badges', sa.column('id', sa.BigInteger), sa.column('badge_id', sa.BigInteger),
+awards = sa.table('user_badges', sa.column('id', sa.BigInteger), sa.column('user_id', sa.BigInteger),
+                  sa.column('badge_id', sa.BigInteger),
                   sa.column('award_key', sa.String), sa.column('evidence', JSON))
 badges = sa.table('badges', sa.column('id', sa.BigInteger), sa.column('repeatable', sa.Boolean),
                   sa.column('criteria', JSON))
-LEGACY = re.compile(r'^streak:\d+$')
+LEGACY = re.compile(r'^streak:(?:[^:]+:)?\d+$')
 
 
 def period_of(criteria: Any, evidence: Any) -> str | None:
@@ -49,14 +51,23 @@ def period_of(criteria: Any, evidence: Any) -> str | None:
 def upgrade() -> None:
     bind = op.get_bind()
     rows = bind.execute(
-        sa.select(awards.c.id, awards.c.award_key, awards.c.evidence, badges.c.criteria)
+        sa.select(awards.c.id, awards.c.user_id, awards.c.badge_id, awards.c.award_key, awards.c.evidence,
+                  badges.c.criteria)
         .join(badges, badges.c.id == awards.c.badge_id)
-        .where(badges.c.repeatable.is_(True), awards.c.award_key.like('streak:%'))
+        .where(badges.c.repeatable.is_(True), awards.c.award_key.like('streak%'))
+        .order_by(awards.c.id)
     ).all()
-    for award_id, key, evidence, criteria in rows:
-        period = period_of(criteria, evidence) if LEGACY.match(key) else None
-        if period is not None:
-            bind.execute(sa.update(awards).where(awards.c.id == award_id).values(award_key=f'streak@{period}'))
+    taken = {(r.user_id, r.badge_id, r.award_key) for r in rows}
+    for r in rows:
+        period = period_of(r.criteria, r.evidence) if LEGACY.match(r.award_key) else None
+        if period is None:
+            continue
+        key, n = f'streak@{period}', 1
+        while (r.user_id, r.badge_id, key) in taken:
+            n += 1
+            key = f'streak@{period}#{n}'
+        taken.add((r.user_id, r.badge_id, key))
+        bind.execute(sa.update(awards).where(awards.c.id == r.id).values(award_key=key))
 
 
 def downgrade() -> None:

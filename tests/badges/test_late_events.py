@@ -87,3 +87,17 @@ async def test_a_streak_badge_edited_from_days_to_weeks_keeps_awarding(client: h
     assert r.status_code == 200, r.text
     # The daily awards name days, which are no weeks: they belong to no run of the new criterion.
     assert await _awards(client, "M", [("check_in", day(n), {}) for n in (14, 7)]) == ["streak"]
+
+
+async def test_a_late_purchase_earns_a_later_window_when_its_first_met_window_is_already_rewarded(
+    client: httpx.AsyncClient,
+) -> None:
+    two_in_two_days = {"event": "purchase", "threshold": 2, "window": {"type": "rolling", "days": 2}}
+    await badge(client, "two-in-two", [two_in_two_days], repeatable=True)
+    # Time order rewards day 10 (its second purchase) and day 8 (the window ending there holds day 10 23:00 too).
+    posts = [("purchase", day(10, hour=h), {}) for h in (1, 2, 23)] + [("purchase", day(8), {})]
+    in_order, with_late = await _both_orders(client, posts, 2)
+    assert in_order == with_late == ["two-in-two"] * 2
+    r = await client.get("/v1/admin/users/LATE/badges", headers=ADMIN)
+    ends = sorted(a["evidence"]["criteria"][0]["window_end"] for a in r.json())
+    assert [datetime.fromisoformat(e) for e in ends] == [day(10, hour=2), day(8)]  # the windows keyed

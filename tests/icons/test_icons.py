@@ -33,7 +33,8 @@ SVG = (
     b'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" viewBox="0 0 64 64">'
     b'<defs><linearGradient id="g"><stop offset="0" stop-color="#fc0"/></linearGradient>'
     b'<circle id="c" cx="32" cy="32" r="20"/></defs>'
-    b'<use xlink:href="#c" fill="url(#g)"/><style>circle { fill: url(#g); }</style></svg>'
+    b'<use xlink:href="#c" fill="url(#g)"/><style>circle { fill: url(#g); }'
+    b' rect { fill: image-set("data:image/png;base64,AAAA" 1x, \'#g\' 2x); }</style></svg>'
 )
 GIF = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00;"
 
@@ -249,6 +250,8 @@ _SVG_OPEN = b'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3
         b"<style>rect{fill:u\\72l(https://evil.example.com/x)}</style>",  # a CSS escape spelling url(
         b'<rect width="5" height="5" style="fill: \\75 rl(https://evil.example.com/p.svg#g)"/>',
         b"<style>@\\69mport 'https://evil.example.com/x.css';</style>",
+        b'<style>rect{fill:image-set("https://evil.example.com/x.png" 1x)}</style>',  # a bare string is a URL here
+        b"<rect width=\"5\" style=\"fill: -webkit-image-set('//evil.example.com/x.png' 1x)\"/>",
         b'<set attributeName="href" to="https://evil.example.com"/>',
         b'<iframe src="https://evil.example.com"/>',
     ],

@@ -172,9 +172,15 @@ _LEGACY_STREAK_AWARDS = [
     "'2026-11-23'), "
     "(3, 1, 2, 'streak:1', 'rule', '{\"criteria\": [{\"window_start\": \"2026-11-16T00:00:00+08:00\"}]}', "
     "'2026-11-16'), "
-    "(4, 1, 1, 'manual:x', 'manual', '{}', '2026-11-24')",
+    "(4, 1, 1, 'manual:x', 'manual', '{}', '2026-11-24'), "
+    # The form a few commits wrote ('streak:<run start>:<multiples>'), and a second multiple in one period.
+    "(5, 1, 1, 'streak:2026-11-24:1', 'rule', '{\"criteria\": [{\"window_start\": \"2026-11-26T00:00:00+08:00\"}]}', "
+    "'2026-11-26'), "
+    "(6, 1, 1, 'streak:3', 'rule', '{\"criteria\": [{\"window_start\": \"2026-11-26T00:00:00+08:00\"}]}', "
+    "'2026-11-26')",
 ]
-_STREAK_KEYS_AFTER = [(1, "streak@2026-11-20"), (2, "streak@2026-11-23"), (3, "streak@2026-W47"), (4, "manual:x")]
+_STREAK_KEYS_AFTER = [(1, "streak@2026-11-20"), (2, "streak@2026-11-23"), (3, "streak@2026-W47"), (4, "manual:x"),
+                      (5, "streak@2026-11-26"), (6, "streak@2026-11-26#2")]
 
 
 def test_sqlite_legacy_streak_award_keys_name_the_period_that_completed_them(tmp_path: Any) -> None:
