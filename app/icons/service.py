@@ -387,8 +387,20 @@ def _css_unescape(css: str) -> str:
 
 
 # image-set() (and its -webkit- form) takes bare strings as URLs: image-set("https://…" 1x).
-_IMAGE_SET = re.compile(r"image-set\(([^)]*)", re.IGNORECASE)
+_IMAGE_SET = re.compile(r"image-set\(", re.IGNORECASE)
 _CSS_STRING = re.compile(r"\"\s*([^\"]*)\"|'\s*([^']*)'")
+
+
+def _image_set_arguments(css: str) -> list[str]:
+    """The whole argument of each image-set(…), up to its matching bracket (it may hold url(…) entries)."""
+    found = []
+    for m in _IMAGE_SET.finditer(css):
+        depth, end = 1, m.end()
+        while end < len(css) and depth:
+            depth += {"(": 1, ")": -1}.get(css[end], 0)
+            end += 1
+        found.append(css[m.end():end])
+    return found
 
 
 def _check_css(css: str) -> None:
@@ -396,7 +408,7 @@ def _check_css(css: str) -> None:
         if "@import" in candidate.lower():
             raise _unsafe("external stylesheets are not allowed")
         targets = _CSS_URL.findall(candidate)
-        for inside in _IMAGE_SET.findall(candidate):
+        for inside in _image_set_arguments(candidate):
             targets += [double or single for double, single in _CSS_STRING.findall(inside)]
         for target in targets:
             if not (target.startswith("#") or _SAFE_DATA_IMAGE.match(target)):

@@ -1,5 +1,6 @@
 """Late events earn what the same events earn in time order: no more (no second award for what is already
-held) and no less. Each test posts the same events in time order and with one arriving late."""
+held), and no less except where one late event completes several rewardable windows (see the README's Known
+limits). Each test posts the same events in time order and with one arriving late."""
 
 from __future__ import annotations
 

@@ -251,6 +251,7 @@ _SVG_OPEN = b'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3
         b'<rect width="5" height="5" style="fill: \\75 rl(https://evil.example.com/p.svg#g)"/>',
         b"<style>@\\69mport 'https://evil.example.com/x.css';</style>",
         b'<style>rect{fill:image-set("https://evil.example.com/x.png" 1x)}</style>',  # a bare string is a URL here
+        b'<rect width="5" style="mask-image: image-set(url(#m) 1x, \'https://evil.example.com/x.png\' 2x)"/>',
         b"<rect width=\"5\" style=\"fill: -webkit-image-set('//evil.example.com/x.png' 1x)\"/>",
         b'<set attributeName="href" to="https://evil.example.com"/>',
         b'<iframe src="https://evil.example.com"/>',
