@@ -244,7 +244,7 @@ class EngineRun:
             await self.store.note_counted(attributes["award_id"], counted)
         for badge, criteria, matched in touched:
             # A late event may complete a later rolling window (see ev.decisive) only where the badge has that one
-            # criterion: several criteria must all hold at one instant, the event's.
+            # criterion; a badge of several is judged at the event's instant (README, Known limits).
             later = len(criteria) == 1
             subs = [
                 {b: states.get((scope, b), ev.EMPTY) for b in reads(c, at, self.tz, later)} for scope, c in criteria
@@ -257,7 +257,7 @@ class EngineRun:
                     continue
                 award_key = repeat_key(badge, criteria, subs, at, self.tz, held.get(badge.id, ()))
                 if award_key is None:
-                    continue  # met, but what it earns is already held (a streak run's multiples)
+                    continue  # met, but what it earns is already held (a streak run's multiples, a window's day)
                 # The window the award is keyed by: a repeatable badge passes over days already rewarded.
                 skip = rewarded_days(held.get(badge.id, ()), self.tz) if badge.repeatable else None
                 evidence = [
