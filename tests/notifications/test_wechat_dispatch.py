@@ -158,12 +158,7 @@ async def test_wechat_down_for_a_while_is_retried_and_delivered_once_when_back(k
 
 async def test_network_failures_give_up_after_max_attempts(kit: Kit, wechat: FakeWeChat) -> None:
     settings = kit.settings.model_copy(update={"wechat_max_attempts": 2})
-    await kit.template()
-    await _visit_badge(kit)
-    m = await kit.member()
-    await kit.credit(m)
-    await event(kit.client, m.external_id, "visit", NOW)
-    await kit.fanout()
+    m = await _one_queued(kit)
     wechat.script.extend([-1, -1])
     t0 = datetime.now(UTC)
     assert await kit.dispatch(now=t0, settings=settings) == 1
@@ -216,12 +211,7 @@ async def test_three_badges_from_one_event_become_one_bundled_message(kit: Kit, 
 
 async def test_quiet_hours_hold_a_send_until_morning(kit: Kit, wechat: FakeWeChat) -> None:
     settings = kit.settings.model_copy(update={"quiet_hours": "22:00-08:00"})
-    await kit.template()
-    await _visit_badge(kit)
-    m = await kit.member()
-    await kit.credit(m)
-    await event(kit.client, m.external_id, "visit", NOW)
-    await kit.fanout()
+    await _one_queued(kit)
     tz = settings.tz
     night = datetime.combine(NOW.astimezone(tz).date() + timedelta(days=1), datetime.min.time(), tz).replace(hour=23)
     assert await kit.dispatch(now=night, settings=settings) == 0
@@ -253,12 +243,7 @@ async def test_45009_pauses_every_send_until_the_next_day(kit: Kit, wechat: Fake
 
 
 async def test_45011_retries_after_a_minute(kit: Kit, wechat: FakeWeChat) -> None:
-    await kit.template()
-    await _visit_badge(kit)
-    m = await kit.member()
-    await kit.credit(m)
-    await event(kit.client, m.external_id, "visit", NOW)
-    await kit.fanout()
+    await _one_queued(kit)
     wechat.script.append(45011)
     t0 = datetime.now(UTC)
     assert await kit.dispatch(now=t0) == 1
@@ -289,12 +274,7 @@ async def test_two_dispatchers_at_once_never_send_twice(kit: Kit, wechat: FakeWe
 async def test_a_template_disabled_after_queueing_drops_the_delivery_and_keeps_the_credit(
     kit: Kit, wechat: FakeWeChat
 ) -> None:
-    await kit.template()
-    await _visit_badge(kit)
-    m = await kit.member()
-    await kit.credit(m)
-    await event(kit.client, m.external_id, "visit", NOW)
-    await kit.fanout()
+    m = await _one_queued(kit)
     await kit.template(enabled=False)  # the operator turns the message off before it is sent
     assert await kit.dispatch() == 0
     assert wechat.count("/cgi-bin/message/subscribe/send") == 0
