@@ -205,6 +205,8 @@ class EngineRun:
         held = await self.store.awards(self.user.id)  # badge id → award keys
         touched: list[tuple[BadgeRule, Sequence[tuple[str, Criterion]], list[tuple[str, Criterion, str]]]] = []
         wanted: set[tuple[str, str]] = set()
+        # The buckets each criterion's decision reads, by (scope, later): computed once per event, used twice.
+        read: dict[tuple[str, bool], list[str]] = {}
         for badge in badges:
             if (not badge.repeatable and badge.id in held) or not in_season(badge, at):
                 continue
@@ -224,8 +226,12 @@ class EngineRun:
                 continue
             touched.append((badge, crits, matched))
             wanted.update((scope, bucket) for scope, _c, bucket in matched)
+            later = len(crits) == 1
             for scope, c in crits:
-                wanted.update((scope, b) for b in reads(c, at, self.tz, later=len(crits) == 1))
+                buckets = read.get((scope, later))
+                if buckets is None:
+                    buckets = read[(scope, later)] = reads(c, at, self.tz, later)
+                wanted.update((scope, b) for b in buckets)
         if not touched:
             return
         states = await self.store.counters(self.user.id, wanted)
@@ -246,10 +252,9 @@ class EngineRun:
             # A late event may complete a later rolling window (see ev.decisive) only where the badge has that one
             # criterion; a badge of several is judged at the event's instant (README, Known limits).
             later = len(criteria) == 1
-            subs = [
-                {b: states.get((scope, b), ev.EMPTY) for b in reads(c, at, self.tz, later)} for scope, c in criteria
-            ]
-            mets = [ev.is_met_at(c, sub, at, self.tz, later) for (_s, c), sub in zip(criteria, subs, strict=True)]
+            subs = [{b: states.get((scope, b), ev.EMPTY) for b in read[(scope, later)]} for scope, _c in criteria]
+            decided = [ev.decisive(c, sub, at, self.tz, later) for (_s, c), sub in zip(criteria, subs, strict=True)]
+            mets = [ev.is_met(c, value) for (_s, c), (value, _when) in zip(criteria, decided, strict=True)]
             if all(mets):
                 if badge.id in chain:
                     # Counted, but not awarded: this event descends from the badge's own award (through the
@@ -277,7 +282,7 @@ class EngineRun:
                 matched_scopes = {scope for scope, _c, _b in matched}
                 for index, (scope, c) in enumerate(criteria):
                     if scope in matched_scopes:
-                        value, when = ev.decisive(c, subs[index], at, self.tz, later)
+                        value, when = decided[index]
                         end = ev.window_bounds(c, when, self.tz)[1]
                         self.outcome.progress.append(
                             {

@@ -51,8 +51,8 @@ ct AS (
   SELECT (x->>0)::bigint, x->>1, x->>2, (x->3)::jsonb FROM jsonb_array_elements($6::jsonb) AS x
   ON CONFLICT (user_id, scope, bucket) DO UPDATE SET state = EXCLUDED.state),
 bl AS (
-  UPDATE users SET points = (x->>1)::bigint FROM jsonb_array_elements($7::jsonb) AS x
-  WHERE users.id = (x->>0)::bigint),
+  UPDATE users SET points = ($7::jsonb ->> users.id::text)::bigint
+  WHERE users.id = ANY(ARRAY(SELECT jsonb_object_keys($7::jsonb)::bigint))),
 oc AS (
   INSERT INTO event_outcomes (event_id, outcome)
   SELECT (x->>0)::bigint, (x->1)::jsonb FROM jsonb_array_elements($8::jsonb) AS x)
@@ -150,27 +150,32 @@ UNION ALL
 SELECT 2, ev, aw::text, NULL::int, lg::text FROM ids
 """
 
-STATE_SQL = """
-SELECT 0, rc.user_id, rc.scope, rc.bucket, rc.state
+# The reads below look rows up by key, a handful per member: one index probe per key (a LATERAL subquery kept
+# apart by OFFSET 0), not a join the planner costs on its guess of 100 rows from a set-returning function.
+_COUNTER_ROWS = """
 FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k(user_id, scope, bucket)
-JOIN rule_counters rc ON rc.user_id = k.user_id AND rc.scope = k.scope AND rc.bucket = k.bucket
-UNION ALL
-SELECT 1, user_id, badge_id::text, award_key, NULL FROM user_badges WHERE user_id = ANY($4::bigint[])
-UNION ALL
-SELECT 2, user_id, rank::text, NULL, NULL FROM user_levels WHERE user_id = ANY($4::bigint[])
+CROSS JOIN LATERAL (
+  SELECT rc.state FROM rule_counters rc
+  WHERE rc.user_id = k.user_id AND rc.scope = k.scope AND rc.bucket = k.bucket OFFSET 0) rc
 """
 
-HOLDINGS_SQL = """
-SELECT user_id, badge_id, award_key FROM user_badges WHERE user_id = ANY($1::bigint[])
+_HOLDINGS = """
+SELECT 1 AS part, u.id, b.badge_id, b.award_key FROM unnest({ids}::bigint[]) AS u(id)
+CROSS JOIN LATERAL (SELECT badge_id, award_key FROM user_badges WHERE user_id = u.id OFFSET 0) b
 UNION ALL
-SELECT user_id, rank, NULL FROM user_levels WHERE user_id = ANY($1::bigint[])
+SELECT 2, u.id, l.rank, NULL FROM unnest({ids}::bigint[]) AS u(id)
+CROSS JOIN LATERAL (SELECT rank FROM user_levels WHERE user_id = u.id OFFSET 0) l
 """
 
-COUNTERS_SQL = """
-SELECT rc.user_id, rc.scope, rc.bucket, rc.state
-FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k(user_id, scope, bucket)
-JOIN rule_counters rc ON rc.user_id = k.user_id AND rc.scope = k.scope AND rc.bucket = k.bucket
+STATE_SQL = f"""
+SELECT 0, k.user_id, k.scope, k.bucket, rc.state {_COUNTER_ROWS}
+UNION ALL
+SELECT h.part, h.id, h.badge_id::text, h.award_key, NULL FROM ({_HOLDINGS.format(ids="$4")}) h
 """
+
+HOLDINGS_SQL = f"SELECT h.id, h.badge_id, h.award_key FROM ({_HOLDINGS.format(ids='$1')}) h"
+
+COUNTERS_SQL = f"SELECT k.user_id, k.scope, k.bucket, rc.state {_COUNTER_ROWS}"
 
 
 async def claim(
@@ -286,7 +291,7 @@ async def write(
     # encoding every array element (together ~40 % of a flush's client-side cost).
     args = (
         document(events), document(awards), document(ledger), document(levels), document(outbox),
-        document(counters), document(balances), document(outcomes),
+        document(counters), document({str(uid): points for uid, points in balances}), document(outcomes),
     )
     driver = await raw_driver(session)
     try:

@@ -207,7 +207,7 @@ class CounterState:
         data: dict[str, Any] = {
             "count": self.count,
             "total": str(self.total),
-            "distinct": sorted(self.distinct),
+            "distinct": sorted(self.distinct) if self.distinct else [],
             "periods": list(self.periods),
         }
         if self.entries:

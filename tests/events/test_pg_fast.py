@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 
 from app.events import pg_fast
+from tests.api import ADMIN, badge
 
 
 async def test_a_claim_as_first_statement_runs_inside_the_transaction_and_rolls_back_with_it(app: FastAPI) -> None:
@@ -44,6 +46,41 @@ async def test_state_read_returns_counters_awards_and_levels_of_the_member(app: 
         assert counters == [(member.id, "s1", "lifetime", {"count": 2})]
         assert awards == [] and levels == [1]
         await session.rollback()
+
+
+async def test_reads_and_the_balance_write_of_several_members_reach_each_members_own_rows(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """The holdings and counters reads (a probe per key) and the flush's balance update (members keyed by id in one
+    JSON object) on a group of members: each gets exactly its own rows and its own balance."""
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}], points=5)
+    await badge(client, "third-visit", [{"event": "visit", "threshold": 3}], points=20)
+    at = datetime.now(UTC) - timedelta(hours=1)
+    events = [
+        {"id": f"pg-{user}-{i}", "user_id": user, "type": "visit", "occurred_at": at.isoformat(), "source": "pos"}
+        for user, n in (("PG-A", 3), ("PG-B", 1), ("PG-C", 0)) for i in range(n)
+    ] + [{"id": "pg-C-other", "user_id": "PG-C", "type": "post", "occurred_at": at.isoformat(), "source": "pos"}]
+    r = await client.post("/v1/events/batch", json={"events": events}, headers=ADMIN)
+    assert r.status_code == 200 and r.json()["accepted"] == len(events), r.text
+    async with app.state.db.sessionmaker() as session:
+        ids = dict((await session.execute(text(
+            "SELECT external_id, id FROM users WHERE external_id LIKE 'PG-%'"))).all())
+        points = dict((await session.execute(text(
+            "SELECT external_id, points FROM users WHERE external_id LIKE 'PG-%'"))).all())
+        assert points == {"PG-A": 25, "PG-B": 5, "PG-C": 0}
+        holdings = await pg_fast.read_holdings(session, [ids["PG-A"], ids["PG-B"], ids["PG-C"]])
+        awards = sorted((u, key) for u, _badge, key in holdings if key is not None)
+        assert awards == sorted([(ids["PG-A"], "once"), (ids["PG-A"], "once"), (ids["PG-B"], "once")])
+        levels = sorted((u, rank) for u, rank, key in holdings if key is None)
+        # 25 points: Community Starter, Contributor and Active Member; 5: Starter
+        assert levels == [(ids["PG-A"], 1), (ids["PG-A"], 2), (ids["PG-A"], 3), (ids["PG-B"], 1)]
+        scopes = [s for (s,) in (await session.execute(text(
+            "SELECT DISTINCT scope FROM rule_counters WHERE user_id = :u"), {"u": ids["PG-A"]}))]
+        keys = [(ids[u], s, "lifetime") for u in ("PG-A", "PG-B", "PG-C") for s in scopes]
+        counters = {(u, s): state["count"] for u, s, _b, state in await pg_fast.read_counters(session, keys)}
+        # A's two visit counters (First Visit's stopped at 1 once held), B's two; none of C's
+        assert sorted(counters.values()) == [1, 1, 1, 3]
+        assert {u for u, _s in counters} == {ids["PG-A"], ids["PG-B"]}
 
 
 async def test_two_first_events_of_a_new_member_racing_both_land_on_one_member(app: FastAPI) -> None:
