@@ -121,13 +121,15 @@ SELECT member.id, member.external_id, member.points, member.city, (SELECT id FRO
 # holdings are read by a later statement: one whose snapshot predates the lock waits could miss what the
 # previous holder of a member's lock has just committed. The statement also draws the first ids of the rows
 # the events may cause (see IdPool in events/store.py): rows tagged 2, one per draw of the three sequences,
-# saving a group the round trip of a refill.
+# saving a group the round trip of a refill. A member row the statement inserted (rather than locked by the no-op
+# update, which leaves the locker's xid in xmax) is returned as created: should none of its events be stored
+# (every one a key already used for another member), the batch removes it again.
 CLAIM_MANY_SQL = """
 WITH m AS (
   INSERT INTO users (external_id, segments, preferences, points, created_at, updated_at)
   SELECT external_id, '[]', '{}', 0, $2, $2 FROM unnest($1::text[]) AS t(external_id) ORDER BY external_id
   ON CONFLICT (external_id) DO UPDATE SET points = users.points
-  RETURNING id, external_id, points, city),
+  RETURNING id, external_id, points, city, xmax = 0 AS created),
 e AS (
   INSERT INTO events (idempotency_key, user_id, type, source, occurred_at, received_at, attributes)
   SELECT x.k, m.id, x.ty, x.src, x.oc, $2, x.at
@@ -143,11 +145,11 @@ ids AS (
          nextval(pg_get_serial_sequence('user_badges', 'id')) AS aw,
          nextval(pg_get_serial_sequence('points_ledger', 'id')) AS lg
   FROM generate_series(1, $9::int))
-SELECT 0, id, external_id, points, city FROM m
+SELECT 0, id, external_id, points, city, created FROM m
 UNION ALL
-SELECT 1, id, idempotency_key, NULL::int, NULL::text FROM e
+SELECT 1, id, idempotency_key, NULL::int, NULL::text, NULL FROM e
 UNION ALL
-SELECT 2, ev, aw::text, NULL::int, lg::text FROM ids
+SELECT 2, ev, aw::text, NULL::int, lg::text, NULL FROM ids
 """
 
 # The reads below look rows up by key, a handful per member: one index probe per key (a LATERAL subquery kept
@@ -201,10 +203,11 @@ async def claim_many(
     events: Sequence[dict[str, Any]],
     received_at: datetime,
     draw: int = 0,
-) -> tuple[dict[str, MemberRecord], dict[str, int], list[tuple[int, ...]]]:
+) -> tuple[dict[str, MemberRecord], dict[str, int], list[tuple[int, ...]], set[str]]:
     """A batch's members (created when unknown, locked) and its events stored unless their key is known, in one
     round trip. `events` name their member by external id (`user_id`). Returns the members by external id,
-    key → id of the events this call stored, and `draw` fresh ids of each of ID_TABLES (as `next_ids`)."""
+    key → id of the events this call stored, `draw` fresh ids of each of ID_TABLES (as `next_ids`), and the
+    external ids of the members this call created."""
     driver = await raw_driver(session)
     args = columns(events, ("idempotency_key", "user_id", "type", "source", "occurred_at", "attributes"), json.dumps)
     try:
@@ -214,7 +217,8 @@ async def claim_many(
     members = {r[2]: MemberRecord(id=r[1], external_id=r[2], points=r[3], city=r[4]) for r in rows if r[0] == 0}
     stored = {r[2]: r[1] for r in rows if r[0] == 1}
     ids: list[tuple[int, ...]] = [(int(r[1]), int(r[2]), int(r[4])) for r in rows if r[0] == 2]
-    return members, stored, ids
+    created = {r[2] for r in rows if r[0] == 0 and r[5]}
+    return members, stored, ids, created
 
 
 ID_TABLES = ("events", "user_badges", "points_ledger")  # the order of claim_many's drawn ids

@@ -190,15 +190,21 @@ async def _batch_set_based(
     if pg:
         # Members locked, events stored and the first ids drawn in one round trip; the rows name their members
         # by external id.
-        members, stored, ids = await pg_fast.claim_many(session, external_ids, rows, now, draw)
+        members, stored, ids, created = await pg_fast.claim_many(session, external_ids, rows, now, draw)
         store.ids.supply(ids)
         users = dict(members)
     else:
-        users = dict(await users_repo.lock_many(session, external_ids))
+        locked, created = await users_repo.lock_many(session, external_ids)
+        users = dict(locked)
     for row in rows:
         row["user_id"] = users[row["user_id"]].id
     if not pg:
         stored = await events_repo.record_many(session, rows)
+    # A member this batch created for items none of which was stored (each a key already used for another member)
+    # is removed again: nothing of a refused item stays.
+    kept = {item.user_id for index, item in valid if item.id in stored and first[item.id] == index}
+    if orphans := [users[e].id for e in created if e not in kept]:
+        await users_repo.delete_new(session, orphans)
     known = await events_repo.by_keys(session, [k for k in first if k not in stored])
     touched = [(users[item.user_id].id, item.type, item.occurred_at) for _i, item in valid if item.id in stored]
     await store.prefetch([u.id for u in users.values()])

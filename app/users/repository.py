@@ -66,12 +66,14 @@ async def lock_or_create(session: AsyncSession, external_id: str) -> User:
     return (await session.execute(orm)).scalar_one()
 
 
-async def lock_many(session: AsyncSession, external_ids: Sequence[str]) -> dict[str, User]:
+async def lock_many(session: AsyncSession, external_ids: Sequence[str]) -> tuple[dict[str, User], set[str]]:
     """Members by integrator id, created when unknown and locked as by `lock_member`, in external-id order
-    (one lock order for every batch, so concurrent batches cannot deadlock on each other's members)."""
+    (one lock order for every batch, so concurrent batches cannot deadlock on each other's members); and the
+    external ids of those this call created (their `created_at` is this call's instant: an existing row keeps
+    its own)."""
     ids = sorted(set(external_ids))
     if not ids:
-        return {}
+        return {}, set()
     # One statement, rows in id order: each member is created or locked in turn (an inserted row is its
     # creator's until commit), so every batch takes its locks in the same order. The no-op update of
     # `points` (not a key column) is what locks an existing row FOR NO KEY UPDATE and returns it.
@@ -82,7 +84,13 @@ async def lock_many(session: AsyncSession, external_ids: Sequence[str]) -> dict[
     )
     stmt = ins.on_conflict_do_update(index_elements=["external_id"], set_={"points": User.__table__.c.points})
     orm = select(User).from_statement(stmt.returning(*User.__table__.c)).execution_options(populate_existing=True)
-    return {u.external_id: u for u in (await session.execute(orm)).scalars() if u.external_id is not None}
+    members = {u.external_id: u for u in (await session.execute(orm)).scalars() if u.external_id is not None}
+    return members, {e for e, u in members.items() if u.created_at == now}
+
+
+async def delete_new(session: AsyncSession, user_ids: Sequence[int]) -> None:
+    """Remove members this transaction has just created and given nothing (see events.service)."""
+    await session.execute(delete(User).where(User.id.in_(list(user_ids))))
 
 
 async def ensure_openid(session: AsyncSession, openid: str, unionid: str | None) -> User:

@@ -191,6 +191,34 @@ async def test_an_id_repeated_for_another_member_in_one_batch_belongs_to_the_fir
     assert results[1]["error"]["code"] == "idempotency_key_reused"
 
 
+@pytest.mark.sqlite_too
+async def test_an_item_refused_for_a_key_used_by_another_member_leaves_no_member_behind(
+    client: httpx.AsyncClient,
+) -> None:
+    """Nothing of a refused item is applied, the member its event would have created included; a member the batch
+    also gives an accepted event stays."""
+    at = NOW.isoformat()
+    r = await client.post("/v1/events", json={"id": "taken", "user_id": "OWNER", "type": "visit", "occurred_at": at},
+                          headers=ADMIN)
+    assert r.status_code == 200, r.text
+    items = [
+        {"id": "taken", "user_id": "GHOST-1", "type": "visit", "occurred_at": at},  # known key, another member
+        {"id": "twice", "user_id": "ABE", "type": "visit", "occurred_at": at},
+        {"id": "twice", "user_id": "GHOST-2", "type": "visit", "occurred_at": at},  # repeated in the batch
+        {"id": "taken", "user_id": "KEPT", "type": "visit", "occurred_at": at},
+        {"id": "own", "user_id": "KEPT", "type": "visit", "occurred_at": at},
+    ]
+    body = (await client.post("/v1/events/batch", json={"events": items}, headers=ADMIN)).json()
+    assert [r["status"] for r in body["results"]] == ["rejected", "accepted", "rejected", "rejected", "accepted"]
+    for ghost in ("GHOST-1", "GHOST-2"):
+        r = await client.get(f"/v1/admin/users/{ghost}", headers=ADMIN)
+        assert r.status_code == 404, (ghost, r.text)
+    for member in ("OWNER", "ABE", "KEPT"):
+        assert (await client.get(f"/v1/admin/users/{member}", headers=ADMIN)).status_code == 200, member
+    overview = (await client.get("/v1/admin/analytics/overview", headers=ADMIN)).json()
+    assert overview["members"] == 3
+
+
 POISON_DDL = {
     "postgresql": (
         "ALTER TABLE events ADD CONSTRAINT test_no_poison CHECK (attributes->>'poison' IS NULL)",

@@ -109,7 +109,8 @@ async def test_a_batch_claim_draws_ids_from_each_tables_own_sequence(app: FastAP
     rows = [{"idempotency_key": "ids-1", "user_id": "IDS-1", "type": "visit", "source": "pos", "occurred_at": now,
              "attributes": {}}]
     async with app.state.db.sessionmaker() as session:
-        members, stored, ids = await pg_fast.claim_many(session, ["IDS-1"], rows, now, draw=3)
+        members, stored, ids, created = await pg_fast.claim_many(session, ["IDS-1"], rows, now, draw=3)
+        assert created == {"IDS-1"}
         assert set(members) == {"IDS-1"} and set(stored) == {"ids-1"}
         assert len(ids) == 3 and len(set(ids)) == 3
         for column, table in enumerate(pg_fast.ID_TABLES):
