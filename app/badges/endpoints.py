@@ -142,7 +142,7 @@ async def revoke_badge(
 ) -> dict[str, Any]:
     """Revoke a badge (audited); the reason comes in the body or as `?reason=`. `reset_progress` also clears
     the member's progress toward it, so only new activity can earn it again."""
-    why = body.reason if body else reason
+    why = body.reason if body else (reason or "").strip()
     if not why:
         raise InvalidInput(
             "A reason is required", code="reason_required", details=[{"field": "reason", "message": "required"}]

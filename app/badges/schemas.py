@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, StrictBool, field_validator, model_validator
 
-from app.kit.schemas import FieldError, Instant, ReadModel, WriteModel
+from app.kit.schemas import FieldError, Instant, ReadModel, Reason, WriteModel
 from app.rules.criteria import Criterion, tidy_numbers
 
 BADGE_KEY = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -148,7 +148,7 @@ class ShareOut(ReadModel):
 
 
 class GrantIn(WriteModel):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Reason = Field(min_length=1, max_length=500)
 
 
 class RevokeIn(GrantIn):
@@ -231,3 +231,6 @@ class SimulationOut(BaseModel):
     )
     event_limit: int
     member_event_limit: int
+
+
+BadgeUpdate.echoes = BadgeAdmin  # a PUT takes back what a GET returned (see WriteModel.echoes)

@@ -109,6 +109,11 @@ class ChallengeReplace(ChallengeFields):
     """PUT body: the whole definition (key, if given, must match the path)."""
 
     key: str | None = Field(default=None, pattern=KEY_PATTERN)
+    status: Literal["draft", "published", "archived"] | None = Field(
+        default=None,
+        description="Accepted as a GET returns it; a PUT does not change it (POST …/publish and …/archive do), "
+        "so another status is a 422 `status_mismatch`",
+    )
 
 
 class ChallengeUpdate(WriteModel):
@@ -272,3 +277,6 @@ class ChallengeStats(BaseModel):
     steps: list[StepStats]
     instances: list[InstanceStats]
     voucher: VoucherHealth | None
+
+
+ChallengeReplace.echoes = ChallengeOut  # a PUT takes back what a GET returned (see WriteModel.echoes)

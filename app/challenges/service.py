@@ -226,6 +226,11 @@ async def update(session: AsyncSession, settings: Settings, key: str,
     ch = await get(session, key, lock=True)  # a publish racing this edit waits, or this edit sees it published
     if isinstance(body, ChallengeReplace) and body.key is not None and body.key != key:
         raise InvalidInput("The key in the body does not match the path", code="key_mismatch")
+    if isinstance(body, ChallengeReplace) and body.status is not None and body.status != ch.status:
+        raise InvalidInput(
+            f"The challenge is {ch.status}: its status changes through /publish and /archive, not a PUT",
+            code="status_mismatch", details=[{"field": "body.status", "message": f"is {ch.status}"}],
+        )
     if ch.status == "archived":
         raise Conflict("Archived challenges cannot be changed", code="challenge_archived")
     fields = _fields_from(body, partial=isinstance(body, ChallengeUpdate))

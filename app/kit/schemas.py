@@ -6,7 +6,7 @@ import gc
 import json
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, model_validator
 
@@ -94,6 +94,21 @@ class WriteModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_max_length=10_000)
 
+    # The resource a PUT body replaces, as its GET returns it: the fields that only the server sets there (ids,
+    # timestamps, counts) are accepted and ignored, so an admin app can PUT back the object it fetched and edited.
+    # Anything else unknown is still refused.
+    echoes: ClassVar[type[BaseModel] | None] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ignore_echoed(cls, data: Any) -> Any:
+        if cls.echoes is None or not isinstance(data, dict):
+            return data
+        server_set = cls.echoes.model_fields.keys() - cls.model_fields.keys()
+        if server_set.isdisjoint(data):
+            return data
+        return {k: v for k, v in data.items() if k not in server_set}
+
     @model_validator(mode="before")
     @classmethod
     def _storable_strings(cls, data: Any) -> Any:
@@ -139,3 +154,14 @@ def _not_epoch(value: Any) -> Any:
 
 # Every datetime a caller sends: ISO 8601 with an offset, and within years the database and periods handle.
 Instant = Annotated[AwareDatetime, BeforeValidator(_not_epoch), AfterValidator(_in_range)]
+
+
+def _said(value: str) -> str:
+    """Whitespace says nothing: an audited reason (the log's "why") must hold some text; it is kept trimmed."""
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip()
+
+
+# A free-text reason that lands in the audit log or the ledger.
+Reason = Annotated[str, AfterValidator(_said)]

@@ -221,3 +221,6 @@ class AdminTop(BaseModel):
     filter: dict[str, str] = Field(default_factory=dict, description="The view ranked: {} for the whole board")
     total: int
     entries: list[AdminEntry]
+
+
+LeaderboardReplace.echoes = LeaderboardOut  # a PUT takes back what a GET returned (see WriteModel.echoes)

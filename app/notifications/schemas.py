@@ -145,3 +145,6 @@ class AdminNotificationsPage(ReadModel):
     limit: int
     offset: int
     counts: dict[str, int] = Field(description="Notifications by WeChat delivery status (same member/kind filter)")
+
+
+TemplateIn.echoes = TemplateOut  # a PUT takes back what a GET returned (see WriteModel.echoes)

@@ -6,9 +6,9 @@ import itertools
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictInt, model_validator
 
-from app.kit.schemas import FieldError, ReadModel, WriteModel
+from app.kit.schemas import FieldError, ReadModel, Reason, WriteModel
 
 
 class PointsEntryOut(ReadModel):
@@ -22,8 +22,8 @@ class PointsEntryOut(ReadModel):
 
 
 class AdjustIn(WriteModel):
-    amount: int = Field(ge=-1_000_000, le=1_000_000)
-    reason: str = Field(min_length=1, max_length=200)
+    amount: StrictInt = Field(ge=-1_000_000, le=1_000_000)
+    reason: Reason = Field(min_length=1, max_length=200)
     idempotency_key: str | None = Field(
         default=None, min_length=1, max_length=100, description="Retrying with the same key never adjusts twice"
     )

@@ -115,3 +115,6 @@ class MemberVoucherOut(BaseModel):
     @computed_field(description="The voucher definition's key (the same as voucher)")
     def key(self) -> str:
         return self.voucher
+
+
+VoucherReplace.echoes = VoucherOut  # a PUT takes back what a GET returned (see WriteModel.echoes)

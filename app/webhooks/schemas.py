@@ -137,3 +137,6 @@ class DeliveriesPage(ReadModel):
     total: int
     limit: int
     offset: int
+
+
+WebhookReplace.echoes = WebhookOut  # a PUT takes back what a GET returned (see WriteModel.echoes)

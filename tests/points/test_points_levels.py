@@ -177,3 +177,31 @@ async def test_a_balance_beyond_32_bits_keeps_crediting(app: Any, client: httpx.
     assert member["points"] == 2_149_000_000
     ledger = (await client.get("/v1/admin/users/RICH/points", headers=ADMIN)).json()["items"]
     assert [e["balance_after"] for e in ledger] == [2_149_000_000, 2_148_000_000]
+
+
+@pytest.mark.sqlite_too
+async def test_a_reason_of_only_spaces_or_an_amount_given_as_text_is_refused_and_nothing_is_audited(
+    client: httpx.AsyncClient,
+) -> None:
+    """The audit log's "why" must say something: a grant, revoke or adjustment whose reason is whitespace is a 422,
+    as an empty one is; an amount must be a JSON integer ("5" is not read as 5)."""
+    await badge(client, "vip", [{"event": "never", "threshold": 1}], visibility="invite_only")
+    await client.put("/v1/users/R1", json={"nickname": "R"}, headers=ADMIN)
+    refused = [
+        await client.post("/v1/admin/users/R1/badges/vip", json={"reason": "   "}, headers=ADMIN),
+        await client.post("/v1/admin/users/R1/points", json={"amount": 5, "reason": " \t "}, headers=ADMIN),
+        await client.post("/v1/admin/users/R1/points", json={"amount": "5", "reason": "survey"}, headers=ADMIN),
+    ]
+    assert [r.status_code for r in refused] == [422, 422, 422], [r.text for r in refused]
+    assert refused[0].json()["error"]["details"][0]["field"] == "body.reason"
+    assert refused[2].json()["error"]["details"][0]["field"] == "body.amount"
+    r = await client.post("/v1/admin/users/R1/badges/vip", json={"reason": "  launch guest  "}, headers=ADMIN)
+    assert r.status_code == 201, r.text
+    for revoke in (
+        client.request("DELETE", "/v1/admin/users/R1/badges/vip?reason=%20%20", headers=ADMIN),
+        client.request("DELETE", "/v1/admin/users/R1/badges/vip", json={"reason": "  "}, headers=ADMIN),
+    ):
+        r = await revoke
+        assert r.status_code == 422, r.text
+    audit = (await client.get("/v1/admin/audit?user_id=R1", headers=ADMIN)).json()
+    assert [(e["action"], e["reason"]) for e in audit["items"]] == [("badge.grant", "launch guest")]
