@@ -75,6 +75,19 @@ async def keys_naming_badge(session: AsyncSession, badge_key: str) -> list[str]:
             if reward == badge_key or (eligibility or {}).get("required_badge") == badge_key]
 
 
+async def keys_requiring_levels(session: AsyncSession) -> dict[str, list[str]]:
+    """Level name → the challenges (not archived) that require it to join (eligibility is JSON: see above)."""
+    rows = await session.execute(
+        select(Challenge.key, Challenge.eligibility).where(Challenge.status != "archived").order_by(Challenge.key)
+    )
+    required: dict[str, list[str]] = {}
+    for key, eligibility in rows:
+        level = (eligibility or {}).get("min_level")
+        if level:
+            required.setdefault(level, []).append(key)
+    return required
+
+
 async def insert_participation(
     session: AsyncSession, *, challenge_id: int, instance_key: str, user_id: int, joined_at: datetime,
     deadline: datetime | None, progress: list[dict[str, Any]],

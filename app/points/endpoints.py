@@ -64,7 +64,9 @@ async def get_ladder(session: SessionDep, _: AdminKey) -> list[LevelOut]:
     return [LevelOut.model_validate(lv) for lv in await points_service.ladder(session)]
 
 
-@router.put("/v1/admin/badge-levels", response_model=list[LevelOut], tags=["admin"], responses=responses(401, 403, 422))
+@router.put(
+    "/v1/admin/badge-levels", response_model=list[LevelOut], tags=["admin"], responses=responses(401, 403, 409, 422)
+)
 async def put_ladder(
     session: SessionDep, _: AdminKey, body: list[dict[str, Any]] | dict[str, Any] = Body(...)
 ) -> list[LevelOut]:

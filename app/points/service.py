@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
+from app.challenges import repository as challenges_repo
 from app.config import Settings
 from app.errors import Conflict, NotFound
 from app.events.engine import EngineRun
@@ -83,5 +84,16 @@ async def ladder(session: AsyncSession) -> Sequence[levels_service.Level]:
 
 
 async def replace_ladder(session: AsyncSession, body: LadderIn) -> Sequence[levels_service.Level]:
+    """A level that challenges require by name (eligibility `min_level`) cannot be renamed or dropped: nobody
+    could join them any more."""
+    names = {lv.name for lv in body.levels}
+    lost = {level: keys for level, keys in (await challenges_repo.keys_requiring_levels(session)).items()
+            if level not in names}
+    if lost:
+        level, keys = next(iter(lost.items()))
+        raise Conflict(
+            f"Challenges require the level '{level}' to join ({', '.join(keys)}); keep its name or change them first",
+            code="level_in_use", details={"levels": lost},
+        )
     await levels_service.replace_ladder(session, [(lv.name, lv.icon, lv.points_required) for lv in body.levels])
     return await levels_service.ladder(session)

@@ -205,3 +205,24 @@ async def test_a_reason_of_only_spaces_or_an_amount_given_as_text_is_refused_and
         assert r.status_code == 422, r.text
     audit = (await client.get("/v1/admin/audit?user_id=R1", headers=ADMIN)).json()
     assert [(e["action"], e["reason"]) for e in audit["items"]] == [("badge.grant", "launch guest")]
+
+
+@pytest.mark.sqlite_too
+async def test_a_level_a_live_challenge_requires_cannot_be_renamed_or_dropped(client: httpx.AsyncClient) -> None:
+    """A challenge names its minimum level; a ladder without that name would lock everyone out of it."""
+    r = await client.post("/v1/admin/challenges", headers=ADMIN, json={
+        "key": "gated", "title": "Gated", "status": "published", "eligibility": {"min_level": "Engaged Member"},
+        "steps": [{"title": "Visit", "criterion": {"event": "visit", "threshold": 1}}]})
+    assert r.status_code == 201, r.text
+    ladder = (await client.get("/v1/admin/badge-levels", headers=ADMIN)).json()
+    renamed = [{**lv, "name": "Engaged Fan"} if lv["name"] == "Engaged Member" else lv for lv in ladder]
+    dropped = [lv for lv in ladder if lv["name"] != "Engaged Member"]
+    for body in (renamed, dropped):
+        r = await client.put("/v1/admin/badge-levels", json=body, headers=ADMIN)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "level_in_use", r.text
+        assert r.json()["error"]["details"] == {"levels": {"Engaged Member": ["gated"]}}
+    assert (await client.get("/v1/admin/badge-levels", headers=ADMIN)).json() == ladder
+    other = [{**lv, "name": "Starter"} if lv["rank"] == 1 else lv for lv in ladder]
+    assert (await client.put("/v1/admin/badge-levels", json=other, headers=ADMIN)).status_code == 200
+    assert (await client.post("/v1/admin/challenges/gated/archive", headers=ADMIN)).status_code == 200
+    assert (await client.put("/v1/admin/badge-levels", json=dropped, headers=ADMIN)).status_code == 200
