@@ -180,6 +180,15 @@ async def _apply(session: AsyncSession, board: Leaderboard, fields: dict[str, An
         # Mixing two measures in one set of scores would make every rank meaningless.
         raise Conflict("This board already has scores; its metric and period cannot change. Create a new board.",
                        code="leaderboard_has_scores")
+    # A city or attribute view holds only the scores of events ingested while it was listed: one added to a board
+    # with scores would start empty mid-period (and one dropped and listed again would miss the gap) while the
+    # whole board counts everything. Dropping a view is fine; friends are read from the whole board's scores.
+    added = [d for d in fields.get("dimensions") or () if d not in (board.dimensions or ()) and d != "friends"]
+    if added and await lb_repo.has_scores(session, board.id):
+        raise Conflict(
+            f"This board already has scores; a new view ({', '.join(added)}) would miss them. Create a new board.",
+            code="leaderboard_has_scores", details={"dimensions": added},
+        )
     for name, value in fields.items():
         setattr(board, name, value)
     await session.flush()

@@ -84,6 +84,26 @@ async def test_metric_and_period_are_fixed_once_scores_exist(
     assert r.status_code == 200
 
 
+async def test_a_view_cannot_be_added_to_a_board_with_scores_but_can_be_dropped(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
+) -> None:
+    """A city or attribute view counts only what arrives while it is listed: added (or listed again) on a board with
+    scores it would rank fewer events than the whole board, and nothing would say so."""
+    await make_board(client, admin_headers, dimensions=["city"])
+    path = "/v1/admin/leaderboards/top-spenders-weekly"
+    r = await client.patch(path, json={"dimensions": ["city", "category"]}, headers=admin_headers)
+    assert r.status_code == 200  # no scores yet
+    await world.member("A")
+    await world.buy("A", 10)
+    r = await client.patch(path, json={"dimensions": []}, headers=admin_headers)
+    assert r.status_code == 200 and r.json()["dimensions"] == []
+    for dims in (["category"], ["city", "friends"]):
+        r = await client.patch(path, json={"dimensions": dims}, headers=admin_headers)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "leaderboard_has_scores", r.text
+    r = await client.patch(path, json={"dimensions": ["friends"]}, headers=admin_headers)
+    assert r.status_code == 200, r.text  # a member's friends are ranked on the whole board's scores
+
+
 async def test_a_null_in_a_patch_is_a_422_naming_the_field_like_any_other(
     client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
