@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from pydantic import Field
 
 from app.audit import service as audit
 from app.auth.deps import AdminKey
@@ -21,6 +22,7 @@ router = APIRouter(tags=["admin"])
 class AuditOut(ReadModel):
     id: int
     actor: str
+    actor_key_id: int | None = Field(description="The API key acted with (null: the bootstrap key or the CLI)")
     action: str
     user_id: str | None
     target: str | None
@@ -49,6 +51,7 @@ async def audit_log(
         AuditOut(
             id=e.id,
             actor=e.actor,
+            actor_key_id=e.actor_key_id,
             action=e.action,
             user_id=ext,
             target=e.target,

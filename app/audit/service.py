@@ -19,8 +19,10 @@ async def record(
     user_id: int | None = None,
     target: str | None = None,
     details: dict[str, Any] | None = None,
+    actor_key_id: int | None = None,
 ) -> AuditEntry:
-    entry = AuditEntry(actor=actor, action=action, reason=reason, user_id=user_id, target=target, details=details or {})
+    entry = AuditEntry(actor=actor, actor_key_id=actor_key_id, action=action, reason=reason, user_id=user_id,
+                       target=target, details=details or {})
     session.add(entry)
     await session.flush()
     return entry

@@ -126,7 +126,7 @@ async def grant_badge(
     caller: AdminKey,
 ) -> AwardOut:
     """Grant a badge by hand (audited)."""
-    return await badges_service.grant(session, settings, caller.name, external_id, badge_key, body.reason)
+    return await badges_service.grant(session, settings, caller, external_id, badge_key, body.reason)
 
 
 @admin.delete("/users/{external_id}/badges/{badge_key}", responses=responses(401, 403, 404, 422))
@@ -148,7 +148,7 @@ async def revoke_badge(
             "A reason is required", code="reason_required", details=[{"field": "reason", "message": "required"}]
         )
     reset = reset_progress or bool(body and body.reset_progress)  # asked for either way
-    return await badges_service.revoke(session, settings, caller.name, external_id, badge_key, why, reset)
+    return await badges_service.revoke(session, settings, caller, external_id, badge_key, why, reset)
 
 
 @admin.get("/users/{external_id}/badges", response_model=list[AwardEvidence], responses=responses(401, 403, 404))

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
+from app.auth.service import KeyPrincipal
 from app.badges import repository as badges_repo
 from app.badges import rules_cache
 from app.badges.schemas import (
@@ -295,7 +296,7 @@ async def _member(session: AsyncSession, external_id: str) -> User:
 
 
 async def grant(
-    session: AsyncSession, settings: Settings, actor: str, external_id: str, key: str, reason: str
+    session: AsyncSession, settings: Settings, actor: KeyPrincipal, external_id: str, key: str, reason: str
 ) -> AwardOut:
     """Manual grant (also how invite-only badges are given); audited."""
     user = await _member(session, external_id)
@@ -305,14 +306,15 @@ async def grant(
     run = await EngineRun.begin(session, settings, user)
     award_key = f"manual:{uuid.uuid4().hex}" if badge.repeatable else "once"
     award_id = await run.award_badge(
-        badge, award_key=award_key, source="manual", evidence={"manual": True, "actor": actor, "reason": reason}
+        badge, award_key=award_key, source="manual", evidence={"manual": True, "actor": actor.name, "reason": reason}
     )
     if award_id is None:
         raise Conflict("Member already holds this badge", code="badge_already_held")
     await run.settle()
     await audit.record(
         session,
-        actor=actor,
+        actor=actor.name,
+        actor_key_id=actor.key_id,
         action="badge.grant",
         reason=reason,
         user_id=user.id,
@@ -333,7 +335,7 @@ async def grant(
 async def revoke(
     session: AsyncSession,
     settings: Settings,
-    actor: str,
+    actor: KeyPrincipal,
     external_id: str,
     key: str,
     reason: str,
@@ -373,7 +375,8 @@ async def revoke(
     )
     await audit.record(
         session,
-        actor=actor,
+        actor=actor.name,
+        actor_key_id=actor.key_id,
         action="badge.revoke",
         reason=reason,
         user_id=user.id,

@@ -148,6 +148,8 @@ class AuditEntry(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     actor: Mapped[str] = mapped_column(String(128), nullable=False)
+    # The API key acted with (names are not unique); None for the bootstrap key and the CLI.
+    actor_key_id: Mapped[int | None] = mapped_column(BigId)
     action: Mapped[str] = mapped_column(String(48), nullable=False)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     target: Mapped[str | None] = mapped_column(String(128))

@@ -55,7 +55,7 @@ async def adjust_points(
     external_id: ExternalId, body: AdjustIn, session: SessionDep, settings: SettingsDep, caller: AdminKey
 ) -> AdjustOut:
     """Credit or debit a member by hand (audited)."""
-    return await points_service.adjust(session, settings, caller.name, external_id, body)
+    return await points_service.adjust(session, settings, caller, external_id, body)
 
 
 @router.get("/v1/admin/badge-levels", response_model=list[LevelOut], tags=["admin"], responses=responses(401, 403))

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
+from app.auth.service import KeyPrincipal
 from app.challenges import repository as challenges_repo
 from app.config import Settings
 from app.errors import Conflict, NotFound
@@ -19,7 +20,9 @@ from app.points.schemas import AdjustIn, AdjustOut, LadderIn
 from app.users import repository as users_repo
 
 
-async def adjust(session: AsyncSession, settings: Settings, actor: str, external_id: str, body: AdjustIn) -> AdjustOut:
+async def adjust(
+    session: AsyncSession, settings: Settings, actor: KeyPrincipal, external_id: str, body: AdjustIn
+) -> AdjustOut:
     user = await users_repo.by_external_id(session, external_id)
     if user is None:
         raise NotFound("Member not found", code="user_not_found")
@@ -49,7 +52,8 @@ async def adjust(session: AsyncSession, settings: Settings, actor: str, external
     if entry is not None:
         await audit.record(
             session,
-            actor=actor,
+            actor=actor.name,
+            actor_key_id=actor.key_id,
             action="points.adjust",
             reason=body.reason,
             user_id=user.id,

@@ -131,3 +131,21 @@ async def test_the_cli_prints_a_members_token_and_audits_it(client: httpx.AsyncC
     assert out.returncode == 2 and "--reason" in out.stderr and out.stdout == ""
     audit = (await client.get("/v1/admin/audit", params={"action": "member.token"}, headers=ADMIN)).json()["items"]
     assert len(audit) == 1
+
+
+
+@pytest.mark.sqlite_too
+async def test_the_audit_log_names_the_key_an_operator_acted_with(client: httpx.AsyncClient) -> None:
+    """Key names are not unique: each entry carries the id of the key used (null for the bootstrap key)."""
+    keys = []
+    for _ in range(2):
+        r = await client.post("/v1/admin/api-keys", json={"name": "ops-web", "scopes": ["admin"]}, headers=ADMIN)
+        assert r.status_code == 201, r.text
+        keys.append(r.json())
+    await client.put("/v1/users/AK-1", json={"nickname": "A"}, headers=ADMIN)
+    for headers in [{"Authorization": f"Bearer {key['key']}"} for key in keys] + [ADMIN]:
+        r = await client.post("/v1/admin/users/AK-1/points", json={"amount": 1, "reason": "thanks"}, headers=headers)
+        assert r.status_code == 200, r.text
+    items = (await client.get("/v1/admin/audit", headers=ADMIN)).json()["items"]
+    assert [(e["actor"], e["actor_key_id"]) for e in reversed(items)] == [
+        ("ops-web", keys[0]["id"]), ("ops-web", keys[1]["id"]), ("bootstrap", None)]
