@@ -82,10 +82,13 @@ def _apply(badge: Badge, data: dict[str, Any]) -> None:
     was_active = badge.status == "active"
     for name, value in data.items():
         setattr(badge, name, value)
-    badge.updated_at = utcnow()
+    now = utcnow()
+    badge.updated_at = now
+    if badge.created_at is None:
+        badge.created_at = now  # one instant: a new badge is never "updated" before it was created
     if badge.status == "active" and not was_active:
         # Counters start now: activation never re-awards history.
-        badge.activated_at = utcnow()
+        badge.activated_at = now
 
 
 async def create(session: AsyncSession, body: BadgeCreate) -> Badge:
@@ -302,7 +305,7 @@ async def grant(
     user = await _member(session, external_id)
     badge = await get(session, key)
     if badge.status != "active":
-        raise Conflict(f"A {badge.status} badge cannot be granted; activate it first", code="badge_not_active")
+        raise Conflict(f"This badge is {badge.status}: activate it before granting it", code="badge_not_active")
     run = await EngineRun.begin(session, settings, user)
     award_key = f"manual:{uuid.uuid4().hex}" if badge.repeatable else "once"
     award_id = await run.award_badge(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, StrictBool, model_validator
+from pydantic import Field, StrictBool, field_validator, model_validator
 
 from app.kit.schemas import FieldError, ReadModel, WriteModel
 from app.notifications import fields as wechat_fields
@@ -78,6 +79,9 @@ class SubscriptionsOut(ReadModel):
     duplicate: bool = False
 
 
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
 class TemplateIn(WriteModel):
     template_id: str = Field(min_length=1, max_length=128)
     page: str | None = Field(default=None, max_length=256)
@@ -85,6 +89,18 @@ class TemplateIn(WriteModel):
     miniprogram_state: Literal["developer", "trial", "formal"] = "formal"
     lang: Literal["zh_CN", "en_US", "zh_HK", "zh_TW"] = "zh_CN"
     enabled: StrictBool = True
+
+    @field_validator("page")
+    @classmethod
+    def _mini_program_page(cls, value: str | None) -> str | None:
+        """WeChat opens `page` inside the Mini Program ("pages/badge/detail?key=…"): a web URL or any other
+        scheme is not a page of it, and blank is none (the message opens the Mini Program's home)."""
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if _SCHEME.match(value) or any(c.isspace() for c in value):
+            raise ValueError("must be a page path of the Mini Program (e.g. pages/badge/detail?key=vip), not a URL")
+        return value
 
     @model_validator(mode="after")
     def _fields(self) -> TemplateIn:

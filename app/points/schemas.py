@@ -6,7 +6,7 @@ import itertools
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, StrictInt, model_validator
+from pydantic import Field, StrictInt, field_validator, model_validator
 
 from app.kit.schemas import FieldError, ReadModel, Reason, WriteModel
 
@@ -47,6 +47,13 @@ class AdjustOut(ReadModel):
 class LevelIn(WriteModel):
     name: str = Field(min_length=1, max_length=64)
     icon: str | None = Field(default=None, max_length=256)
+
+    @field_validator("icon")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        """No icon is null, not "" beside null."""
+        return value.strip() or None if value is not None else None
+
     points_required: int = Field(ge=1, le=100_000_000)
     rank: int | None = Field(
         default=None, ge=1, le=9, description="Read-only, accepted so a GET can be sent back: the list order decides"

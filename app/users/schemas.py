@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
+import httpx
 from pydantic import Field, field_validator
 
 from app.kit.schemas import ReadModel, WriteModel
@@ -29,6 +30,22 @@ class UserUpsert(WriteModel):
         if value is None:
             return None
         return value.strip() or None
+
+    @field_validator("avatar_url")
+    @classmethod
+    def _web_image(cls, value: str | None) -> str | None:
+        """The Mini Program shows the avatar as an image from the web: an http(s) URL (a `javascript:` or
+        `data:` one is refused), blank is none."""
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        try:
+            url = httpx.URL(value)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"not a URL: {exc}") from exc
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("must be an http(s) URL")
+        return value
 
     @field_validator("segments")
     @classmethod

@@ -121,6 +121,7 @@ async def test_badge_crud(client: httpx.AsyncClient) -> None:
     }
     r = await client.post("/v1/admin/badges", json=body, headers=ADMIN)
     assert r.status_code == 201
+    assert r.json()["created_at"] == r.json()["updated_at"]  # one instant, not two clock reads
     assert (await client.post("/v1/admin/badges", json=body, headers=ADMIN)).status_code == 409
     r = await client.patch("/v1/admin/badges/store-explorer", json={"status": "active"}, headers=ADMIN)
     assert r.json()["status"] == "active" and r.json()["activated_at"]

@@ -81,6 +81,18 @@ async def test_subscription_reports_are_idempotent_per_request_id(kit: Kit) -> N
     assert (await kit.client.post("/v1/me/subscriptions", json=bad, headers=m.headers)).status_code == 422
 
 
+async def test_a_template_page_is_a_mini_program_page_not_a_url(kit: Kit) -> None:
+    body = {"template_id": "t", "fields": {"thing1": "{badge_name}"}}
+    for page in ("https://evil.example", "javascript:alert(1)", "pages/a b"):
+        r = await kit.client.put("/v1/admin/notification-templates/badge_unlocked", json={**body, "page": page},
+                                 headers=ADMIN)
+        assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "body.page", (page, r.text)
+    for page, stored in (("pages/badge/detail?key=vip&from=msg", "pages/badge/detail?key=vip&from=msg"), ("", None)):
+        r = await kit.client.put("/v1/admin/notification-templates/badge_unlocked", json={**body, "page": page},
+                                 headers=ADMIN)
+        assert r.status_code == 200 and r.json()["page"] == stored, r.text
+
+
 async def test_templates_are_validated_against_wechat_field_types(kit: Kit) -> None:
     await kit.template()
     r = await kit.client.get("/v1/admin/notification-templates/badge_unlocked", headers=ADMIN)

@@ -226,3 +226,10 @@ async def test_a_level_a_live_challenge_requires_cannot_be_renamed_or_dropped(cl
     assert (await client.put("/v1/admin/badge-levels", json=other, headers=ADMIN)).status_code == 200
     assert (await client.post("/v1/admin/challenges/gated/archive", headers=ADMIN)).status_code == 200
     assert (await client.put("/v1/admin/badge-levels", json=dropped, headers=ADMIN)).status_code == 200
+
+
+async def test_a_blank_level_icon_is_no_icon(client: httpx.AsyncClient) -> None:
+    ladder = (await client.get("/v1/admin/badge-levels", headers=ADMIN)).json()
+    body = [{**ladder[0], "icon": ""}, {**ladder[1], "icon": "  "}, ladder[2]]
+    r = await client.put("/v1/admin/badge-levels", json=body, headers=ADMIN)
+    assert r.status_code == 200 and [lv["icon"] for lv in r.json()] == [None, None, ladder[2]["icon"]]

@@ -35,6 +35,19 @@ async def test_a_blank_city_or_tier_is_no_city_or_tier(client: httpx.AsyncClient
     assert [row["tier"] for row in tiers] == [None]
 
 
+@pytest.mark.sqlite_too
+async def test_an_avatar_is_an_http_url_and_a_script_url_is_refused(client: httpx.AsyncClient) -> None:
+    """The Mini Program shows the avatar as a web image; leaderboards show it to other members."""
+    for bad in ("javascript:alert(1)", "data:image/png;base64,AAAA", "ftp://files.example/a.png", "http://"):
+        r = await client.put("/v1/users/M-AV", json={"avatar_url": bad}, headers=ADMIN)
+        assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "body.avatar_url", (bad, r.text)
+    assert (await client.get("/v1/admin/users/M-AV", headers=ADMIN)).status_code == 404  # nothing was created
+    r = await client.put("/v1/users/M-AV", json={"avatar_url": " https://thirdwx.qlogo.cn/a/132 "}, headers=ADMIN)
+    assert r.status_code == 201 and r.json()["avatar_url"] == "https://thirdwx.qlogo.cn/a/132"
+    r = await client.put("/v1/users/M-AV", json={"avatar_url": ""}, headers=ADMIN)
+    assert r.status_code == 200 and r.json()["avatar_url"] is None
+
+
 async def test_openid_owned_by_other_member_is_409(client: httpx.AsyncClient, make_key: Any) -> None:
     h = await make_key("users:write")
     await client.put("/v1/users/A", json={"openid": "o-1"}, headers=h)
