@@ -9,7 +9,8 @@ from fastapi import Depends, Header
 
 def preferences(header: str | None) -> list[str]:
     """The header's language tags, most wanted first (ties keep their order), lower-cased; a tag with q=0 is
-    "not acceptable" and left out. Parameters may carry spaces ("zh-CN; q=0.1")."""
+    "not acceptable" and left out. Parameters may carry spaces ("zh-CN; q=0.1"). WeChat's own spelling "zh_CN"
+    (what `wx.getSystemInfoSync().language` gives a Mini Program) is read as "zh-cn"."""
     ranked: list[tuple[float, int, str]] = []
     for i, part in enumerate((header or "").split(",")):
         tag, _, params = part.strip().partition(";")
@@ -22,7 +23,7 @@ def preferences(header: str | None) -> list[str]:
                 except ValueError:
                     q = 0.0
         if tag.strip() and q > 0:
-            ranked.append((-q, i, tag.strip().lower()))
+            ranked.append((-q, i, tag.strip().lower().replace("_", "-")))
     return [tag for _q, _i, tag in sorted(ranked)]
 
 

@@ -21,6 +21,8 @@ from app.kit.i18n import pick_locale
         ("fr, zh-CN;q=0.2", "zh-CN"),
         ("zh-CN;q=abc, en;q=0.1", "en"),
         ("*", "en"),
+        ("zh_CN", "zh-CN"),  # WeChat's spelling, as a Mini Program reads it from wx.getSystemInfoSync()
+        ("en_US, zh_CN;q=0.5", "en"),
     ],
 )
 def test_the_locale_follows_the_headers_weights(header: str | None, locale: str) -> None:
