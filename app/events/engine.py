@@ -237,11 +237,14 @@ class EngineRun:
         states = await self.store.counters(self.user.id, wanted)
         # An award event's counters are recorded with its award, for a revoke to take it back out of them.
         counted: list[list[str]] | None = [] if type_ == BADGE_AWARDED else None
+        moved: set[str] = set()  # the criteria whose state this event changed: the progress it reports
         for _badge, _crits, matched in touched:
             for scope, c, bucket in matched:
                 before = states.get((scope, bucket), ev.EMPTY)
                 after = ev.apply(c, before, at, event.attributes, self.tz)
                 if after != before:
+                    if ev.moved(c, before, after):
+                        moved.add(scope)
                     states[(scope, bucket)] = after
                     self.store.set_counter(self.user.id, scope, bucket, after)
                     if counted is not None:
@@ -279,7 +282,7 @@ class EngineRun:
             else:
                 # Not earned: report the progress of the criteria this event moved, measured as the award decision
                 # measures it (a late check-in reports the run it joined, not the streak as of its own day).
-                matched_scopes = {scope for scope, _c, _b in matched}
+                matched_scopes = {scope for scope, _c, _b in matched if scope in moved}
                 for index, (scope, c) in enumerate(criteria):
                     if scope in matched_scopes:
                         value, when = decided[index]

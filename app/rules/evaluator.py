@@ -283,6 +283,14 @@ def apply(
     return CounterState(count=state.count + 1, total=total, distinct=distinct, periods=periods, entries=entries)
 
 
+def moved(c: Criterion, before: CounterState, after: CounterState) -> bool:
+    """Whether folding an event in changed what the criterion measures: a distinct value already counted, an
+    event without the summed or counted field, a second check-in of a streak's day leave it where it was."""
+    if c.aggregate == "streak":
+        return before.periods != after.periods
+    return _metric(c, before) != _metric(c, after)
+
+
 def retract(
     c: Criterion,
     state: CounterState,

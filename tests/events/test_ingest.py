@@ -229,3 +229,20 @@ async def test_ids_in_laurels_own_namespace_are_refused(client: httpx.AsyncClien
     assert r.json()["error"]["details"][0]["field"].endswith("id")
     batch = await client.post("/v1/events/batch", json={"events": [body]}, headers=ADMIN)
     assert batch.json()["results"][0]["status"] == "rejected"
+
+
+@pytest.mark.sqlite_too
+async def test_an_event_reports_only_the_progress_it_moved(client: httpx.AsyncClient) -> None:
+    """A visit with no store, or to a store already counted this month, moves no distinct-store count: the
+    response lists progress the event moved, not every badge its type can touch."""
+    await badge(client, "store-explorer", [{"event": "visit", "aggregate": "count_distinct", "field": "store_id",
+                                            "threshold": 3, "window": {"type": "calendar", "unit": "month"}}])
+    at = NOW - timedelta(minutes=5)
+
+    def moved(outcome: dict[str, Any]) -> list[tuple[str, int]]:
+        return [(p["badge"], p["current"]) for p in outcome["progress"]]
+
+    assert moved(await event(client, "PM", "visit", at, store_id="SH-1")) == [("store-explorer", 1)]
+    assert moved(await event(client, "PM", "visit", at)) == []
+    assert moved(await event(client, "PM", "visit", at, store_id="SH-1")) == []
+    assert moved(await event(client, "PM", "visit", at, store_id="SH-2")) == [("store-explorer", 2)]

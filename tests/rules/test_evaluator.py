@@ -24,6 +24,7 @@ from app.rules.evaluator import (
     is_met_at,
     matches,
     measure,
+    moved,
     progress,
     retract,
     streak_through,
@@ -594,3 +595,32 @@ def test_retract_leaves_an_empty_state_and_an_event_that_could_not_contribute() 
     assert retract(c, EMPTY, day(1), {"amount": 5}, SH) == EMPTY
     state = _fold(c, [(day(1), {"amount": 5})])
     assert retract(c, state, day(1), {"amount": "n/a"}, SH) == state
+
+
+DISTINCT = crit(event="visit", aggregate="count_distinct", field="store_id", threshold=3)
+SUM = crit(event="purchase", aggregate="sum", field="amount", threshold=100)
+STREAK = crit(event="check_in", aggregate="streak", threshold=3, window={"type": "calendar", "unit": "day"})
+
+
+@pytest.mark.parametrize(
+    ("c", "first", "second", "moves"),
+    [
+        (DISTINCT, {"store_id": "S1"}, {"store_id": "S2"}, True),
+        (DISTINCT, {"store_id": "S1"}, {"store_id": "S1"}, False),  # already counted
+        (DISTINCT, {"store_id": "S1"}, {}, False),  # no store to count
+        (SUM, {"amount": 5}, {"amount": 7}, True),
+        (SUM, {"amount": 5}, {"amount": 0}, False),
+        (crit(event="visit"), {}, {}, True),  # every matching event counts
+    ],
+)
+def test_moved_says_whether_an_event_changed_what_the_criterion_measures(
+    c: Criterion, first: dict[str, Any], second: dict[str, Any], moves: bool
+) -> None:
+    before = apply(c, EMPTY, day(2), first, SH)
+    assert moved(c, before, apply(c, before, day(3), second, SH)) is moves
+
+
+def test_a_second_check_in_of_a_streak_day_moves_nothing() -> None:
+    one = apply(STREAK, EMPTY, day(2, 9), {}, SH)
+    assert moved(STREAK, one, apply(STREAK, one, day(2, 18), {}, SH)) is False
+    assert moved(STREAK, one, apply(STREAK, one, day(3, 9), {}, SH)) is True
