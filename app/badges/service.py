@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from collections import Counter
@@ -31,7 +32,7 @@ from app.badges.schemas import (
 from app.config import Settings
 from app.errors import Conflict, InvalidInput, NotFound
 from app.events import repository as events_repo
-from app.events.engine import EngineRun, in_season, num
+from app.events.engine import EngineRun, in_season, next_multiple, num
 from app.kit.clock import utcnow
 from app.kit.handlers import validation_details
 from app.models import Badge, User, UserBadge
@@ -171,10 +172,16 @@ def _text(locale: str, badge: Badge, field: str) -> str:
 
 
 def _progress(
-    c: Criterion, states: dict[str, ev.CounterState], now: datetime, settings: Settings, locale: str
+    c: Criterion, states: dict[str, ev.CounterState], now: datetime, settings: Settings, locale: str,
+    toward_next: bool = False,
 ) -> ProgressOut:
+    """`toward_next`: a repeatable badge earned once per multiple of a lifetime threshold shows the way to its
+    next multiple ("4 of 6"), not the first one passed long ago ("4 of 3")."""
     p = ev.progress(c, states, now, settings.tz)
-    current, target = num(p.current), num(p.target)
+    goal = p.target
+    if toward_next and goal > 0:
+        goal = goal * (math.floor(p.current / goal) + 1)
+    current, target = num(p.current), num(goal)
     w = c.window
     words = WINDOW_TEXT.get(locale, WINDOW_TEXT["en"])
     if c.aggregate == "streak" and isinstance(w, CalendarWindow):
@@ -200,7 +207,7 @@ def _progress(
             text = f"{current}/{target}，截至 {end}" if locale == "zh-CN" else f"{current} of {target} until {end}"
     else:
         text = f"{current}/{target}" if locale == "zh-CN" else f"{current} of {target}"
-    percent = float(min(Decimal(100), (p.current / p.target * 100) if p.target else Decimal(100)))
+    percent = float(min(Decimal(100), (p.current / goal * 100) if goal else Decimal(100)))
     return ProgressOut(
         current=current,
         target=target,
@@ -234,13 +241,15 @@ async def collection(
     for b in shown:
         held = by_badge.get(b.id, [])
         crit_progress: list[ProgressOut] = []
+        toward_next = b.repeatable and next_multiple(criteria[b.id])
         if not held or b.repeatable:
             for scope, c in criteria[b.id]:
                 states = {
                     bk: ev.CounterState.from_json(raw.get((scope, bk))) for bk in ev.buckets_needed(c, now, settings.tz)
                 }
-                crit_progress.append(_progress(c, states, now, settings, locale))
-        blocking = min(crit_progress, key=lambda p: p.percent) if crit_progress and not held else None
+                crit_progress.append(_progress(c, states, now, settings, locale, toward_next))
+        ahead = not held or toward_next  # progress toward an award still to come
+        blocking = min(crit_progress, key=lambda p: p.percent) if crit_progress and ahead else None
         rarity = holders.get(b.id, 0) / members
         out.append(
             MemberBadge(

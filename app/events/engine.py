@@ -264,8 +264,12 @@ class EngineRun:
                     # points, levels or badges that award caused), and an award never re-triggers itself.
                     continue
                 award_key = repeat_key(badge, criteria, subs, at, self.tz, held.get(badge.id, ()))
-                if award_key is None:
-                    continue  # met, but what it earns is already held (a streak run's multiples, a window's day)
+                if award_key is None or award_key in held.get(badge.id, ()):
+                    # Met, but what it earns is already held (a streak run's multiples, a window's day). A badge
+                    # earned once per multiple of a lifetime threshold reports the way to its next multiple.
+                    if badge.repeatable and next_multiple(criteria):
+                        self._report(badge, criteria, matched, moved, decided, toward_next=True)
+                    continue
                 # The window the award is keyed by: a repeatable badge passes over days already rewarded.
                 skip = rewarded_days(held.get(badge.id, ()), self.tz) if badge.repeatable else None
                 evidence = [
@@ -280,22 +284,33 @@ class EngineRun:
                     evidence={"criteria": evidence, "event_id": event.id, "event_key": event.idempotency_key},
                 )
             else:
-                # Not earned: report the progress of the criteria this event moved, measured as the award decision
-                # measures it (a late check-in reports the run it joined, not the streak as of its own day).
-                matched_scopes = {scope for scope, _c, _b in matched if scope in moved}
-                for index, (scope, c) in enumerate(criteria):
-                    if scope in matched_scopes:
-                        value, when = decided[index]
-                        end = ev.window_bounds(c, when, self.tz)[1]
-                        self.outcome.progress.append(
-                            {
-                                "badge": badge.key,
-                                "criterion": index,
-                                "current": num(value),
-                                "target": num(threshold_decimal(c)),
-                                "window_end": end.isoformat() if end else None,
-                            }
-                        )
+                self._report(badge, criteria, matched, moved, decided,
+                             toward_next=badge.repeatable and next_multiple(criteria))
+
+    def _report(
+        self, badge: BadgeRule, criteria: Sequence[tuple[str, Criterion]], matched: list[tuple[str, Criterion, str]],
+        moved: set[str], decided: list[tuple[Decimal, datetime]], toward_next: bool,
+    ) -> None:
+        """Not earned (or earned up to the current multiple): the progress of the criteria this event moved,
+        measured as the award decision measures it (a late check-in reports the run it joined, not the streak as
+        of its own day). `toward_next`: the target is the next multiple of the threshold ("4 of 6")."""
+        matched_scopes = {scope for scope, _c, _b in matched if scope in moved}
+        for index, (scope, c) in enumerate(criteria):
+            if scope in matched_scopes:
+                value, when = decided[index]
+                end = ev.window_bounds(c, when, self.tz)[1]
+                target = threshold_decimal(c)
+                if toward_next and target > 0:
+                    target = target * (math.floor(value / target) + 1)
+                self.outcome.progress.append(
+                    {
+                        "badge": badge.key,
+                        "criterion": index,
+                        "current": num(value),
+                        "target": num(target),
+                        "window_end": end.isoformat() if end else None,
+                    }
+                )
 
     def _evidence(
         self, index: int, c: Criterion, sub: dict[str, ev.CounterState], met: bool, at: datetime, later: bool,
@@ -514,6 +529,15 @@ def _streak_key_ordinal(unit: str, key: str) -> int | None:
         return key_ordinal(unit, key[len(STREAK_KEY):].split("#", 1)[0])
     except ValueError:
         return None
+
+
+def next_multiple(crits: Sequence[tuple[str, Criterion]]) -> bool:
+    """Whether a repeatable badge of these criteria is earned once per multiple of a lifetime threshold (`n:` keys
+    in `repeat_key`), so its progress runs toward the next multiple rather than resetting with a window."""
+    if len(crits) != 1:
+        return False
+    c = crits[0][1]
+    return c.aggregate != "streak" and not isinstance(c.window, CalendarWindow | FixedWindow | RollingWindow)
 
 
 def repeat_key(

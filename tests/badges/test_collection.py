@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api import ADMIN, badge, event
+from tests.api import ADMIN, awarded, badge, event
 
 NOW = datetime.now(UTC) - timedelta(minutes=1)
 
@@ -201,3 +201,20 @@ async def test_draft_and_archived_badges_cannot_be_granted(client: httpx.AsyncCl
         assert r.status_code == 409, r.text
         assert r.json()["error"]["code"] == "badge_not_active"
     assert (await client.get("/v1/admin/users/G2/badges", headers=ADMIN)).json() == []
+
+
+@pytest.mark.sqlite_too
+async def test_a_repeatable_badge_shows_the_way_to_its_next_award(client: httpx.AsyncClient, login: Any) -> None:
+    """'Regular' is earned at every 3rd visit: after the first award a visit reports (and the wall shows) progress
+    toward the 6th, not '4 of 3' at 100 %."""
+    await badge(client, "regular", [{"event": "visit", "threshold": 3}], repeatable=True)
+    await client.put("/v1/users/RG", json={"openid": "o-rg"}, headers=ADMIN)
+    outcomes = [await event(client, "RG", "visit", NOW) for _ in range(4)]
+    assert [awarded(o) for o in outcomes] == [[], [], ["regular"], []]
+    assert [[(p["current"], p["target"]) for p in o["progress"]] for o in outcomes] == [
+        [(1, 3)], [(2, 3)], [], [(4, 6)]]
+    wall = {b["key"]: b for b in (await client.get("/v1/me/badges", headers=await login(openid="o-rg"))).json()}
+    regular = wall["regular"]
+    assert regular["earned"] is True and regular["times_earned"] == 1
+    assert (regular["progress"]["current"], regular["progress"]["target"]) == (4, 6)
+    assert regular["progress"]["percent"] == round(4 / 6 * 100, 1) and regular["progress"]["text"] == "4 of 6"
