@@ -88,6 +88,47 @@ async def lock_many(session: AsyncSession, external_ids: Sequence[str]) -> tuple
     return members, {e for e, u in members.items() if u.created_at == now}
 
 
+# What a member who has only logged in through WeChat can own (no integrator id: no event, award or admin action
+# can reach them): consent, their inbox and its WeChat sends, challenges joined, and rows that only mention them.
+_ENGINE_HISTORY = ("events", "user_badges", "points_ledger", "user_levels", "rule_counters", "leaderboard_scores",
+                   "member_vouchers")
+_MOVED = ("notifications", "wechat_deliveries", "outbox", "webhook_deliveries", "audit_log")
+
+
+async def has_engine_history(session: AsyncSession, user_id: int) -> bool:
+    for table in _ENGINE_HISTORY:
+        found = await session.execute(text(f"SELECT 1 FROM {table} WHERE user_id = :u LIMIT 1"), {"u": user_id})
+        if found.first() is not None:
+            return True
+    return False
+
+
+async def move_member_rows(session: AsyncSession, source: int, target: int) -> None:
+    """Hand a login-only member's rows to the member they turn out to be (see users.service.upsert). Where the
+    target has the same row already (a consent request, a challenge instance joined, a template's credits), the
+    target's stays, credits are added up, and the source's goes with the source."""
+    params = {"s": source, "t": target}
+    await session.execute(text(
+        "UPDATE subscription_credits SET credits = credits + COALESCE((SELECT c.credits FROM subscription_credits c "
+        "WHERE c.user_id = :s AND c.template_id = subscription_credits.template_id), 0) WHERE user_id = :t"
+    ), params)
+    await session.execute(text(
+        "UPDATE subscription_credits SET user_id = :t WHERE user_id = :s AND template_id NOT IN "
+        "(SELECT template_id FROM subscription_credits WHERE user_id = :t)"
+    ), params)
+    await session.execute(text(
+        "UPDATE subscription_reports SET user_id = :t WHERE user_id = :s AND request_id NOT IN "
+        "(SELECT request_id FROM subscription_reports WHERE user_id = :t)"
+    ), params)
+    await session.execute(text(
+        "UPDATE challenge_participations SET user_id = :t WHERE user_id = :s AND NOT EXISTS (SELECT 1 FROM "
+        "challenge_participations p WHERE p.user_id = :t AND p.challenge_id = challenge_participations.challenge_id "
+        "AND p.instance_key = challenge_participations.instance_key)"
+    ), params)
+    for table in _MOVED:
+        await session.execute(text(f"UPDATE {table} SET user_id = :t WHERE user_id = :s"), params)
+
+
 async def delete_new(session: AsyncSession, user_ids: Sequence[int]) -> None:
     """Remove members this transaction has just created and given nothing (see events.service)."""
     await session.execute(delete(User).where(User.id.in_(list(user_ids))))

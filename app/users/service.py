@@ -25,6 +25,10 @@ async def upsert(session: AsyncSession, external_id: str, body: UserUpsert) -> t
             if holder.external_id is None and user is None:
                 user = holder  # the WeChat-first member becomes this integrator member
                 user.external_id = external_id
+            elif holder.external_id is None and user is not None and user.openid in (None, openid):
+                # The member logged in before the integrator told us their openid, and events had already created
+                # them under their integrator id: the login-only record is folded into that member.
+                await _fold_login_into(session, holder, user)
             else:
                 raise Conflict(
                     "openid already belongs to another member",
@@ -46,6 +50,32 @@ async def upsert(session: AsyncSession, external_id: str, body: UserUpsert) -> t
         setattr(user, name, [] if name == "segments" and value is None else value)
     await session.flush()
     return user, created
+
+
+async def _fold_login_into(session: AsyncSession, login: User, member: User) -> None:
+    """The login-only member (no integrator id) becomes `member`: its openid and unionid, the profile fields the
+    member lacks, its preferences, consent, inbox and challenges joined move over, and it is deleted. Its member
+    token stops working; the Mini Program's next login lands on `member`. A login-only member cannot have engine
+    history (no event or admin action can name it); should it have some, nothing is folded (409)."""
+    for uid in sorted((login.id, member.id)):  # both locked, in one order
+        await users_repo.lock_member(session, uid)
+    if login.unionid and member.unionid not in (None, login.unionid):
+        raise Conflict("The member who logged in has another unionid than this member", code="unionid_conflict",
+                       details={"external_id": member.external_id})
+    if await users_repo.has_engine_history(session, login.id):
+        raise Conflict("openid already belongs to another member", code="openid_conflict",
+                       details={"external_id": None})
+    await users_repo.move_member_rows(session, login.id, member.id)
+    openid, unionid = login.openid, login.unionid
+    login.openid = login.unionid = None
+    await session.flush()  # the unique ids leave the login-only row before the member takes them
+    member.openid, member.unionid = openid, member.unionid or unionid
+    for name in ("nickname", "avatar_url", "city", "tier"):
+        if getattr(member, name) is None and getattr(login, name) is not None:
+            setattr(member, name, getattr(login, name))
+    member.preferences = {**(member.preferences or {}), **(login.preferences or {})}  # the member's own choices
+    await session.delete(login)
+    await session.flush()
 
 
 async def set_friends(session: AsyncSession, external_id: str, friends: list[str]) -> FriendsOut:

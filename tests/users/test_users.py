@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.api import ADMIN
+from tests.api import ADMIN, badge, event
 
 
 @pytest.mark.sqlite_too
@@ -109,3 +110,40 @@ async def test_segments_are_short_distinct_tags(client: httpx.AsyncClient) -> No
         r = await client.put("/v1/users/SEG-1", json={"segments": bad}, headers=ADMIN)
         assert r.status_code == 422, r.text
         assert r.json()["error"]["details"][0]["field"] == "body.segments.0"
+
+
+@pytest.mark.sqlite_too
+async def test_a_member_who_logged_in_before_the_crm_sent_their_openid_is_one_member(
+    client: httpx.AsyncClient, login: Any
+) -> None:
+    """The usual order: POS events create M-1001, the member logs in (an openid no one knows yet, so a login-only
+    member), then the CRM syncs M-1001's openid. The two records become M-1001, with what the member did in the
+    Mini Program meanwhile (consent, preferences, challenges joined); the login's token then lands on M-1001."""
+    await badge(client, "first-purchase", [{"event": "purchase", "threshold": 1}], points=5)
+    await event(client, "M-1001", "purchase", datetime.now(UTC) - timedelta(minutes=1), amount=10)
+    before = await login(openid="o-mei", unionid="u-mei")
+    assert (await client.get("/v1/me", headers=before)).json()["points"] == 0  # a separate, login-only member
+    r = await client.post("/v1/me/subscriptions", headers=before,
+                          json={"request_id": "r-1", "results": {"tmpl-badge": "accept"}})
+    assert r.status_code == 200, r.text
+    r = await client.put("/v1/me/preferences", json={"leaderboard_opt_out": True}, headers=before)
+    assert r.status_code == 200, r.text
+    r = await client.put("/v1/users/M-1001", json={"openid": "o-mei", "nickname": "Mei"}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert (r.json()["openid"], r.json()["unionid"], r.json()["nickname"]) == ("o-mei", "u-mei", "Mei")
+    assert (await client.get("/v1/me", headers=before)).status_code == 401  # that member is gone: log in again
+    after = await login(openid="o-mei", unionid="u-mei")
+    me = (await client.get("/v1/me", headers=after)).json()
+    assert (me["external_id"], me["points"]) == ("M-1001", 5)
+    wall = {b["key"]: b for b in (await client.get("/v1/me/badges", headers=after)).json()}
+    assert wall["first-purchase"]["earned"] is True
+    credits = (await client.get("/v1/me/subscriptions", headers=after)).json()["templates"]
+    assert {t["template_id"]: t["credits"] for t in credits}.get("tmpl-badge") == 1
+    assert (await client.get("/v1/me/preferences", headers=after)).json()["leaderboard_opt_out"] is True
+    overview = (await client.get("/v1/admin/analytics/overview", headers=ADMIN)).json()
+    assert overview["members"] == 1
+    # A member already known by another openid is not folded: that is a conflict to resolve by hand.
+    other = await login(openid="o-zed")
+    assert (await client.get("/v1/me", headers=other)).status_code == 200
+    r = await client.put("/v1/users/M-1001", json={"openid": "o-zed"}, headers=ADMIN)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "openid_conflict"
