@@ -169,18 +169,24 @@ def _or_list(values: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
-def rule_texts(eligibility: Mapping[str, Any], badge_names: Mapping[str, str]) -> dict[str, str]:
-    """Display text for each rule set ("Premium members only", "Requires Engaged Member level")."""
+def rule_texts(eligibility: Mapping[str, Any], badge_names: Mapping[str, str], locale: str = "en") -> dict[str, str]:
+    """Display text for each rule set ("Premium members only", "Requires Engaged Member level"), in English or,
+    for `zh-CN`, Chinese (tier, segment and level names are the program's own, shown as they are)."""
+    zh = locale == "zh-CN"
     texts: dict[str, str] = {}
     if eligibility.get("tiers"):
-        texts["tier"] = f"{_or_list(eligibility['tiers'])} members only"
+        tiers = eligibility["tiers"]
+        texts["tier"] = f"仅限{'、'.join(tiers)}会员" if zh else f"{_or_list(tiers)} members only"
     if eligibility.get("segments"):
-        texts["segment"] = f"Only for {_or_list(eligibility['segments'])} members"
+        segments = eligibility["segments"]
+        texts["segment"] = f"仅限{'、'.join(segments)}会员" if zh else f"Only for {_or_list(segments)} members"
     if eligibility.get("min_level"):
-        texts["min_level"] = f"Requires {eligibility['min_level']} level"
+        level = eligibility["min_level"]
+        texts["min_level"] = f"需达到{level}等级" if zh else f"Requires {level} level"
     if eligibility.get("required_badge"):
         key = eligibility["required_badge"]
-        texts["required_badge"] = f"Requires the {badge_names.get(key, key)} badge"
+        name = badge_names.get(key, key)
+        texts["required_badge"] = f"需先获得“{name}”徽章" if zh else f"Requires the {name} badge"
     return texts
 
 
@@ -189,13 +195,14 @@ def unmet_rules(
     member: MemberFacts,
     level_points: Mapping[str, int],
     badge_names: Mapping[str, str],
+    locale: str = "en",
 ) -> list[dict[str, Any]]:
     """The rules the member does not meet, as {rule, required, text}; empty means eligible.
 
     ``level_points`` maps ladder level names to their points_required; a level no longer on the
     ladder cannot be met (the admin is told on save, members are told here).
     """
-    texts = rule_texts(eligibility, badge_names)
+    texts = rule_texts(eligibility, badge_names, locale)
     reasons: list[dict[str, Any]] = []
     tiers = list(eligibility.get("tiers") or [])
     if tiers and member.tier not in tiers:

@@ -301,24 +301,28 @@ class MemberContext:
     facts: prog.MemberFacts
     level_points: dict[str, int]
     badge_names: dict[str, str]
+    locale: str = "en"
 
 
-async def member_context(session: AsyncSession, user: User, challenges: list[Challenge]) -> MemberContext:
+async def member_context(
+    session: AsyncSession, user: User, challenges: list[Challenge], locale: str = "en"
+) -> MemberContext:
     ladder = await levels_service.ladder(session)
     wanted = {(c.eligibility or {}).get("required_badge") for c in challenges} - {None}
     names: dict[str, str] = {}
     for key in wanted:
         badge = await badges_repo.by_key(session, str(key))
         if badge is not None:
-            names[badge.key] = badge.name
+            translated = ((badge.translations or {}).get(locale) or {}).get("name")
+            names[badge.key] = translated or badge.name
     held = await repo.held_badge_keys(session, user.id) if wanted else frozenset()
     facts = prog.MemberFacts(tier=user.tier, segments=list(user.segments or []), points=user.points,
                              held_badges=held)
-    return MemberContext(facts, {lv.name: lv.points_required for lv in ladder}, names)
+    return MemberContext(facts, {lv.name: lv.points_required for lv in ladder}, names, locale)
 
 
 def reasons_for(ch: Challenge, ctx: MemberContext) -> list[Reason]:
-    raw = prog.unmet_rules(ch.eligibility or {}, ctx.facts, ctx.level_points, ctx.badge_names)
+    raw = prog.unmet_rules(ch.eligibility or {}, ctx.facts, ctx.level_points, ctx.badge_names, ctx.locale)
     return [Reason.model_validate(r) for r in raw]
 
 
@@ -370,12 +374,14 @@ def _member_challenge(ch: Challenge, ctx: MemberContext, mine: dict[tuple[int, s
     )
 
 
-async def list_for_member(session: AsyncSession, settings: Settings, user: User) -> list[MemberChallenge]:
+async def list_for_member(
+    session: AsyncSession, settings: Settings, user: User, locale: str = "en"
+) -> list[MemberChallenge]:
     """Published challenges that have not ended, with the caller's eligibility and joined state."""
     now = clock.utcnow()
     await expire_due_for_user(session, user, now)
     challenges = [c for c in await repo.published(session) if prog.open_state(schedule_of(c), now) != "ended"]
-    ctx = await member_context(session, user, challenges)
+    ctx = await member_context(session, user, challenges, locale)
     mine = await repo.current_for_user(session, user.id, [c.id for c in challenges])
     return [_member_challenge(c, ctx, mine, now, settings) for c in challenges]
 
@@ -387,16 +393,20 @@ async def _visible(session: AsyncSession, key: str) -> Challenge:
     return ch
 
 
-async def get_for_member(session: AsyncSession, settings: Settings, user: User, key: str) -> MemberChallenge:
+async def get_for_member(
+    session: AsyncSession, settings: Settings, user: User, key: str, locale: str = "en"
+) -> MemberChallenge:
     ch = await _visible(session, key)
     now = clock.utcnow()
     await expire_due_for_user(session, user, now)
-    ctx = await member_context(session, user, [ch])
+    ctx = await member_context(session, user, [ch], locale)
     mine = await repo.current_for_user(session, user.id, [ch.id])
     return _member_challenge(ch, ctx, mine, now, settings)
 
 
-async def join(session: AsyncSession, settings: Settings, user: User, key: str) -> tuple[Participation, bool]:
+async def join(
+    session: AsyncSession, settings: Settings, user: User, key: str, locale: str = "en"
+) -> tuple[Participation, bool]:
     """Join the current instance; joining again returns the same participation (created=False)."""
     ch = await _visible(session, key)  # drafts are invisible to members, even here
     now = clock.utcnow()
@@ -412,7 +422,7 @@ async def join(session: AsyncSession, settings: Settings, user: User, key: str) 
     instance, _ = prog.instance_at(spec, now, settings.tz)
     existing = await repo.participation(session, ch.id, instance, user.id)
     if existing is None:
-        ctx = await member_context(session, user, [ch])
+        ctx = await member_context(session, user, [ch], locale)
         reasons = reasons_for(ch, ctx)
         if reasons:
             raise NotEligible(" · ".join(r.text for r in reasons),

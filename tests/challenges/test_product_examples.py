@@ -158,6 +158,10 @@ async def test_engaged_member_level_gate(
     assert listed[0]["reasons"] == [{"rule": "min_level", "required": "Engaged Member",
                                      "text": "Requires Engaged Member level"}]
     assert listed[0]["reason_text"] == "Requires Engaged Member level"
+    zh = {**m.headers, "Accept-Language": "zh_CN"}
+    assert (await client.get("/v1/challenges", headers=zh)).json()[0]["reason_text"] == "需达到Engaged Member等级"
+    r = await client.post("/v1/challenges/engaged-only/join", headers=zh)
+    assert r.status_code == 403 and r.json()["error"]["message"] == "需达到Engaged Member等级"
     r = await client.post("/v1/challenges/engaged-only/join", headers=m.headers)
     assert r.status_code == 403
     assert r.json()["error"]["code"] == "not_eligible"

@@ -141,6 +141,10 @@ def test_eligibility_display_texts() -> None:
                             {"pioneer": "Pioneer"})
     assert texts == {"tier": "Premium members only", "min_level": "Requires Engaged Member level",
                      "required_badge": "Requires the Pioneer badge"}
+    zh = prog.rule_texts({"tiers": ["premium", "gold"], "segments": ["新客"], "min_level": "Engaged Member",
+                          "required_badge": "pioneer"}, {"pioneer": "先锋"}, "zh-CN")
+    assert zh == {"tier": "仅限premium、gold会员", "segment": "仅限新客会员", "min_level": "需达到Engaged Member等级",
+                  "required_badge": "需先获得“先锋”徽章"}
 
 
 def test_step_criterion_refuses_a_window_and_streaks() -> None:
