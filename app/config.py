@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     icon_upload_dir: str = "./var/icons"
     icon_max_bytes: int = Field(default=512 * 1024, ge=1024)
     public_base_url: str = ""
+    # WeChat's share card shows PNG or JPEG only, and the built-in icons are SVG: a badge with such an icon is
+    # shared with this image (an absolute URL), when set.
+    share_image_url: str = ""
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     db_pool_size: int = Field(default=20, ge=1)
@@ -76,6 +79,13 @@ class Settings(BaseSettings):
         if not sep or scheme not in drivers.values():
             raise ValueError("must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")
         return f"{scheme}://{rest}"
+
+    @field_validator("share_image_url")
+    @classmethod
+    def _absolute_image(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http:// or https:// URL of a PNG or JPEG image")
+        return value
 
     @field_validator("wechat_api_base_url")
     @classmethod

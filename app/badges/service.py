@@ -291,12 +291,15 @@ async def share(session: AsyncSession, settings: Settings, user: User, key: str,
         raise NotFound("You have not earned this badge yet", code="badge_not_earned")
     title = f"我获得了「{item.name}」徽章！" if locale == "zh-CN" else f"I earned the {item.name} badge!"
     query = f"key={item.key}&from_user={user.id}"
+    image = item.icon_url
+    if settings.share_image_url and (image is None or image.lower().endswith(".svg")):
+        image = settings.share_image_url  # a card WeChat can show (PNG/JPEG), not the SVG icon
     return ShareOut(
         title=title,
         path=f"/pages/badge/detail?{query}",
-        image_url=item.icon_url,
+        image_url=image,
         query=query,
-        timeline={"title": title, "query": query, "image_url": item.icon_url},
+        timeline={"title": title, "query": query, "image_url": image},
     )
 
 

@@ -72,6 +72,19 @@ async def test_share_card_only_for_held_badge(client: httpx.AsyncClient, login: 
     assert share["timeline"]["query"] == share["query"]
 
 
+async def test_an_svg_icon_is_shared_as_the_configured_png_card(
+    app: Any, client: httpx.AsyncClient, login: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WeChat's share card shows PNG/JPEG only; the built-in icons are SVG."""
+    card = "https://cdn.brand.example/share-card.png"
+    monkeypatch.setattr(app.state, "settings", app.state.settings.model_copy(update={"share_image_url": card}))
+    me = await _member(client, login, "S2")
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}], icon="trophy")
+    await event(client, "S2", "visit", NOW)
+    share = (await client.get("/v1/me/badges/first-visit/share", headers=me)).json()
+    assert share["image_url"] == card and share["timeline"]["image_url"] == card
+
+
 async def test_manual_grant_and_revoke_are_audited(client: httpx.AsyncClient, make_key: Any) -> None:
     ops = await make_key("admin", name="ops-console")
     await badge(client, "vip", [], visibility="invite_only", points=30)
