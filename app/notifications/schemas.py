@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, field_validator, model_validator
 
@@ -37,7 +37,7 @@ class InboxPage(ReadModel):
 class ReadIn(WriteModel):
     """Mark notifications read: `{"ids": [...]}` or `{"all": true}`."""
 
-    ids: list[int] = Field(default_factory=list, max_length=500)
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(default_factory=list, max_length=500)
     all: StrictBool = False
 
     @model_validator(mode="after")

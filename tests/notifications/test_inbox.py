@@ -40,6 +40,8 @@ async def test_inbox_is_newest_first_paginated_with_unread_count_and_read_marks(
     items = (await kit.client.get("/v1/me/notifications", headers=m.headers)).json()["items"]
     assert all(n["read"] and n["read_at"] for n in items)
     assert (await kit.client.post("/v1/me/notifications/read", json={}, headers=m.headers)).status_code == 422
+    r = await kit.client.post("/v1/me/notifications/read", json={"ids": [2**63]}, headers=m.headers)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "body.ids.0", r.text
     assert (await kit.client.get("/v1/me/notifications")).status_code == 401
 
 
