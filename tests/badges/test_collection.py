@@ -77,7 +77,7 @@ async def test_an_svg_icon_is_shared_as_the_configured_png_card(
 ) -> None:
     """WeChat's share card shows PNG/JPEG only; the built-in icons are SVG."""
     card = "https://cdn.brand.example/share-card.png"
-    monkeypatch.setattr(app.state, "settings", app.state.settings.model_copy(update={"share_image_url": card}))
+    monkeypatch.setattr(app.state.settings, "share_image_url", card)
     me = await _member(client, login, "S2")
     await badge(client, "first-visit", [{"event": "visit", "threshold": 1}], icon="trophy")
     await event(client, "S2", "visit", NOW)
