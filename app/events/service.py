@@ -205,6 +205,7 @@ async def _batch_set_based(
     kept = {item.user_id for index, item in valid if item.id in stored and first[item.id] == index}
     if orphans := [users[e].id for e in created if e not in kept]:
         await users_repo.delete_new(session, orphans)
+    store.created(users[e].id for e in created if e in kept)
     known = await events_repo.by_keys(session, [k for k in first if k not in stored])
     touched = [(users[item.user_id].id, item.type, item.occurred_at) for _i, item in valid if item.id in stored]
     await store.prefetch([u.id for u in users.values()])

@@ -137,6 +137,7 @@ class EngineStore:
         self._awards: dict[int, dict[int, set[str]]] = {}  # user → badge → award keys
         self._levels: dict[int, set[int]] = {}
         self._counters: dict[CounterKey, CounterState] = {}
+        self._new_members: set[int] = set()  # created by this transaction: nothing of theirs to read
         # buffered writes
         self._events: list[dict[str, Any]] = []
         self._award_rows: list[dict[str, Any]] = []
@@ -160,6 +161,13 @@ class EngineStore:
         await self._load_holdings(ids)
         for prefetcher in PREFETCHERS:
             await prefetcher(self, ids)
+
+    def created(self, user_ids: Iterable[int]) -> None:
+        """Members this transaction has just created: they hold no award, level or counter, so none is read."""
+        for u in user_ids:
+            self._new_members.add(u)
+            self._awards.setdefault(u, {})
+            self._levels.setdefault(u, set())
 
     def held_now(self, user_id: int) -> dict[int, set[str]]:
         """Badge id → award keys of a member whose holdings are loaded (see prefetch)."""
@@ -204,6 +212,10 @@ class EngineStore:
 
     async def load_counters(self, keys: Iterable[CounterKey]) -> None:
         missing = {k for k in keys if k not in self._counters}
+        if self._new_members:
+            for key in [k for k in missing if k[0] in self._new_members]:
+                self._counters[key] = EMPTY
+                missing.discard(key)
         if not missing:
             return
         if self.ids.pg:
