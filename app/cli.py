@@ -108,7 +108,7 @@ def members_token(
         user = await users_repo.by_external_id(session, external_id)
         if user is None:
             return None
-        token, ttl = issue_user_token(settings, user.id, ttl_seconds)
+        token, ttl = issue_user_token(settings, user.id, ttl_seconds, created_at=user.created_at)
         await audit.record(session, actor="cli", action="member.token", reason=reason, user_id=user.id,
                            target=external_id, details={"ttl_seconds": ttl})
         return token, ttl

@@ -30,13 +30,14 @@ def _token(creds: HTTPAuthorizationCredentials | None) -> str:
 async def current_user(session: SessionDep, settings: SettingsDep, creds: BearerDep) -> User:
     """A Mini Program member; an API key is refused here (keys never act as a member)."""
     token = _token(creds)
-    user_id = tokens.decode_user_token(settings, token)
-    if user_id is None:
+    claims = tokens.decode_user_token(settings, token)
+    if claims is None:
         if await auth_service.verify_api_key(session, settings, token) is not None:
             raise Forbidden("API keys cannot act as a member; use a member token", code="member_token_required")
         raise Unauthorized("Invalid or expired token", code="invalid_token")
+    user_id, gen = claims
     user = await session.get(User, user_id)
-    if user is None:
+    if user is None or (gen is not None and gen != tokens.born(user.created_at)):
         raise Unauthorized("Token refers to an unknown member", code="invalid_token")
     return user
 

@@ -154,5 +154,5 @@ async def wechat_login(
             "WeChat login failed", code="wechat_error", details={"errcode": exc.errcode, "errmsg": exc.errmsg}
         ) from exc
     user = await users_service.find_or_create_by_openid(session, ws.openid, ws.unionid)
-    token, ttl = tokens.issue_user_token(settings, user.id)
+    token, ttl = tokens.issue_user_token(settings, user.id, created_at=user.created_at)
     return user, token, ttl

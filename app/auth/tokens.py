@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import jwt
 
@@ -15,22 +15,34 @@ KEY_PREFIX = "lk_"
 ISSUER = "laurel"
 
 
-def issue_user_token(settings: Settings, user_id: int, ttl: int | None = None) -> tuple[str, int]:
-    """A member's bearer token, for the program's token lifetime unless `ttl` (seconds) says less."""
+def born(created_at: datetime) -> int:
+    """A member row's birth, in microseconds: with the id, it names that row and no later one given the same id."""
+    return round(created_at.timestamp() * 1_000_000)
+
+
+def issue_user_token(
+    settings: Settings, user_id: int, ttl: int | None = None, created_at: datetime | None = None
+) -> tuple[str, int]:
+    """A member's bearer token, for the program's token lifetime unless `ttl` (seconds) says less. `created_at`
+    (the member row's) binds the token to that row: a member deleted (folded into another) and an id handed out
+    again (SQLite reuses the highest rowid) must not let the old token open the new member."""
     now = utcnow()
     ttl = min(ttl, settings.jwt_ttl_seconds) if ttl else settings.jwt_ttl_seconds
-    payload = {
+    payload: dict[str, object] = {
         "sub": str(user_id),
         "typ": "user",
         "iss": ISSUER,
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(seconds=ttl)).timestamp()),
     }
+    if created_at is not None:
+        payload["gen"] = born(created_at)
     return jwt.encode(payload, settings.jwt_secret, algorithm="HS256"), ttl
 
 
-def decode_user_token(settings: Settings, token: str) -> int | None:
-    """The user id in a valid member token, else None (expired, forged, or not a member token)."""
+def decode_user_token(settings: Settings, token: str) -> tuple[int, int | None] | None:
+    """(user id, the member row's birth if the token names it) of a valid member token, else None (expired,
+    forged, or not a member token)."""
     try:
         payload = jwt.decode(
             token, settings.jwt_secret, algorithms=["HS256"], issuer=ISSUER, options={"require": ["exp", "sub"]}
@@ -40,7 +52,8 @@ def decode_user_token(settings: Settings, token: str) -> int | None:
     if payload.get("typ") != "user":
         return None
     try:
-        return int(payload["sub"])
+        gen = payload.get("gen")
+        return int(payload["sub"]), (gen if isinstance(gen, int) and not isinstance(gen, bool) else None)
     except (TypeError, ValueError):
         return None
 

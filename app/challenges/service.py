@@ -130,7 +130,7 @@ async def _check_references(session: AsyncSession, ch: Challenge) -> None:
     """Levels, badges and vouchers named by the definition must exist (422 naming the field)."""
     problems: list[dict[str, str]] = []
     level = (ch.eligibility or {}).get("min_level")
-    if level and level not in {lv.name for lv in await levels_service.ladder(session)}:
+    if level and level not in {lv.name for lv in await levels_service.ladder_locked(session)}:
         problems.append({"field": "eligibility.min_level", "message": f"no level named '{level}' on the ladder"})
     badge = (ch.eligibility or {}).get("required_badge")
     if badge and await badges_repo.by_key(session, badge) is None:

@@ -138,7 +138,7 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now, nullable=False)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    __table_args__ = (Index("ix_outbox_processed_at_id", "processed_at", "id"),)
+    __table_args__ = (Index("ix_outbox_processed_at_id", "processed_at", "id"), Index("ix_outbox_user_id", "user_id"))
 
 
 class AuditEntry(Base):
@@ -156,3 +156,6 @@ class AuditEntry(Base):
     reason: Mapped[str] = mapped_column(String(500), nullable=False)
     details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now, nullable=False)
+
+    # Deleting a member sets its entries' user_id to NULL: without this, a scan of the whole log.
+    __table_args__ = (Index("ix_audit_log_user_id", "user_id"),)

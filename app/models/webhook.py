@@ -51,6 +51,7 @@ class WebhookDelivery(Base):
         UniqueConstraint("endpoint_id", "outbox_id"),
         Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_webhook_deliveries_endpoint_id_user_id_id", "endpoint_id", "user_id", "id"),
+        Index("ix_webhook_deliveries_user_id", "user_id"),  # a deleted member's deliveries, without a scan
     )
 
 

@@ -58,6 +58,13 @@ async def ladder(session: AsyncSession) -> tuple[Level, ...]:
     return await _LADDER.get(session)
 
 
+async def ladder_locked(session: AsyncSession) -> tuple[Level, ...]:
+    """The ladder as committed, read under the ladder's lock (held to the end of the transaction): a definition
+    checked against it cannot race a ladder replacement (see points.service.replace_ladder)."""
+    await lock_key(session, "badge-levels")
+    return await _load(session)
+
+
 def status_in(levels: Sequence[Level], points: int) -> LevelStatus:
     current: Level | None = None
     nxt: Level | None = None

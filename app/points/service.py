@@ -13,6 +13,7 @@ from app.challenges import repository as challenges_repo
 from app.config import Settings
 from app.errors import Conflict, NotFound
 from app.events.engine import EngineRun
+from app.kit.dialect import lock_key
 from app.models import PointsEntry, User
 from app.points import levels as levels_service
 from app.points import repository as points_repo
@@ -90,6 +91,7 @@ async def ladder(session: AsyncSession) -> Sequence[levels_service.Level]:
 async def replace_ladder(session: AsyncSession, body: LadderIn) -> Sequence[levels_service.Level]:
     """A level that challenges require by name (eligibility `min_level`) cannot be renamed or dropped: nobody
     could join them any more."""
+    await lock_key(session, "badge-levels")  # a challenge naming a level is saved before or after, not during
     names = {lv.name for lv in body.levels}
     lost = {level: keys for level, keys in (await challenges_repo.keys_requiring_levels(session)).items()
             if level not in names}

@@ -95,6 +95,14 @@ _ENGINE_HISTORY = ("events", "user_badges", "points_ledger", "user_levels", "rul
 _MOVED = ("notifications", "wechat_deliveries", "outbox", "webhook_deliveries", "audit_log")
 
 
+async def lock_row(session: AsyncSession, user_id: int, *, exclusive: bool = False) -> User | None:
+    """The member, re-read and locked: FOR NO KEY UPDATE as an engine run locks it, or with `exclusive` FOR
+    UPDATE, which also waits for (and then holds off) rows being inserted that reference it. None if gone."""
+    stmt = (select(User).where(User.id == user_id).with_for_update(key_share=not exclusive)
+            .execution_options(populate_existing=True))
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
 async def has_engine_history(session: AsyncSession, user_id: int) -> bool:
     for table in _ENGINE_HISTORY:
         found = await session.execute(text(f"SELECT 1 FROM {table} WHERE user_id = :u LIMIT 1"), {"u": user_id})

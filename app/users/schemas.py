@@ -34,8 +34,9 @@ class UserUpsert(WriteModel):
     @field_validator("avatar_url")
     @classmethod
     def _web_image(cls, value: str | None) -> str | None:
-        """The Mini Program shows the avatar as an image from the web: an http(s) URL (a `javascript:` or
-        `data:` one is refused), blank is none."""
+        """The Mini Program shows the avatar as an image: an http(s) URL, or a WeChat Cloud file id
+        (cloud://env.bucket/path), which `<image src>` loads too; a `javascript:` or `data:` one is refused, and
+        blank is none."""
         if value is None or not value.strip():
             return None
         value = value.strip()
@@ -43,8 +44,8 @@ class UserUpsert(WriteModel):
             url = httpx.URL(value)
         except httpx.InvalidURL as exc:
             raise ValueError(f"not a URL: {exc}") from exc
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("must be an http(s) URL")
+        if url.scheme not in ("http", "https", "cloud") or not url.host:
+            raise ValueError("must be an http(s) URL or a WeChat Cloud file id (cloud://…)")
         return value
 
     @field_validator("segments")

@@ -57,8 +57,19 @@ async def _fold_login_into(session: AsyncSession, login: User, member: User) -> 
     member lacks, its preferences, consent, inbox and challenges joined move over, and it is deleted. Its member
     token stops working; the Mini Program's next login lands on `member`. A login-only member cannot have engine
     history (no event or admin action can name it); should it have some, nothing is folded (409)."""
+    openid = login.openid
+    locked: dict[int, User | None] = {}
     for uid in sorted((login.id, member.id)):  # both locked, in one order
-        await users_repo.lock_member(session, uid)
+        # The login-only row FOR UPDATE: a consent report or an inbox row being written for it right now is
+        # waited for (and then moved with the rest), and none can start until it is gone.
+        locked[uid] = await users_repo.lock_row(session, uid, exclusive=uid == login.id)
+    fresh_login, fresh_member = locked[login.id], locked[member.id]
+    if (fresh_login is None or fresh_member is None or fresh_login.openid != openid
+            or fresh_login.external_id is not None or fresh_member.openid not in (None, openid)):
+        # Another sync folded it (or linked it) meanwhile: the openid now belongs to someone else.
+        raise Conflict("openid already belongs to another member", code="openid_conflict",
+                       details={"external_id": fresh_login.external_id if fresh_login else None})
+    login, member = fresh_login, fresh_member
     if login.unionid and member.unionid not in (None, login.unionid):
         raise Conflict("The member who logged in has another unionid than this member", code="unionid_conflict",
                        details={"external_id": member.external_id})
@@ -66,7 +77,7 @@ async def _fold_login_into(session: AsyncSession, login: User, member: User) -> 
         raise Conflict("openid already belongs to another member", code="openid_conflict",
                        details={"external_id": None})
     await users_repo.move_member_rows(session, login.id, member.id)
-    openid, unionid = login.openid, login.unionid
+    unionid = login.unionid
     login.openid = login.unionid = None
     await session.flush()  # the unique ids leave the login-only row before the member takes them
     member.openid, member.unionid = openid, member.unionid or unionid

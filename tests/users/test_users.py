@@ -45,6 +45,9 @@ async def test_an_avatar_is_an_http_url_and_a_script_url_is_refused(client: http
     assert (await client.get("/v1/admin/users/M-AV", headers=ADMIN)).status_code == 404  # nothing was created
     r = await client.put("/v1/users/M-AV", json={"avatar_url": " https://thirdwx.qlogo.cn/a/132 "}, headers=ADMIN)
     assert r.status_code == 201 and r.json()["avatar_url"] == "https://thirdwx.qlogo.cn/a/132"
+    cloud = "cloud://prod-1a2b.7072-prod-1a2b-1300000000/avatars/m-av.png"  # WeChat Cloud storage
+    r = await client.put("/v1/users/M-AV", json={"avatar_url": cloud}, headers=ADMIN)
+    assert r.status_code == 200 and r.json()["avatar_url"] == cloud
     r = await client.put("/v1/users/M-AV", json={"avatar_url": ""}, headers=ADMIN)
     assert r.status_code == 200 and r.json()["avatar_url"] is None
 
@@ -147,3 +150,18 @@ async def test_a_member_who_logged_in_before_the_crm_sent_their_openid_is_one_me
     assert (await client.get("/v1/me", headers=other)).status_code == 200
     r = await client.put("/v1/users/M-1001", json={"openid": "o-zed"}, headers=ADMIN)
     assert r.status_code == 409 and r.json()["error"]["code"] == "openid_conflict"
+
+
+@pytest.mark.sqlite_too
+async def test_a_folded_members_token_never_opens_the_member_given_its_id_next(
+    client: httpx.AsyncClient, login: Any
+) -> None:
+    """SQLite hands the highest rowid out again once its row is deleted: a token names the member row it was
+    issued for (its id and creation), not just an id."""
+    await client.put("/v1/users/M-1001", json={"nickname": "Mei"}, headers=ADMIN)
+    old = await login(openid="o-mei")  # a login-only member, the newest row
+    assert (await client.put("/v1/users/M-1001", json={"openid": "o-mei"}, headers=ADMIN)).status_code == 200
+    assert (await client.get("/v1/me", headers=old)).status_code == 401
+    await client.put("/v1/users/M-2002", json={"nickname": "Zed"}, headers=ADMIN)  # the next member created
+    r = await client.get("/v1/me", headers=old)
+    assert r.status_code == 401, r.text
