@@ -168,9 +168,13 @@ def to_decimal(v: Any) -> Decimal | None:
 
 
 def canonical_value(v: Any) -> str:
-    """Stable string identity of a distinct value: strings as-is, anything else as sorted JSON."""
+    """Stable string identity of a distinct value: strings as-is, a number by its value (1 and 1.0 are one store,
+    as `eq` holds them equal; 7 and "7" are one too, as a POS and a CRM may spell an id either way), anything else
+    as sorted JSON."""
     if isinstance(v, str):
         return v
+    if isinstance(v, float) and v.is_integer() and abs(v) < 2**63:
+        return str(int(v))
     return json.dumps(v, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
 
 

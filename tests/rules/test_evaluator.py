@@ -18,6 +18,7 @@ from app.rules.evaluator import (
     bucket_for,
     buckets_after,
     buckets_needed,
+    canonical_value,
     condition_holds,
     decisive,
     is_met,
@@ -624,3 +625,11 @@ def test_a_second_check_in_of_a_streak_day_moves_nothing() -> None:
     one = apply(STREAK, EMPTY, day(2, 9), {}, SH)
     assert moved(STREAK, one, apply(STREAK, one, day(2, 18), {}, SH)) is False
     assert moved(STREAK, one, apply(STREAK, one, day(3, 9), {}, SH)) is True
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [(1, 1.0, True), (7, "7", True), (1.5, 1.5, True), (1, 2, False), ("S1", "s1", False), (True, "true", True)],
+)
+def test_a_distinct_value_is_one_value_however_a_number_is_spelt(a: object, b: object, same: bool) -> None:
+    assert (canonical_value(a) == canonical_value(b)) is same
