@@ -66,12 +66,19 @@ async def lock_key(session: AsyncSession, namespace: str) -> None:
 async def raw_driver(session: AsyncSession) -> Any:
     """PostgreSQL: the asyncpg connection under the session, inside the session's transaction (for the few
     statements of the hot paths that send arrays and skip the ORM layer)."""
-    connection = await (await session.connection()).get_raw_connection()
+    pooled = await session.connection()
+    connection = await pooled.get_raw_connection()
+    driver: Any = connection.driver_connection
+    if driver.is_closed():
+        # The server closed it (a restart, a failover): SQLAlchemy only learns that from its own statements, so
+        # the pool would hand the dead connection out again and again. It is dropped now, and this request is a
+        # 503 (nothing was applied); the next one gets a fresh connection.
+        await pooled.invalidate()
+        raise DBAPIError("connection", None, ConnectionError("connection is closed"), connection_invalidated=True)
     adapted: Any = connection.dbapi_connection
     if getattr(adapted, "_transaction", True) is None:
         # SQLAlchemy's adapter opens the transaction lazily, on its first statement; this may be ours.
         await adapted._start_transaction()
-    driver: Any = connection.driver_connection
     if not driver.is_in_transaction():  # pragma: no cover - a SQLAlchemy without that hook
         await session.execute(text("SELECT 1"))
     return driver

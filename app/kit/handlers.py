@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -132,8 +133,24 @@ async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
 UNAVAILABLE_SQLSTATE_PREFIXES = ("53", "57P01", "57P02", "57P03", "08")
 
 
+def connection_lost(exc: BaseException) -> bool:
+    """asyncpg's own error for a connection the server closed under it (a restart, a failover, a terminated
+    backend), or an error it caused: not a PostgresError, and reaching us as it is (or as the adapter's
+    InterfaceError) from the statements sent straight through the driver."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, asyncpg.InterfaceError) and "closed" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def is_unreachable(exc: DBAPIError) -> bool:
     if exc.connection_invalidated or isinstance(exc.orig, ConnectionError | TimeoutError):
+        return True
+    if exc.orig is not None and connection_lost(exc.orig):
         return True
     code = getattr(exc.orig, "pgcode", None) or getattr(exc.orig, "sqlstate", None)
     return isinstance(code, str) and code.startswith(UNAVAILABLE_SQLSTATE_PREFIXES)
@@ -143,7 +160,9 @@ async def _overflow(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("invalid_value", "A value in the request is out of range", None), 422)
 
 
-async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    if connection_lost(exc):
+        return await _unavailable(request, exc)
     log.exception("unhandled error", exc_info=exc)
     return JSONResponse(error_body("internal_error", "Internal server error", None), status_code=500)
 

@@ -73,7 +73,9 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
         "voucher_issued": ("Voucher issued", "You received “{voucher_name}”"),
     },
 }
-# Bundle summaries by WeChat template language family (zh_* → Chinese, anything else → English).
+# Bundle summaries by WeChat template language family (zh_* → Chinese, anything else → English). They usually land
+# in a `thing` field, which WeChat caps at 20 characters: "You unlocked 12 badges" (22) would be cut mid-word, so
+# the English ones are shorter ("12 badges unlocked").
 SUMMARIES: dict[str, dict[str, str]] = {
     "zh": {
         "badge_unlocked": "你解锁了{count}枚徽章",

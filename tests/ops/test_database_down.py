@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from datetime import UTC, datetime
 
@@ -69,3 +70,45 @@ async def test_a_database_out_of_connections_is_a_503_not_a_500() -> None:
     finally:
         await admin.execute("DROP ROLE IF EXISTS laurel_no_slots")
         await admin.close()
+
+
+async def test_a_connection_the_server_closed_is_dropped_from_the_pool_never_a_500(pg_url: str) -> None:
+    """A PostgreSQL restart or failover closes the pooled connections under the app. The dead connection is
+    dropped (before, the pool handed it out again and every event answered 500): the event is then ingested on
+    a fresh one (the group falls back to the event alone), or at worst answered 503 with Retry-After, and a
+    retry lands once."""
+    import asyncpg
+    from sqlalchemy import text
+
+    from tests.conftest import PG_ADMIN_URL
+
+    app = create_app(make_settings(pg_url, "http://127.0.0.1:9"))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with app.state.db.engine.connect() as conn:  # the pool's one connection, as the next request's
+            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        admin = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await admin.execute("SELECT pg_terminate_backend($1)", pid)
+            for _ in range(100):  # the backend exits, and our end of the socket sees it close
+                gone = await admin.fetchval("SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", pid)
+                if gone:
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.1)
+        finally:
+            await admin.close()
+        event = {"id": "after-restart", "user_id": "u-restart", "type": "visit",
+                 "occurred_at": datetime.now(UTC).isoformat()}
+        async with httpx.AsyncClient(transport=transport, base_url="http://laurel.test") as c:
+            first = await c.post("/v1/events", json=event, headers=ADMIN)
+            assert first.status_code in (200, 503), first.text
+            if first.status_code == 503:
+                assert first.json()["error"]["code"] == "service_unavailable" and first.headers["retry-after"]
+            again = await c.post("/v1/events", json=event, headers=ADMIN)
+            assert again.status_code == 200, again.text
+            assert again.json()["duplicate"] is (first.status_code == 200)  # stored once, whichever answered
+            r = await c.get("/v1/admin/api-keys", headers=ADMIN)
+            assert r.status_code == 200, r.text
+    finally:
+        await app.state.db.dispose()
