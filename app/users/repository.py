@@ -103,12 +103,12 @@ async def lock_row(session: AsyncSession, user_id: int, *, exclusive: bool = Fal
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+_HAS_HISTORY = text("SELECT " + " OR ".join(f"EXISTS (SELECT 1 FROM {t} WHERE user_id = :u)" for t in _ENGINE_HISTORY))
+
+
 async def has_engine_history(session: AsyncSession, user_id: int) -> bool:
-    for table in _ENGINE_HISTORY:
-        found = await session.execute(text(f"SELECT 1 FROM {table} WHERE user_id = :u LIMIT 1"), {"u": user_id})
-        if found.first() is not None:
-            return True
-    return False
+    """One round trip, however many tables."""
+    return bool((await session.execute(_HAS_HISTORY, {"u": user_id})).scalar())
 
 
 async def move_member_rows(session: AsyncSession, source: int, target: int) -> None:
