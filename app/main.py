@@ -6,6 +6,7 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import tzinfo
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -15,7 +16,7 @@ from app.config import Settings, get_settings
 from app.events import fastpath
 from app.events.coalescer import Coalescer
 from app.integrations.wechat.gateway import WeChatGateway
-from app.kit import handlers
+from app.kit import clock, handlers
 from app.kit import logging as laurel_logging
 from app.kit.db import Database
 from app.kit.middleware import RequestContextMiddleware, RetryConflictsMiddleware, UnhandledErrors
@@ -40,7 +41,18 @@ class LaurelAPI(FastAPI):
 
     _lean: ASGIApp | None = None
 
+    _zone: tzinfo | None = None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._zone is None:
+            self._zone = self.state.settings.tz
+        shown = clock.shown_zone.set(self._zone)  # responses show datetimes in program time
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            clock.shown_zone.reset(shown)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == fastpath.PATH and scope["method"] == "POST":
             if self._lean is None:
                 settings: Settings = self.state.settings
@@ -67,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from app.worker import runner
 
+        clock.shown_zone.set(settings.tz)  # the worker's tasks (webhook bodies) inherit it: program time
         worker = runner.start_in_app(app) if settings.worker_enabled else None
         # What exists now (modules, the app, caches) lives as long as the process: keep it out of the cyclic
         # collector's scans, which otherwise walk it on every full collection (a long-tail pause per request).

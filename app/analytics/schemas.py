@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, Field
+
+from app.kit.schemas import ProgramTime
 
 
 class Overview(BaseModel):
@@ -31,8 +31,8 @@ class Retention(BaseModel):
     badge: str | None = Field(description="The badge whose earners are compared; null for any badge")
     tier: str | None = Field(description="The member tier the cohort is limited to; null for every member")
     segment: str | None = Field(description="The segment tag the cohort is limited to; null for every member")
-    cohort_from: datetime
-    cohort_until: datetime
+    cohort_from: ProgramTime
+    cohort_until: ProgramTime
     earners: RetentionGroup
     others: RetentionGroup
     lift: float | None = Field(description="The earners' retention rate minus the others'; null if a group is empty")
@@ -52,8 +52,8 @@ class BadgeReportRow(BaseModel):
     holders: int
     awards: int
     rarity: float = Field(description="Share of members holding it")
-    first_awarded_at: datetime | None
-    last_awarded_at: datetime | None
+    first_awarded_at: ProgramTime | None
+    last_awarded_at: ProgramTime | None
 
 
 class ChallengeReportRow(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -13,7 +12,7 @@ from app.auth.deps import AdminKey
 from app.errors import NotFound, responses
 from app.kit.db import SessionDep
 from app.kit.pagination import Page, PageDep
-from app.kit.schemas import ReadModel
+from app.kit.schemas import ProgramTime, ReadModel
 from app.users import repository as users_repo
 
 router = APIRouter(tags=["admin"])
@@ -28,7 +27,7 @@ class AuditOut(ReadModel):
     target: str | None
     reason: str
     details: dict[str, Any]
-    created_at: datetime
+    created_at: ProgramTime
 
 
 @router.get("/v1/admin/audit", response_model=Page[AuditOut], responses=responses(401, 403, 404))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
 
 from app.auth.scopes import Scope
-from app.kit.schemas import ReadModel, WriteModel
+from app.kit.schemas import ProgramTime, ReadModel, WriteModel
 from app.users.schemas import MeOut
 
 
@@ -33,10 +32,10 @@ class ApiKeyOut(ReadModel):
     name: str
     prefix: str
     scopes: list[str]
-    created_at: datetime
+    created_at: ProgramTime
     created_by: str | None
-    last_used_at: datetime | None
-    revoked_at: datetime | None
+    last_used_at: ProgramTime | None
+    revoked_at: ProgramTime | None
 
 
 class ApiKeyCreated(ApiKeyOut):

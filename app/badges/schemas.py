@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, StrictBool, field_validator, model_validator
 
-from app.kit.schemas import FieldError, Instant, ReadModel, Reason, WriteModel
+from app.kit.schemas import FieldError, Instant, ProgramTime, ReadModel, Reason, WriteModel
 from app.rules.criteria import Criterion, tidy_numbers
 
 BADGE_KEY = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -92,14 +91,14 @@ class BadgeAdmin(ReadModel):
     criteria: list[dict[str, Any]] = Field(description="As posted (normalised): fields left out are not filled in")
     points: int
     visibility: str
-    available_from: datetime | None
-    available_until: datetime | None
+    available_from: ProgramTime | None
+    available_until: ProgramTime | None
     repeatable: bool
     status: str
     translations: dict[str, Any]
-    activated_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
+    activated_at: ProgramTime | None
+    created_at: ProgramTime
+    updated_at: ProgramTime
 
     @field_validator("criteria")
     @classmethod
@@ -111,8 +110,8 @@ class ProgressOut(ReadModel):
     current: float
     target: float
     percent: float
-    window_start: datetime | None
-    window_end: datetime | None
+    window_start: ProgramTime | None
+    window_end: ProgramTime | None
     text: str
 
 
@@ -128,14 +127,14 @@ class MemberBadge(ReadModel):
     repeatable: bool
     points: int
     earned: bool
-    earned_at: datetime | None
+    earned_at: ProgramTime | None
     times_earned: int
     progress: ProgressOut | None
     criteria_progress: list[ProgressOut] = []
     rarity: float = Field(description="Share of members who hold it (0..1)")
     rarity_percent: float
-    available_from: datetime | None = None
-    available_until: datetime | None = None
+    available_from: ProgramTime | None = None
+    available_until: ProgramTime | None = None
     available_now: bool = True
 
 
@@ -163,7 +162,7 @@ class AwardOut(ReadModel):
     award_id: int
     badge: str
     user_id: str | None
-    awarded_at: datetime
+    awarded_at: ProgramTime
     source: str
     points_credited: int
     levels_reached: list[dict[str, Any]] = []
@@ -175,15 +174,15 @@ class BadgeStats(ReadModel):
     awards: int
     members: int
     rarity: float
-    first_awarded_at: datetime | None
-    last_awarded_at: datetime | None
+    first_awarded_at: ProgramTime | None
+    last_awarded_at: ProgramTime | None
     awards_per_day: list[dict[str, Any]]
 
 
 class AwardEvidence(ReadModel):
     award_id: int
     badge: str
-    awarded_at: datetime
+    awarded_at: ProgramTime
     source: str
     event_id: int | None
     evidence: dict[str, Any]
@@ -215,8 +214,8 @@ class SimulationIn(WriteModel):
 
 
 class SimulationOut(BaseModel):
-    since: datetime = Field(description="Replayed from here to now, counters starting empty")
-    until: datetime
+    since: ProgramTime = Field(description="Replayed from here to now, counters starting empty")
+    until: ProgramTime
     events_scanned: int
     members_scanned: int = Field(description="Members with at least one event of the criteria's types")
     members_would_earn: int

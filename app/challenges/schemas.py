@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from app.kit.schemas import Instant, ReadModel, WriteModel
+from app.kit.schemas import Instant, ProgramTime, ReadModel, WriteModel
 from app.rules.criteria import Criterion, LifetimeWindow, as_posted, tidy_numbers
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
@@ -149,8 +149,8 @@ class EligibilityOut(BaseModel):
 
 class ScheduleOut(BaseModel):
     type: str
-    starts_at: datetime | None
-    ends_at: datetime | None
+    starts_at: ProgramTime | None
+    ends_at: ProgramTime | None
     recurrence: str | None
     time_limit_days: int | None
 
@@ -172,10 +172,10 @@ class ChallengeOut(BaseModel):
     schedule: ScheduleOut
     rewards: RewardsOut
     status: Status
-    published_at: datetime | None
-    archived_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
+    published_at: ProgramTime | None
+    archived_at: ProgramTime | None
+    created_at: ProgramTime
+    updated_at: ProgramTime
 
 
 class Reason(BaseModel):
@@ -198,7 +198,7 @@ class MemberChallenge(BaseModel):
     rewards: RewardsOut
     open: bool
     instance: str | None
-    deadline: datetime | None
+    deadline: ProgramTime | None
     eligible: bool
     reasons: list[Reason]
     reason_text: str | None
@@ -214,7 +214,7 @@ class StepProgress(BaseModel):
     current: int | float
     target: int | float
     done: bool
-    done_at: datetime | None
+    done_at: ProgramTime | None
 
 
 class Participation(BaseModel):
@@ -226,9 +226,9 @@ class Participation(BaseModel):
     icon: str | None
     instance: str
     status: Literal["active", "completed", "expired"]
-    joined_at: datetime
-    completed_at: datetime | None
-    deadline: datetime | None
+    joined_at: ProgramTime
+    completed_at: ProgramTime | None
+    deadline: ProgramTime | None
     time_left_seconds: int | None
     percent: int
     steps_done: int

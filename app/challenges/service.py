@@ -210,9 +210,9 @@ async def _announce(session: AsyncSession, ch: Challenge) -> None:
     who is eligible (notifications.challenge_available)."""
     await outbox.emit(session, "challenge.published", None, {
         "challenge": ch.key, "title": ch.title, "schedule_type": ch.schedule_type,
-        "published_at": ch.published_at.isoformat() if ch.published_at else None,
-        "starts_at": ch.starts_at.isoformat() if ch.starts_at else None,
-        "ends_at": ch.ends_at.isoformat() if ch.ends_at else None,
+        "published_at": clock.shown(ch.published_at) if ch.published_at else None,
+        "starts_at": clock.shown(ch.starts_at) if ch.starts_at else None,
+        "ends_at": clock.shown(ch.ends_at) if ch.ends_at else None,
     })
 
 
@@ -470,7 +470,7 @@ async def credit_step(
     run.store.emit("challenge.step_completed", run.user.id, {
         "user_id": run.user.external_id, "challenge": ch.key, "title": ch.title, "instance": instance,
         "participation_id": pid, "step": step, "step_title": title, "points": points,
-        "completed_at": _done_at(event, joined_at).isoformat(),
+        "completed_at": clock.shown(_done_at(event, joined_at)),
     }, clock.utcnow())
 
 
@@ -489,7 +489,7 @@ async def complete(
     run.store.emit("challenge.completed", run.user.id, {
         "user_id": run.user.external_id, "challenge": ch.key, "title": ch.title, "instance": instance,
         "participation_id": pid, "bonus_points": ch.bonus_points, "badge": ch.reward_badge,
-        "voucher": ch.reward_voucher, "completed_at": at.isoformat(),
+        "voucher": ch.reward_voucher, "completed_at": clock.shown(at),
     }, clock.utcnow())
     if ch.reward_badge:
         badge = await badges_repo.by_key(run.session, ch.reward_badge)
@@ -516,7 +516,7 @@ async def _expire(session: AsyncSession, p: ChallengeParticipation, ch: Challeng
     await outbox.emit(session, "challenge.expired", user.id, {
         "user_id": user.external_id, "challenge": ch.key, "title": ch.title, "instance": p.instance_key,
         "participation_id": p.id, "steps_done": p.steps_done, "steps_total": len(ch.steps),
-        "deadline": p.deadline.isoformat() if p.deadline else None, "expired_at": now.isoformat(),
+        "deadline": clock.shown(p.deadline) if p.deadline else None, "expired_at": clock.shown(now),
     })
     return True
 

@@ -34,7 +34,7 @@ from app.events import repository as events_repo
 from app.events.record import CreditRecord, EventRecord, MemberRecord
 from app.events.schemas import MAX_FUTURE
 from app.events.store import EngineStore, store_for
-from app.kit.clock import utcnow
+from app.kit.clock import shown, utcnow
 from app.kit.periods import key_ordinal, ordinal_key, period_key, period_ordinal
 from app.models import Badge, User, UserBadge
 from app.points import levels as levels_service
@@ -376,7 +376,7 @@ class EngineRun:
                 "award_id": award_id,
                 "points": badge.points,
                 "source": source,
-                "awarded_at": awarded_at.isoformat(),
+                "awarded_at": shown(awarded_at),
             },
             awarded_at,
         )
@@ -469,7 +469,7 @@ class EngineRun:
                     "rank": level.rank,
                     "level": level.name,
                     "points_required": level.points_required,
-                    "reached_at": now.isoformat(),
+                    "reached_at": shown(now),
                 },
                 now,
             )

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.kit.clock import utcnow
-from app.kit.schemas import Instant, ReadModel, WriteModel
+from app.kit.schemas import Instant, ProgramTime, ReadModel, WriteModel
 from app.rules.criteria import EVENT_PATTERN, MAX_MAGNITUDE
 from app.users.schemas import EXTERNAL_ID_PATTERN
 
@@ -211,7 +211,7 @@ class EventOut(ReadModel):
     event_id: int = Field(validation_alias="id")
     type: str
     source: str
-    occurred_at: datetime
-    received_at: datetime
+    occurred_at: ProgramTime
+    received_at: ProgramTime
     attributes: dict[str, Any]
     outcome: dict[str, Any] | None = Field(default=None, description="What the event caused (null: nothing)")

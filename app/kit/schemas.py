@@ -8,7 +8,18 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    WithJsonSchema,
+    model_validator,
+)
+
+from app.kit.clock import shown
 
 NUL = "\x00"
 # A NUL (PostgreSQL text cannot store one) or an unpaired UTF-16 surrogate: Python's JSON parser accepts "\ud800"
@@ -154,6 +165,14 @@ def _not_epoch(value: Any) -> Any:
 
 # Every datetime a caller sends: ISO 8601 with an offset, and within years the database and periods handle.
 Instant = Annotated[AwareDatetime, BeforeValidator(_not_epoch), AfterValidator(_in_range)]
+
+# Every datetime a response shows: in the program's time zone (kit.clock.shown), so that a deadline, a window's
+# end and a creation time all read in one offset, the one the program's days and weeks are counted in.
+ProgramTime = Annotated[
+    datetime,
+    PlainSerializer(shown, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 
 
 def _said(value: str) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from app.kit.clock import shown
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -15,11 +17,12 @@ def safe_text(value: str | None) -> str:
 
 
 def cell(value: Any) -> str:
-    """Any report value as a cell: text defused, instants in ISO 8601, numbers as they are, None empty."""
+    """Any report value as a cell: text defused, instants in ISO 8601 (program time), numbers as they are, None
+    empty."""
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.isoformat()
+        return shown(value)
     if isinstance(value, str):
         return safe_text(value)
     return str(value)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
-from app.kit.schemas import ReadModel, WriteModel
+from app.kit.schemas import ProgramTime, ReadModel, WriteModel
 from app.rules.criteria import EVENT_PATTERN, FIELD_PATTERN, MAX_CONDITIONS, Condition
 
 MetricType = Literal["sum", "count", "badges", "points"]
@@ -126,8 +125,8 @@ class LeaderboardOut(ReadModel):
     min_group_size: int
     status: Status
     current_period: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: ProgramTime
+    updated_at: ProgramTime
 
 
 class BoardSummary(BaseModel):
@@ -140,8 +139,8 @@ class BoardSummary(BaseModel):
     metric: MetricType
     period: PeriodName
     current_period: str
-    period_start: datetime | None
-    period_end: datetime | None
+    period_start: ProgramTime | None
+    period_end: ProgramTime | None
     dimensions: list[str]
     privacy: Privacy
 
@@ -159,8 +158,8 @@ class BoardView(BaseModel):
     board: str
     title: str
     period: str
-    period_start: datetime | None
-    period_end: datetime | None
+    period_start: ProgramTime | None
+    period_end: ProgramTime | None
     filter: dict[str, str]
     entries: list[dict[str, Any]]
     me: Me | None
@@ -186,8 +185,8 @@ class PreferencesIn(WriteModel):
 
 class PeriodStat(BaseModel):
     period: str
-    period_start: datetime | None
-    period_end: datetime | None
+    period_start: ProgramTime | None
+    period_end: ProgramTime | None
     participants: int
 
 
@@ -212,7 +211,7 @@ class AdminEntry(BaseModel):
     nickname: str | None
     city: str | None
     score: int | float
-    reached_at: datetime
+    reached_at: ProgramTime
 
 
 class AdminTop(BaseModel):

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.errors import Conflict, InvalidInput, NotFound
 from app.kit.cache import DefinitionCache
-from app.kit.clock import utcnow
+from app.kit.clock import shown, utcnow
 from app.kit.schemas import unstorable_path
 from app.kit.spreadsheet import safe_text
 from app.leaderboards import repository as lb_repo
@@ -462,7 +462,7 @@ async def export_rows(sessionmaker: Any, view_key: lb_repo.ViewKey, page_size: i
             if r.score != last:
                 rank, last = position, r.score
             writer.writerow([rank, safe_text(r.external_id), safe_text(r.nickname), safe_text(r.city), num(r.score),
-                             r.reached_at.isoformat()])
+                             shown(r.reached_at)])
         yield buf.getvalue()
         tail = rows[-1]
         after = (tail.score, tail.reached_at, tail.user_id)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, field_validator, model_validator
 
-from app.kit.schemas import FieldError, ReadModel, WriteModel
+from app.kit.schemas import FieldError, ProgramTime, ReadModel, WriteModel
 from app.notifications import fields as wechat_fields
 
 SubscribeResult = Literal["accept", "reject", "ban", "filter"]
@@ -21,8 +20,8 @@ class NotificationOut(ReadModel):
     title: str
     body: str
     params: dict[str, Any]
-    created_at: datetime
-    read_at: datetime | None
+    created_at: ProgramTime
+    read_at: ProgramTime | None
     read: bool
 
 
@@ -124,8 +123,8 @@ class TemplateOut(ReadModel):
     miniprogram_state: str
     lang: str
     enabled: bool
-    created_at: datetime
-    updated_at: datetime
+    created_at: ProgramTime
+    updated_at: ProgramTime
 
 
 class WeChatDeliveryOut(ReadModel):
@@ -134,13 +133,13 @@ class WeChatDeliveryOut(ReadModel):
     template_id: str
     data: dict[str, str]
     attempts: int
-    next_attempt_at: datetime
+    next_attempt_at: ProgramTime
     bundle_id: int | None
     bundle_size: int
     msgid: str | None
     last_errcode: int | None
     last_errmsg: str | None
-    sent_at: datetime | None
+    sent_at: ProgramTime | None
 
 
 class AdminNotificationOut(ReadModel):
@@ -149,8 +148,8 @@ class AdminNotificationOut(ReadModel):
     external_id: str | None
     kind: str
     params: dict[str, Any]
-    created_at: datetime
-    read_at: datetime | None
+    created_at: ProgramTime
+    read_at: ProgramTime | None
     status: DeliveryStatus
     wechat: WeChatDeliveryOut | None
 

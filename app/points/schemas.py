@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime
 from typing import Any
 
 from pydantic import Field, StrictInt, field_validator, model_validator
 
-from app.kit.schemas import FieldError, ReadModel, Reason, WriteModel
+from app.kit.schemas import FieldError, ProgramTime, ReadModel, Reason, WriteModel
 
 
 class PointsEntryOut(ReadModel):
@@ -18,7 +17,7 @@ class PointsEntryOut(ReadModel):
     reason: str
     source_type: str
     source_id: str
-    created_at: datetime
+    created_at: ProgramTime
 
 
 class AdjustIn(WriteModel):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 import httpx
 from pydantic import Field, field_validator
 
-from app.kit.schemas import ReadModel, WriteModel
+from app.kit.schemas import ProgramTime, ReadModel, WriteModel
 
 
 class UserUpsert(WriteModel):
@@ -80,8 +79,8 @@ class UserOut(ReadModel):
     tier: str | None
     segments: list[str]
     points: int
-    created_at: datetime
-    updated_at: datetime
+    created_at: ProgramTime
+    updated_at: ProgramTime
 
 
 class LevelOut(ReadModel):
@@ -103,8 +102,8 @@ class MeOut(ReadModel):
     level: LevelOut | None
     next_level: LevelOut | None
     points_to_next: int | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: ProgramTime
+    updated_at: ProgramTime
 
 
 class MemberAdmin(MeOut):

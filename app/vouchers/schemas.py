@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, Field, StrictBool, ValidationInfo, computed_field, field_validator
 
-from app.kit.schemas import WriteModel
+from app.kit.schemas import ProgramTime, WriteModel
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
 MAX_CODES = 10_000
@@ -85,8 +84,8 @@ class VoucherOut(BaseModel):
     issued_count: int
     pending_count: int
     warning: Literal["voucher_pool_exhausted"] | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: ProgramTime
+    updated_at: ProgramTime
 
 
 class CodesResult(BaseModel):
@@ -106,9 +105,9 @@ class MemberVoucherOut(BaseModel):
     face_value: float
     code: str | None
     status: Literal["pending", "issued", "expired"]
-    issued_at: datetime | None
-    expires_at: datetime | None
-    created_at: datetime
+    issued_at: ProgramTime | None
+    expires_at: ProgramTime | None
+    created_at: ProgramTime
     source_type: str
     source_id: str
 

@@ -51,7 +51,7 @@ class Issued:
 
     def to_json(self, voucher_key: str) -> dict[str, object]:
         return {"key": voucher_key, "member_voucher_id": self.member_voucher_id, "status": self.status,
-                "code": self.code, "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+                "code": self.code, "expires_at": clock.shown(self.expires_at) if self.expires_at else None,
                 "warning": self.warning}
 
 
@@ -149,7 +149,7 @@ async def _announce(session: AsyncSession, voucher: Voucher, user: User | Member
     await outbox.emit(session, "voucher.issued", user.id, {
         "user_id": user.external_id, "voucher": voucher.key, "name": voucher.name,
         "face_value": str(voucher.face_value), "code": code, "member_voucher_id": mv_id,
-        "expires_at": expires_at.isoformat() if expires_at else None,
+        "expires_at": clock.shown(expires_at) if expires_at else None,
         "source_type": source_type, "source_id": source_id,
     })
 

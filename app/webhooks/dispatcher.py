@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from app.config import Settings
-from app.kit.clock import utcnow
+from app.kit.clock import shown, utcnow
 from app.kit.dialect import skip_locked
 from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks import signing
@@ -61,7 +61,7 @@ class Result:
 
 def body_of(delivery_id: str, event: str, created_at: datetime, payload: dict[str, Any]) -> bytes:
     """The JSON body receivers get: the delivery id (dedupe on it), the event kind and its data."""
-    doc = {"id": delivery_id, "event": event, "created_at": created_at.isoformat(), "data": payload}
+    doc = {"id": delivery_id, "event": event, "created_at": shown(created_at), "data": payload}
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
 
 

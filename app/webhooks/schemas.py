@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 import httpx
 from pydantic import AliasChoices, Field, StrictBool, computed_field, field_validator
 
-from app.kit.schemas import ReadModel, WriteModel
+from app.kit.schemas import ProgramTime, ReadModel, WriteModel
 
 # Every kind the engine, challenges, vouchers and leaderboards write to the outbox.
 KNOWN_EVENTS = (
@@ -97,8 +96,8 @@ class WebhookOut(ReadModel):
     description: str
     enabled: bool
     secret_hint: str = Field(description="Last characters of the secret (at most four, at most a quarter of it)")
-    created_at: datetime
-    updated_at: datetime
+    created_at: ProgramTime
+    updated_at: ProgramTime
 
 
 class WebhookCreated(WebhookOut):
@@ -106,7 +105,7 @@ class WebhookCreated(WebhookOut):
 
 
 class AttemptOut(ReadModel):
-    attempted_at: datetime
+    attempted_at: ProgramTime
     status_code: int | None
     error: str | None
     duration_ms: int
@@ -118,12 +117,12 @@ class DeliveryOut(ReadModel):
     status: DeliveryState
     attempts: int
     user_id: int | None
-    next_attempt_at: datetime
-    retry_until: datetime
+    next_attempt_at: ProgramTime
+    retry_until: ProgramTime
     last_status_code: int | None
     last_error: str | None
-    created_at: datetime
-    delivered_at: datetime | None
+    created_at: ProgramTime
+    delivered_at: ProgramTime | None
     payload: dict[str, Any]
     history: list[AttemptOut] = Field(default_factory=list)
 

@@ -70,7 +70,7 @@ async def test_make_5_posts_this_week_uses_the_china_week_boundary(
     for m in (a, b):
         r = await client.post("/v1/challenges/five-posts-week/join", headers=m.headers)
         assert r.status_code == 201 and r.json()["instance"] == "2026-W47"
-        assert r.json()["deadline"] in ("2026-11-22T16:00:00Z", "2026-11-22T16:00:00+00:00")
+        assert r.json()["deadline"] == "2026-11-23T00:00:00+08:00"  # Monday midnight, in program time
         for day in range(17, 21):
             await send(m, "post", f"2026-11-{day}T12:00:00+08:00")
     done = await send(a, "post", "2026-11-22T23:59:00+08:00")  # Sunday 23:59 China time: still this week
@@ -121,7 +121,7 @@ async def test_spend_1000_in_7_days_ignores_day_8(
     clock.set("2026-11-10T10:00:00+08:00")
     for m in (slow, quick):
         r = await client.post("/v1/challenges/spend-1000-7d/join", headers=m.headers)
-        assert r.json()["deadline"].startswith("2026-11-17T02:00:00")
+        assert r.json()["deadline"] == "2026-11-17T10:00:00+08:00"
         await send(m, "purchase", "2026-11-11T12:00:00+08:00", amount=600)
     day8 = await send(slow, "purchase", "2026-11-17T10:00:00+08:00", amount=500)  # the deadline instant itself
     assert day8["challenges"] == []
