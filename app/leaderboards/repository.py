@@ -218,10 +218,14 @@ async def add_scores_many(session: AsyncSession, items: Sequence[tuple[int, Sequ
     merged: dict[ScoreKey, tuple[Decimal, datetime]] = {}
     for user_id, changes in items:
         for ch in changes:
+            if ch.delta == 0:
+                continue  # scores nothing (a purchase of 0): not on the board for it
             key = (ch.board_id, ch.period, ch.dim, user_id)
             delta, at = merged.get(key, (Decimal(0), ch.at))
             merged[key] = (delta + ch.delta, max(at, ch.at))
-    keys = sorted(k for k, (d, _) in merged.items() if d != 0)
+    # A key whose changes cancel out (a purchase and its refund in one batch) is still written: the member scored,
+    # and is on the board at what the changes add up to, as when the same events come one by one.
+    keys = sorted(merged)
     if not keys:
         return
     conn = await session.connection()

@@ -85,7 +85,7 @@ async def test_many_members_several_views_and_a_refund(app: FastAPI, backend: st
         ])
         await _check_ranks(s, board)
         # A refund lowers a's score below c's; b earns in two items of one batch (merged); d's moves net to
-        # nothing (not touched, not restamped); a new period starts alongside.
+        # nothing (the score stays, restamped as the same two moves one by one would); a new period starts.
         await lb_repo.add_scores_many(s, [
             (a, [_change(board, "", "-30", 10), _change(board, "city:Shanghai", "-30", 10)]),
             (b, [_change(board, "", "10", 11), _change(board, "city:Beijing", "10", 11)]),
@@ -97,7 +97,7 @@ async def test_many_members_several_views_and_a_refund(app: FastAPI, backend: st
         assert scores[(WEEK, "", a)] == (Decimal(70), T0 + timedelta(minutes=10))
         assert scores[(WEEK, "city:Shanghai", a)][0] == Decimal(70)
         assert scores[(WEEK, "", b)] == (Decimal(75), T0 + timedelta(minutes=13))
-        assert scores[(WEEK, "", d)] == (Decimal(50), T0 + timedelta(minutes=4))
+        assert scores[(WEEK, "", d)] == (Decimal(50), T0 + timedelta(minutes=12))
         assert scores[("2026-W49", "", c)][0] == Decimal(1)
         await _check_ranks(s, board)
         ranks, total = await lb_repo.ranks_and_total(s, (board, WEEK, "city:Shanghai"), [Decimal("75.5"),
@@ -105,6 +105,24 @@ async def test_many_members_several_views_and_a_refund(app: FastAPI, backend: st
         assert (ranks, total) == ({Decimal("75.5"): 1, Decimal(70): 2}, 2)
         await lb_repo.add_scores_many(s, [])  # nothing to do
         await lb_repo.add_scores_many(s, [(a, [])])
+
+
+@pytest.mark.sqlite_too
+async def test_moves_that_cancel_out_in_one_batch_still_put_the_member_on_the_board(
+    app: FastAPI, backend: str
+) -> None:
+    """A purchase and its refund in one batch score as they do one by one: the member is on the board at 0."""
+    async with app.state.db.sessionmaker() as s, s.begin():
+        board = await _board(s, "net-zero")
+        a, b, c = await _users(s, 3)
+        await lb_repo.add_scores(s, a, [_change(board, "", "10", 1)])
+        await lb_repo.add_scores(s, a, [_change(board, "", "-10", 2)])
+        await lb_repo.add_scores_many(s, [(b, [_change(board, "", "10", 1), _change(board, "", "-10", 2)])])
+        await lb_repo.add_scores_many(s, [(c, [_change(board, "", "0", 1)])])  # scored nothing: not on it
+        scores = await _scores(s, board)
+        assert scores == {(WEEK, "", a): (Decimal(0), T0 + timedelta(minutes=2)),
+                          (WEEK, "", b): (Decimal(0), T0 + timedelta(minutes=2))}
+        await _check_ranks(s, board)
 
 
 @pytest.mark.sqlite_too
