@@ -37,6 +37,7 @@ from app.kit.clock import utcnow
 from app.kit.handlers import validation_details
 from app.models import Badge, User, UserBadge
 from app.outbox import service as outbox
+from app.points import repository as points_repo
 from app.rules import evaluator as ev
 from app.rules.criteria import CalendarWindow, Criterion, FixedWindow, RollingWindow, as_posted
 from app.users import repository as users_repo
@@ -377,7 +378,9 @@ async def revoke(
     await run.withdraw_award_event(award)
     if reset_progress:
         await run.forget_counters(rules_cache.scope_prefix(badge.id))  # every version of its criteria
-    clawback = min(badge.points, max(user.points, 0))
+    # What the award credited, as its ledger entry says: the badge's points may have been edited since.
+    credited = await points_repo.by_source(session, "badge", str(award.id))
+    clawback = min(credited.amount if credited else 0, max(user.points, 0))
     if clawback:
         await run.credit_points(
             -clawback, reason=f"Badge revoked: {badge.name}", source_type="badge_revoke", source_id=str(award.id)

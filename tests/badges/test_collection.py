@@ -107,6 +107,22 @@ async def test_manual_grant_and_revoke_are_audited(client: httpx.AsyncClient, ma
     assert ledger.status_code == 200
 
 
+async def test_a_revoke_takes_back_what_the_award_credited_not_the_badges_edited_points(
+    client: httpx.AsyncClient,
+) -> None:
+    await badge(client, "vip", [], visibility="invite_only", points=10)
+    await client.put("/v1/users/G2", json={}, headers=ADMIN)
+    r = await client.post("/v1/admin/users/G2/badges/vip", json={"reason": "guest"}, headers=ADMIN)
+    assert r.status_code == 201 and r.json()["points_credited"] == 10
+    r = await client.post("/v1/admin/users/G2/points", json={"amount": 500, "reason": "goodwill"}, headers=ADMIN)
+    assert r.status_code in (200, 201), r.text
+    r = await client.patch("/v1/admin/badges/vip", json={"points": 200}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    r = await client.request("DELETE", "/v1/admin/users/G2/badges/vip", json={"reason": "mistake"}, headers=ADMIN)
+    assert r.status_code == 200 and r.json()["points_reversed"] == 10
+    assert (await client.get("/v1/admin/users/G2", headers=ADMIN)).json()["points"] == 500
+
+
 async def test_badge_stats(client: httpx.AsyncClient) -> None:
     await badge(client, "first-visit", [{"event": "visit", "threshold": 1}])
     for m in ("A", "B", "C"):
