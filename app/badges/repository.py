@@ -56,6 +56,11 @@ async def delete_award(session: AsyncSession, award_id: int) -> None:
     await session.execute(delete(UserBadge).where(UserBadge.id == award_id))
 
 
+async def delete_every_counter(session: AsyncSession, scope_prefix: str) -> None:
+    """Every member's counters of one badge (a deleted one). A scan of the table: deleting a badge is rare."""
+    await session.execute(delete(RuleCounter).where(RuleCounter.scope.startswith(scope_prefix, autoescape=True)))
+
+
 async def delete_counters(session: AsyncSession, user_id: int, scope_prefix: str) -> int:
     """A member's counters whose scope starts with a prefix (one badge's, every bucket); how many there were."""
     res = await session.execute(

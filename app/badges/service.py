@@ -161,6 +161,9 @@ async def delete(session: AsyncSession, key: str, named_by: list[str]) -> None:
                        details={"challenges": named_by})
     if await badges_repo.award_count(session, badge.id):
         raise Conflict("Badge has been awarded; archive it instead", code="badge_has_awards")
+    # Its members' progress goes with it: SQLite hands a deleted row's id to the next badge, which would otherwise
+    # start from this one's counters (and on PostgreSQL nothing would ever read them again).
+    await badges_repo.delete_every_counter(session, rules_cache.scope_prefix(badge.id))
     await session.delete(badge)
     await session.flush()
     rules_cache.invalidate()

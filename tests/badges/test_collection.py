@@ -247,3 +247,19 @@ async def test_a_repeatable_badge_shows_the_way_to_its_next_award(client: httpx.
     assert regular["earned"] is True and regular["times_earned"] == 1
     assert (regular["progress"]["current"], regular["progress"]["target"]) == (4, 6)
     assert regular["progress"]["percent"] == round(4 / 6 * 100, 1) and regular["progress"]["text"] == "4 of 6"
+
+
+@pytest.mark.sqlite_too
+async def test_a_new_badge_does_not_start_from_a_deleted_badges_progress(
+    client: httpx.AsyncClient, backend: str
+) -> None:
+    """SQLite gives a deleted badge's id to the next one: its members' counters must not carry over."""
+    three_visits = [{"event": "visit", "threshold": 3}]
+    await badge(client, "regular", three_visits)
+    for _ in range(2):
+        await event(client, "D1", "visit", NOW)
+    assert (await client.delete("/v1/admin/badges/regular", headers=ADMIN)).status_code == 204
+    await badge(client, "newcomer", three_visits, points=5)
+    assert awarded(await event(client, "D1", "visit", NOW)) == []
+    assert awarded(await event(client, "D1", "visit", NOW)) == []
+    assert awarded(await event(client, "D1", "visit", NOW)) == ["newcomer"]
