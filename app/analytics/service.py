@@ -35,7 +35,8 @@ RETENTION_DEFINITION = (
 
 
 def _rate(part: int, whole: int) -> float:
-    return round(part / whole, 4) if whole else 0.0
+    """Exact (not rounded): a client rounds for display, and compares against its own ratios."""
+    return part / whole if whole else 0.0
 
 
 async def overview(session: AsyncSession) -> Overview:

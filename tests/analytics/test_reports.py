@@ -114,7 +114,7 @@ async def test_badge_report_as_json_and_as_csv_with_text_defused(client: httpx.A
     await event(client, "C", "visit", ago(1))
     rows = (await client.get("/v1/admin/analytics/badges", headers=ADMIN)).json()
     assert [(r["key"], r["holders"], r["awards"], r["rarity"], r["status"]) for r in rows] == [
-        ("first-post", 2, 2, 0.6667, "active"),
+        ("first-post", 2, 2, 2 / 3, "active"),
         ("unearned", 0, 0, 0.0, "draft"),
     ]
     assert rows[0]["first_awarded_at"] is not None and rows[1]["last_awarded_at"] is None

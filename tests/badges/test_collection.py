@@ -53,9 +53,13 @@ async def test_rarity_is_share_of_members(client: httpx.AsyncClient, login: Any)
     me = await _member(client, login, "R1")
     await client.put("/v1/users/R2", json={}, headers=ADMIN)
     await client.put("/v1/users/R3", json={}, headers=ADMIN)
-    await client.put("/v1/users/R4", json={}, headers=ADMIN)
     await badge(client, "first-visit", [{"event": "visit", "threshold": 1}])
     await event(client, "R1", "visit", NOW)
+    detail = (await client.get("/v1/badges/first-visit", headers=me)).json()
+    assert detail["rarity"] == 1 / 3 and detail["rarity_percent"] == 33.33  # the share exact, the percent rounded
+    stats = (await client.get("/v1/admin/badges/first-visit/stats", headers=ADMIN)).json()
+    assert stats["rarity"] == 1 / 3
+    await client.put("/v1/users/R4", json={}, headers=ADMIN)
     detail = (await client.get("/v1/badges/first-visit", headers=me)).json()
     assert detail["rarity"] == 0.25 and detail["rarity_percent"] == 25.0
 
