@@ -175,6 +175,28 @@ def _text(locale: str, badge: Badge, field: str) -> str:
     return value if value else str(getattr(badge, field))
 
 
+# What an award event counts, by its type's name.
+_AWARD_NOUNS = {"badge.awarded": "badge", "level.reached": "level"}
+
+
+def _unit(c: Criterion, target: Decimal) -> str:
+    """The English noun of a count, with its leading space: what `count_distinct` tells apart ("store_id" →
+    "stores"), or the events `count` counts ("check_in" → "check-ins"); a sum's field (an amount) gets none."""
+    if c.aggregate == "count_distinct" and c.field:
+        noun = re.sub(r"[_.](id|code|key|no)$", "", c.field).rsplit(".", 1)[-1].replace("_", " ")
+    elif c.aggregate == "count":
+        noun = _AWARD_NOUNS.get(c.event) or c.event.rsplit(".", 1)[-1].replace("_", "-")
+    else:
+        return ""
+    if not noun or target == 1:
+        return f" {noun}" if noun else ""
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return f" {noun[:-1]}ies"
+    if noun.endswith(("s", "x", "ch", "sh")):
+        return f" {noun}es"
+    return f" {noun}s"
+
+
 def _progress(
     c: Criterion, states: dict[str, ev.CounterState], now: datetime, settings: Settings, locale: str,
     toward_next: bool = False,
@@ -188,29 +210,24 @@ def _progress(
     current, target = num(p.current), num(goal)
     w = c.window
     words = WINDOW_TEXT.get(locale, WINDOW_TEXT["en"])
+    of = f"{current} of {target}{_unit(c, goal)}"  # English: "2 of 3 stores"
     if c.aggregate == "streak" and isinstance(w, CalendarWindow):
         text = f"连续 {current}/{target}" if locale == "zh-CN" else f"{current} of {target} {w.unit}s in a row"
     elif isinstance(w, CalendarWindow):
-        text = f"{words[w.unit]} {current}/{target}" if locale == "zh-CN" else f"{current} of {target} {words[w.unit]}"
+        text = f"{words[w.unit]} {current}/{target}" if locale == "zh-CN" else f"{of} {words[w.unit]}"
     elif isinstance(w, RollingWindow):
-        text = (
-            f"近 {w.days} 天 {current}/{target}"
-            if locale == "zh-CN"
-            else f"{current} of {target} in the last {w.days} days"
-        )
+        text = f"近 {w.days} 天 {current}/{target}" if locale == "zh-CN" else f"{of} in the last {w.days} days"
     elif isinstance(w, FixedWindow):
         # The window may not have opened yet (a festival ahead) or may be over: say so, not just "until".
         start, end = (x.astimezone(settings.tz).date().isoformat() for x in (w.start, w.end))
         if now >= w.end:
-            text = (f"{current}/{target}，已于 {end} 结束" if locale == "zh-CN"
-                    else f"{current} of {target}, ended {end}")
+            text = f"{current}/{target}，已于 {end} 结束" if locale == "zh-CN" else f"{of}, ended {end}"
         elif now < w.start:
-            text = (f"{current}/{target}，{start} 至 {end}" if locale == "zh-CN"
-                    else f"{current} of {target}, from {start} until {end}")
+            text = f"{current}/{target}，{start} 至 {end}" if locale == "zh-CN" else f"{of}, from {start} until {end}"
         else:
-            text = f"{current}/{target}，截至 {end}" if locale == "zh-CN" else f"{current} of {target} until {end}"
+            text = f"{current}/{target}，截至 {end}" if locale == "zh-CN" else f"{of} until {end}"
     else:
-        text = f"{current}/{target}" if locale == "zh-CN" else f"{current} of {target}"
+        text = f"{current}/{target}" if locale == "zh-CN" else of
     percent = float(min(Decimal(100), (p.current / goal * 100) if goal else Decimal(100)))
     return ProgressOut(
         current=current,

@@ -40,7 +40,7 @@ async def test_collection_shows_earned_and_locked_with_live_progress(client: htt
     explorer = items["store-explorer"]
     assert explorer["earned"] is False and explorer["earned_at"] is None
     assert explorer["progress"]["current"] == 2 and explorer["progress"]["target"] == 3
-    assert explorer["progress"]["text"] == "2 of 3 this month"
+    assert explorer["progress"]["text"] == "2 of 3 stores this month"  # the issue's own example
     assert explorer["progress"]["window_end"] is not None
     first = items["first-visit"]
     assert first["earned"] is True and first["earned_at"] and first["progress"] is None
@@ -250,7 +250,7 @@ async def test_a_repeatable_badge_shows_the_way_to_its_next_award(client: httpx.
     regular = wall["regular"]
     assert regular["earned"] is True and regular["times_earned"] == 1
     assert (regular["progress"]["current"], regular["progress"]["target"]) == (4, 6)
-    assert regular["progress"]["percent"] == round(4 / 6 * 100, 1) and regular["progress"]["text"] == "4 of 6"
+    assert regular["progress"]["percent"] == round(4 / 6 * 100, 1) and regular["progress"]["text"] == "4 of 6 visits"
 
 
 @pytest.mark.sqlite_too
@@ -267,3 +267,23 @@ async def test_a_new_badge_does_not_start_from_a_deleted_badges_progress(
     assert awarded(await event(client, "D1", "visit", NOW)) == []
     assert awarded(await event(client, "D1", "visit", NOW)) == []
     assert awarded(await event(client, "D1", "visit", NOW)) == ["newcomer"]
+
+
+def test_progress_texts_name_what_is_counted() -> None:
+    """"2 of 3 stores this month": the noun comes from the distinct field or the counted event's type."""
+    from decimal import Decimal
+
+    from app.badges.service import _unit
+    from app.rules.criteria import Criterion
+
+    def unit(target: int, **c: Any) -> str:
+        return _unit(Criterion.model_validate({"threshold": target, **c}), Decimal(target))
+
+    assert unit(3, event="visit", aggregate="count_distinct", field="store_id") == " stores"
+    assert unit(2, event="purchase", aggregate="count_distinct", field="category") == " categories"
+    assert unit(1, event="visit", aggregate="count_distinct", field="city") == " city"
+    assert unit(7, event="check_in") == " check-ins"
+    assert unit(1, event="purchase") == " purchase"
+    assert unit(5, event="badge.awarded") == " badges"
+    assert unit(2, event="profile.bio") == " bios"
+    assert unit(1000, event="purchase", aggregate="sum", field="amount") == ""

@@ -542,9 +542,9 @@ async def test_a_fixed_windows_progress_says_whether_it_is_ahead_open_or_over(
     texts = {key: mine[f"window-{key}"]["progress"]["text"] for key in windows}
     d = {key: (s.date().isoformat(), e.date().isoformat()) for key, (s, e) in windows.items()}
     assert texts == {
-        "ahead": f"0 of 2, from {d['ahead'][0]} until {d['ahead'][1]}",
-        "open": f"0 of 2 until {d['open'][1]}",
-        "over": f"0 of 2, ended {d['over'][1]}",
+        "ahead": f"0 of 2 purchases, from {d['ahead'][0]} until {d['ahead'][1]}",
+        "open": f"0 of 2 purchases until {d['open'][1]}",
+        "over": f"0 of 2 purchases, ended {d['over'][1]}",
     }
 
 
