@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, StrictBool, field_validator, model_validator
 
 from app.kit.schemas import FieldError, Instant, ProgramTime, ReadModel, Reason, WriteModel
-from app.rules.criteria import Criterion, tidy_numbers
+from app.rules.criteria import PostedCriterion, tidy_numbers
 
 BADGE_KEY = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 Visibility = Literal["public", "invite_only", "seasonal"]
@@ -25,7 +25,7 @@ class BadgeFields(WriteModel):
     description: str = Field(default="", max_length=2000)
     how_to_earn: str = Field(default="", max_length=500)
     icon: str | None = Field(default=None, max_length=256)
-    criteria: list[Criterion] = Field(default_factory=list, max_length=10)
+    criteria: list[PostedCriterion] = Field(default_factory=list, max_length=10)
     points: int = Field(default=0, ge=0, le=1_000_000)
     visibility: Visibility = "public"
     available_from: Instant | None = None
@@ -70,7 +70,7 @@ class BadgePatch(WriteModel):
     description: str | None = Field(default=None, max_length=2000)
     how_to_earn: str | None = Field(default=None, max_length=500)
     icon: str | None = Field(default=None, max_length=256)
-    criteria: list[Criterion] | None = Field(default=None, max_length=10)
+    criteria: list[PostedCriterion] | None = Field(default=None, max_length=10)
     points: int | None = Field(default=None, ge=0, le=1_000_000)
     visibility: Visibility | None = None
     available_from: Instant | None = None
@@ -191,7 +191,7 @@ class AwardEvidence(ReadModel):
 class SimulationIn(WriteModel):
     """A badge rule to try against history before it goes live (nothing is stored or awarded)."""
 
-    criteria: list[Criterion] = Field(min_length=1, max_length=10)
+    criteria: list[PostedCriterion] = Field(min_length=1, max_length=10)
     points: int = Field(default=0, ge=0, le=1_000_000, strict=True)
     repeatable: StrictBool = False
     available_from: Instant | None = Field(default=None, description="A season: only events inside it count")

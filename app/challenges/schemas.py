@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from app.kit.schemas import Instant, ProgramTime, ReadModel, WriteModel
-from app.rules.criteria import Criterion, LifetimeWindow, as_posted, tidy_numbers
+from app.rules.criteria import Criterion, LifetimeWindow, PostedCriterion, as_posted, tidy_numbers
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
 MAX_STEPS = 20
@@ -16,7 +16,7 @@ MAX_STEPS = 20
 Status = Literal["draft", "published", "archived"]
 
 
-class StepCriterion(Criterion):
+class StepCriterion(PostedCriterion):
     """A step's criterion: the engine's language without a window (the participation is the window)."""
 
     @field_validator("aggregate")

@@ -139,7 +139,7 @@ class RollingWindow(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     type: Literal["rolling"] = "rolling"
-    days: int = Field(ge=1, le=366)
+    days: int = Field(ge=1, le=366, strict=True)  # strict: true is not 1 day
 
 
 class FixedWindow(BaseModel):
@@ -196,7 +196,7 @@ class Criterion(BaseModel):
     # are validated again on every load, and one a later bound refused would stop all ingestion.
     threshold: float = Field(gt=0, allow_inf_nan=False, strict=True)
     window: Window = Field(default_factory=LifetimeWindow, validate_default=True)
-    grace: int = Field(default=0, ge=0, le=30, validate_default=True)
+    grace: int = Field(default=0, ge=0, le=30, strict=True, validate_default=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -241,6 +241,22 @@ class Criterion(BaseModel):
         agg = info.data.get("aggregate")
         if v > 0 and agg is not None and agg != "streak":
             raise ValueError("'grace' is only allowed with aggregate 'streak'")
+        return v
+
+
+# The largest threshold a new rule may have: an event's amount is at most 1e15, and a goal of 1e300 could never
+# be reached (and shows as a 301-digit target).
+MAX_THRESHOLD = 1e15
+
+
+class PostedCriterion(Criterion):
+    """A criterion as an admin saves it: bounded where stored rules are not (see `threshold`)."""
+
+    @field_validator("threshold")
+    @classmethod
+    def _reachable(cls, v: float) -> float:
+        if v > MAX_THRESHOLD:
+            raise ValueError("threshold must be at most 1e15")
         return v
 
 

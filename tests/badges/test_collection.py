@@ -287,3 +287,12 @@ def test_progress_texts_name_what_is_counted() -> None:
     assert unit(5, event="badge.awarded") == " badges"
     assert unit(2, event="profile.bio") == " bios"
     assert unit(1000, event="purchase", aggregate="sum", field="amount") == ""
+
+
+async def test_an_unreachable_threshold_is_refused_on_save(client: httpx.AsyncClient) -> None:
+    body = {"key": "huge", "name": "Huge", "criteria": [{"event": "visit", "threshold": 1e300}]}
+    r = await client.post("/v1/admin/badges", json=body, headers=ADMIN)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "body.criteria.0.threshold", r.text
+    step = {"title": "Buy", "criterion": {"event": "purchase", "threshold": 1e20}}
+    r = await client.post("/v1/admin/challenges", json={"key": "huge", "title": "Huge", "steps": [step]}, headers=ADMIN)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "body.steps.0.criterion.threshold"

@@ -12,6 +12,7 @@ from app.rules.criteria import (
     FixedWindow,
     LifetimeWindow,
     Op,
+    PostedCriterion,
     RollingWindow,
     criterion_errors,
     criterion_key,
@@ -200,6 +201,12 @@ BASE: dict[str, Any] = {"event": "purchase", "threshold": 1}
             "less than or equal",
         ),
         ({"aggregate": "median"}, ("aggregate",), "Input should be"),
+        (
+            {"aggregate": "streak", "window": {"type": "calendar", "unit": "day"}, "grace": True},
+            ("grace",),
+            "valid integer",
+        ),
+        ({"window": {"type": "rolling", "days": True}}, ("window", "rolling", "days"), "valid integer"),
     ],
     ids=[
         "sum-without-field",
@@ -227,6 +234,8 @@ BASE: dict[str, Any] = {"event": "purchase", "threshold": 1}
         "boolean-threshold",
         "grace-too-big",
         "unknown-aggregate",
+        "boolean-grace",
+        "boolean-days",
     ],
 )
 def test_criterion_validation_errors(patch: dict[str, Any], loc: tuple[Any, ...], msg: str) -> None:
@@ -234,6 +243,16 @@ def test_criterion_validation_errors(patch: dict[str, Any], loc: tuple[Any, ...]
         Criterion.model_validate({**BASE, **patch})
     errors = info.value.errors()
     assert any(e["loc"] == loc and msg in e["msg"] for e in errors), errors
+
+
+def test_a_saved_threshold_is_reachable_but_a_stored_one_still_loads() -> None:
+    """1e300 can never be reached (events hold at most 1e15): refused on save; a rule stored before the bound
+    still loads, or one old rule would stop all ingestion."""
+    with pytest.raises(ValidationError) as info:
+        PostedCriterion.model_validate({**BASE, "threshold": 1e300})
+    assert [(e["loc"], "at most 1e15" in e["msg"]) for e in info.value.errors()] == [(("threshold",), True)]
+    assert PostedCriterion.model_validate({**BASE, "threshold": 1e15}).threshold == 1e15
+    assert Criterion.model_validate({**BASE, "threshold": 1e300}).threshold == 1e300
 
 
 def test_valid_streak_and_sum() -> None:
