@@ -53,9 +53,12 @@ def decode_user_token(settings: Settings, token: str) -> tuple[int, int | None] 
         return None
     try:
         gen = payload.get("gen")
-        return int(payload["sub"]), (gen if isinstance(gen, int) and not isinstance(gen, bool) else None)
+        user_id = int(payload["sub"])
     except (TypeError, ValueError):
         return None
+    if not 0 < user_id < 2**63:
+        return None  # no member row has such an id (a bigint): not a 422 from the lookup
+    return user_id, (gen if isinstance(gen, int) and not isinstance(gen, bool) else None)
 
 
 def new_api_key() -> tuple[str, str, str]:

@@ -116,3 +116,14 @@ async def test_one_person_logging_in_through_six_apps_at_once_becomes_one_member
     async with app.state.db.sessionmaker() as s:  # type: ignore[attr-defined]
         members = (await s.execute(text("SELECT count(*), count(unionid) FROM users"))).one()
     assert tuple(members) == (1, 1)
+
+
+@pytest.mark.parametrize("sub", [99999999999999999999999, 0, -5])
+async def test_a_signed_token_naming_no_possible_member_is_a_401(
+    client: httpx.AsyncClient, app: object, sub: int
+) -> None:
+    from app.auth.tokens import issue_user_token
+
+    token, _ttl = issue_user_token(app.state.settings, sub)  # type: ignore[attr-defined]
+    r = await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_token", r.text
