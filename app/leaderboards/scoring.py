@@ -73,7 +73,10 @@ def resolve_period(period: str, requested: str, now: datetime, tz: tzinfo) -> st
     unit = UNITS[period]
     if requested == "previous":
         return previous_key(unit, current)
-    period_bounds(unit, requested, tz)  # raises ValueError when malformed
+    start, _end = period_bounds(unit, requested, tz)  # raises ValueError when malformed
+    if not 1970 <= start.year < 2200:
+        # Events are taken from 1970 to 2200 (kit.schemas), and before 1970 zones read oddly (+08:05 in Shanghai).
+        raise ValueError("period must be between 1970 and 2199")
     return requested
 
 

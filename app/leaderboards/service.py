@@ -286,7 +286,14 @@ def _resolve_filter(
                            details={"dimension": wanted, "dimensions": board.dimensions})
     if name == "scope":
         return "", chosen
-    return f"{name}:{value}", chosen
+    dim = f"{name}:{value}"
+    if len(dim) > scoring.MAX_DIM_LENGTH:
+        # No event can land in such a view (scoring.attribute_view). Refused, not dropped: dropping it answered
+        # with the whole board as if it were the view asked for.
+        most = scoring.MAX_DIM_LENGTH - len(name) - 1
+        raise InvalidInput(f"query.{name} is longer than {most} characters", code="invalid_value",
+                           details=[{"field": f"query.{name}", "message": f"at most {most} characters"}])
+    return dim, chosen
 
 
 async def view(

@@ -361,6 +361,26 @@ async def test_draft_board_collects_nothing_and_unknown_dimension_is_422(
     assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_dimension"
 
 
+async def test_a_view_value_no_event_can_have_and_a_period_before_1970_are_422s(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
+) -> None:
+    """Refused, not dropped: an overlong filter answered with the whole board as if it were the view."""
+    await make_board(client, admin_headers, dimensions=["store"])
+    h = await world.member("A")
+    await world.buy("A", 10, store="x" * 150)  # "store:" + 150 characters: a view can be 160 long
+    r = await client.get("/v1/leaderboards/top-spenders-weekly", params={"store": "x" * 150}, headers=h)
+    assert r.status_code == 200 and r.json()["filter"] == {"store": "x" * 150} and r.json()["total"] == 1, r.text
+    r = await client.get("/v1/leaderboards/top-spenders-weekly", params={"store": "x" * 155}, headers=h)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "query.store", r.text
+    r = await client.get("/v1/admin/leaderboards/top-spenders-weekly/top", params={"store": "x" * 155},
+                         headers=admin_headers)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_value"
+    r = await client.get("/v1/leaderboards/top-spenders-weekly?period=1900-W01", headers=h)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_period"
+    r = await client.get("/v1/leaderboards/top-spenders-weekly?period=1970-W02", headers=h)
+    assert r.status_code == 200 and r.json()["period_start"] == "1970-01-05T00:00:00+08:00"
+
+
 @pytest.mark.sqlite_too
 async def test_basic_ranking_on_both_backends(
     client: httpx.AsyncClient, admin_headers: dict[str, str], login: Any, backend: str
