@@ -13,6 +13,7 @@ from datetime import datetime
 from statistics import median
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.badges import repository as badges_repo
@@ -41,6 +42,7 @@ from app.config import Settings
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.events.record import EventRecord
 from app.kit import clock
+from app.kit.handlers import validation_details
 from app.models import Challenge, ChallengeParticipation, User
 from app.outbox import service as outbox
 from app.points import levels as levels_service
@@ -190,6 +192,33 @@ def _fields_from(body: ChallengeCreate | ChallengeReplace | ChallengeUpdate, par
     return fields
 
 
+def _merge_nested(ch: Challenge, body: ChallengeUpdate) -> ChallengeUpdate:
+    """A PATCH's eligibility, schedule and rewards change the fields they name; the others keep their values.
+
+    Before, `{"rewards": {"bonus_points": 50}}` reset the step points and dropped the voucher, and a partial
+    eligibility opened a tier-only challenge to everyone. The merged objects are validated again as a whole (a
+    recurring schedule still needs its recurrence)."""
+    current: dict[str, dict[str, Any]] = {
+        "eligibility": dict(ch.eligibility or {}),
+        "schedule": {"type": ch.schedule_type, "starts_at": ch.starts_at, "ends_at": ch.ends_at,
+                     "recurrence": ch.recurrence, "time_limit_days": ch.time_limit_days},
+        "rewards": {"points_per_step": ch.points_per_step, "bonus_points": ch.bonus_points,
+                    "badge": ch.reward_badge, "voucher": ch.reward_voucher},
+    }
+    merged: dict[str, Any] = {}
+    for name, now in current.items():
+        given = getattr(body, name)
+        if name not in body.model_fields_set or given is None:
+            continue
+        try:
+            merged[name] = type(given).model_validate({**now, **given.model_dump(include=given.model_fields_set)})
+        except ValidationError as exc:
+            details = validation_details(list(exc.errors()), ("body", name))
+            raise InvalidInput(f"Invalid request: {details[0]['field']}: {details[0]['message']}",
+                               details=details) from exc
+    return body.model_copy(update=merged) if merged else body
+
+
 async def create(session: AsyncSession, body: ChallengeCreate) -> Challenge:
     if await repo.by_key(session, body.key) is not None:
         raise Conflict(f"Challenge '{body.key}' already exists", code="challenge_exists")
@@ -233,6 +262,8 @@ async def update(session: AsyncSession, settings: Settings, key: str,
         )
     if ch.status == "archived":
         raise Conflict("Archived challenges cannot be changed", code="challenge_archived")
+    if isinstance(body, ChallengeUpdate):
+        body = _merge_nested(ch, body)
     fields = _fields_from(body, partial=isinstance(body, ChallengeUpdate))
     if ch.status == "published":
         reasons = _breaking_changes(ch, fields)

@@ -99,6 +99,38 @@ async def test_draft_steps_and_criteria_change_freely(
     assert r.status_code == 200, r.text
 
 
+async def test_a_patch_of_a_nested_object_changes_only_the_fields_it_names(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], make_challenge: Any, backend: str
+) -> None:
+    """A partial rewards or eligibility object does not reset the rest: no dropped voucher, no tier-only
+    challenge opened to everyone."""
+    r = await client.post("/v1/admin/vouchers", headers=admin_headers, json={
+        "key": "ten", "name": "10 off", "description": "", "face_value": 10, "validity_days": 30})
+    assert r.status_code == 201, r.text
+    await make_challenge("p", [step("Post", "post")], schedule={"type": "recurring", "recurrence": "weekly"},
+                         rewards={"points_per_step": 5, "bonus_points": 20, "voucher": "ten"},
+                         eligibility={"tiers": ["premium"], "min_level": "Engaged Member"})
+    r = await client.patch("/v1/admin/challenges/p", headers=admin_headers, json={"rewards": {"bonus_points": 50}})
+    assert r.status_code == 200, r.text
+    assert r.json()["rewards"] == {"points_per_step": 5, "bonus_points": 50, "badge": None, "voucher": "ten"}
+    r = await client.patch("/v1/admin/challenges/p", headers=admin_headers,
+                           json={"eligibility": {"segments": ["vip"]}})
+    assert r.status_code == 200, r.text
+    eligibility = r.json()["eligibility"]
+    assert (eligibility["tiers"], eligibility["segments"], eligibility["min_level"]) == (
+        ["premium"], ["vip"], "Engaged Member")
+    r = await client.patch("/v1/admin/challenges/p", headers=admin_headers, json={"rewards": {"voucher": None}})
+    assert r.status_code == 200 and r.json()["rewards"]["voucher"] is None and r.json()["rewards"]["bonus_points"] == 50
+    # A schedule field of its own keeps the type and recurrence: no "the schedule type would change" 409.
+    r = await client.patch("/v1/admin/challenges/p", headers=admin_headers, json={"schedule": {"time_limit_days": 5}})
+    assert r.status_code == 200, r.text
+    assert (r.json()["schedule"]["type"], r.json()["schedule"]["recurrence"]) == ("recurring", "weekly")
+    assert r.json()["schedule"]["time_limit_days"] == 5
+    # The merged object is validated whole, and the error names the field.
+    r = await client.patch("/v1/admin/challenges/p", headers=admin_headers, json={"schedule": {"recurrence": None}})
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"].startswith("body.schedule"), r.text
+
+
 async def test_published_challenge_refuses_breaking_changes_before_anyone_joins(
     client: httpx.AsyncClient, admin_headers: dict[str, str], make_challenge: Any, backend: str
 ) -> None:
