@@ -43,7 +43,10 @@ class VoucherCode(Base):
 
 
 class MemberVoucher(Base):
-    """A voucher owed to a member, once per (source_type, source_id); `pending` until a code is available."""
+    """A voucher owed to a member, once per (source_type, source_id); `pending` until a code is available.
+
+    `name`, `description` and `face_value` are the voucher's terms when it was issued: an edit of the definition
+    afterwards does not change what a member already holds (NULL while pending: the definition's apply)."""
 
     __tablename__ = "member_vouchers"
 
@@ -57,6 +60,9 @@ class MemberVoucher(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now, nullable=False)
     issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    name: Mapped[str | None] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(Text)
+    face_value: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
 
     __table_args__ = (
         UniqueConstraint("source_type", "source_id"),

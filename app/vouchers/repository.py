@@ -73,12 +73,15 @@ async def insert_member_voucher(
 
 
 async def mark_issued(
-    session: AsyncSession, member_voucher_id: int, code: str, issued_at: datetime, expires_at: datetime | None
+    session: AsyncSession, member_voucher_id: int, code: str, issued_at: datetime, expires_at: datetime | None,
+    terms: Voucher,
 ) -> bool:
+    """Hand the code over, keeping the voucher's terms as they are now with the member's voucher."""
     res = await session.execute(
         update(MemberVoucher)
         .where(MemberVoucher.id == member_voucher_id, MemberVoucher.status == "pending")
-        .values(status="issued", code=code, issued_at=issued_at, expires_at=expires_at)
+        .values(status="issued", code=code, issued_at=issued_at, expires_at=expires_at, name=terms.name,
+                description=terms.description, face_value=terms.face_value)
     )
     return bool(res.rowcount)  # type: ignore[attr-defined]
 

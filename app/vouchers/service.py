@@ -170,7 +170,7 @@ async def issue(
                     extra={"fields": {"voucher": voucher.key, "member_voucher_id": mv_id}})
         return Issued(mv_id, "pending", None, None, EXHAUSTED)
     expires_at = _expiry(voucher, now)
-    await vouchers_repo.mark_issued(session, mv_id, code, now, expires_at)
+    await vouchers_repo.mark_issued(session, mv_id, code, now, expires_at, voucher)
     await _announce(session, voucher, user, mv_id, code, expires_at, source_type, source_id)
     return Issued(mv_id, "issued", code, expires_at, None)
 
@@ -188,7 +188,7 @@ async def fulfil_pending(session: AsyncSession, voucher: Voucher) -> int:
             if code is None:
                 return fulfilled
             expires_at = _expiry(voucher, now)
-            if await vouchers_repo.mark_issued(session, mv.id, code, now, expires_at):
+            if await vouchers_repo.mark_issued(session, mv.id, code, now, expires_at, voucher):
                 await _announce(session, voucher, user, mv.id, code, expires_at, mv.source_type, mv.source_id)
                 fulfilled += 1
         if len(claimed) < FULFIL_BATCH:
@@ -209,9 +209,12 @@ def member_view(mv: MemberVoucher, voucher: Voucher, now: datetime) -> MemberVou
     status = mv.status
     if status == "issued" and mv.expires_at is not None and mv.expires_at <= now:
         status = "expired"
+    issued = mv.name is not None  # the terms it was issued with; a pending one shows the definition's
     return MemberVoucherOut(
-        id=mv.id, voucher=voucher.key, name=voucher.name, description=voucher.description,
-        face_value=float(voucher.face_value), code=mv.code, status=status,
+        id=mv.id, voucher=voucher.key, name=mv.name if issued else voucher.name,
+        description=(mv.description or "") if issued else voucher.description,
+        face_value=float(mv.face_value if issued and mv.face_value is not None else voucher.face_value),
+        code=mv.code, status=status,
         issued_at=mv.issued_at, expires_at=mv.expires_at, created_at=mv.created_at,
         source_type=mv.source_type, source_id=mv.source_id,
     )

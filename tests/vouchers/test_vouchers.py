@@ -72,6 +72,30 @@ async def test_pool_exhausted_is_pending_then_issued_when_codes_are_added(
                                                            (second.external_id, "NEW-1")]
 
 
+async def test_an_issued_voucher_keeps_its_terms_when_the_definition_is_edited(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], member: Any, send: Any, make_challenge: Any,
+    clock: Any, backend: str,
+) -> None:
+    await _voucher(client, admin_headers, codes=["ONLY-1"])
+    await make_challenge("one-post", [step("Post", "post")], rewards={"voucher": "coffee"})
+    clock.set("2026-11-20T10:00:00+08:00")
+    holder, waiting = await member(), await member()
+    await _complete(client, holder, send, "2026-11-20T10:05:00+08:00")
+    await _complete(client, waiting, send, "2026-11-20T10:06:00+08:00")  # the pool is empty: pending
+    r = await client.patch("/v1/admin/vouchers/coffee", json={"face_value": 1, "name": "1 off"},
+                           headers=admin_headers)
+    assert r.status_code == 200, r.text
+    mine = (await client.get("/v1/me/vouchers", headers=holder.headers)).json()
+    assert [(x["name"], x["face_value"], x["code"]) for x in mine] == [("Free coffee", 25.5, "ONLY-1")]
+    # Not yet issued: it will be issued on the terms in force then.
+    r = await client.post("/v1/admin/vouchers/coffee/codes", json={"codes": ["NEW-1"]}, headers=admin_headers)
+    assert r.status_code == 200 and r.json()["fulfilled"] == 1
+    r = await client.patch("/v1/admin/vouchers/coffee", json={"face_value": 2, "name": "2 off"},
+                           headers=admin_headers)
+    mine = (await client.get("/v1/me/vouchers", headers=waiting.headers)).json()
+    assert [(x["name"], x["face_value"], x["code"]) for x in mine] == [("1 off", 1.0, "NEW-1")]
+
+
 async def test_fulfil_job_hands_out_codes_to_pending_vouchers(
     app: Any, client: httpx.AsyncClient, admin_headers: dict[str, str], member: Any, send: Any,
     make_challenge: Any, clock: Any, backend: str,
