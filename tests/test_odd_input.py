@@ -173,7 +173,7 @@ async def test_a_stored_rule_that_no_longer_validates_stops_only_its_own_badge(
 ) -> None:
     from sqlalchemy import text
 
-    from app.badges import rules_cache
+    from app.kit.cache import DefinitionCache
 
     for key in ("broken", "first-visit"):
         r = await client.post("/v1/admin/badges", json={"key": key, "name": key,
@@ -183,7 +183,7 @@ async def test_a_stored_rule_that_no_longer_validates_stops_only_its_own_badge(
     bad = '[{"event": "visit", "threshold": 1, "where": [{"field": "c", "op": "eq", "value": null}]}]'
     async with app.state.db.sessionmaker() as s, s.begin():  # a row written before a stricter check
         await s.execute(text("UPDATE badges SET criteria = :c WHERE key = 'broken'"), {"c": bad})
-    rules_cache.invalidate()
+    DefinitionCache.invalidate_all()
     await client.put("/v1/users/SR-1", json={"openid": "o-sr-1"}, headers=ADMIN)
     r = await client.post("/v1/events", json={"id": "sr-1", "user_id": "SR-1", "type": "visit", "occurred_at": NOW},
                           headers=ADMIN)

@@ -102,8 +102,9 @@ async def _load(session: AsyncSession) -> RuleSet:
 _rules: DefinitionCache[RuleSet] = DefinitionCache(_load)
 
 
-def invalidate() -> None:
-    _rules.invalidate()
+def invalidate(session: AsyncSession) -> None:
+    """Badge rules changed in this transaction: this process stops using the cached ones now and at commit."""
+    _rules.invalidate_with(session)
 
 
 async def auto_awardable(session: AsyncSession) -> RuleSet:

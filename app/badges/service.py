@@ -100,7 +100,7 @@ async def create(session: AsyncSession, body: BadgeCreate) -> Badge:
     _apply(badge, _dump(body))
     session.add(badge)
     await session.flush()
-    rules_cache.invalidate()
+    rules_cache.invalidate(session)
     return badge
 
 
@@ -110,7 +110,7 @@ async def replace(session: AsyncSession, key: str, body: BadgeUpdate) -> Badge:
     badge = await get(session, key)
     _apply(badge, _dump(body))
     await session.flush()
-    rules_cache.invalidate()
+    rules_cache.invalidate(session)
     return badge
 
 
@@ -123,7 +123,7 @@ async def patch(session: AsyncSession, key: str, body: BadgePatch) -> Badge:
         raise InvalidInput(f"Invalid request: {details[0]['field']}: {details[0]['message']}", details=details) from exc
     _apply(badge, _dump(merged))
     await session.flush()
-    rules_cache.invalidate()
+    rules_cache.invalidate(session)
     return badge
 
 
@@ -166,7 +166,7 @@ async def delete(session: AsyncSession, key: str, named_by: list[str]) -> None:
     await badges_repo.delete_every_counter(session, rules_cache.scope_prefix(badge.id))
     await session.delete(badge)
     await session.flush()
-    rules_cache.invalidate()
+    rules_cache.invalidate(session)
 
 
 def _text(locale: str, badge: Badge, field: str) -> str:

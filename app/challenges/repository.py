@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, event, exists, func, select, update
+from sqlalchemy import Row, bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.cache import DefinitionCache
@@ -47,8 +47,7 @@ LIVE: DefinitionCache[bool] = DefinitionCache(any_published)
 def forget_live(session: AsyncSession) -> None:
     """A challenge was published: drop the cached answer now and again once the change is committed (so no
     request can cache the old answer in between)."""
-    LIVE.invalidate()
-    event.listen(session.sync_session, "after_commit", lambda _s: LIVE.invalidate(), once=True)
+    LIVE.invalidate_with(session)
 
 
 async def published(session: AsyncSession) -> list[Challenge]:

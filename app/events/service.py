@@ -21,7 +21,7 @@ from app.events.schemas import BatchItemResult, BatchResult, EventIn, IngestResu
 from app.events.store import discard_store, store_for
 from app.kit.clock import utcnow
 from app.kit.dialect import dialect_name
-from app.kit.handlers import is_retryable, is_unreachable, validation_details
+from app.kit.handlers import is_reference_gone, is_retryable, is_unreachable, validation_details
 from app.kit.schemas import printable
 from app.models import Event, User
 from app.rules import evaluator as ev
@@ -151,8 +151,10 @@ async def _ingest_valid(
             await _batch_set_based(session, settings, valid, results)
     except DBAPIError as exc:
         discard_store(session)
-        if is_retryable(exc) or is_unreachable(exc):
-            raise  # the whole transaction is lost (replayed), or the database cannot serve it (503): no item's fault
+        if is_retryable(exc) or is_unreachable(exc) or is_reference_gone(exc):
+            # The whole transaction is lost (replayed), the database cannot serve it (503), or a definition cached
+            # here was deleted (replayed after the caches are dropped): no item's fault.
+            raise
         for index, _item in valid:
             results[index] = None
         await _batch_item_by_item(session, settings, valid, results)
@@ -314,7 +316,7 @@ async def _batch_item_by_item(
             results[index] = _rejected(index, item.id, exc.code, exc.message, exc.details)
         except DBAPIError as exc:
             discard_store(session)
-            if is_retryable(exc) or is_unreachable(exc):
+            if is_retryable(exc) or is_unreachable(exc) or is_reference_gone(exc):
                 raise
             results[index] = _rejected(index, item.id, "invalid_value", "The database refused a value of this event")
 

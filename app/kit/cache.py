@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import ClassVar, Generic, TypeVar
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
@@ -42,6 +43,12 @@ class DefinitionCache(Generic[T]):
     def invalidate(self) -> None:
         self._generation += 1
         self._values.clear()
+
+    def invalidate_with(self, session: AsyncSession) -> None:
+        """A change in `session`'s transaction: drop the cached value now and again once it commits, so that no
+        request of this process caches the old definition in between and keeps it for the TTL."""
+        self.invalidate()
+        event.listen(session.sync_session, "after_commit", lambda _s: self.invalidate(), once=True)
 
     @classmethod
     def invalidate_all(cls) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import LaurelError, error_body
+from app.kit.cache import DefinitionCache
 from app.kit.schemas import FieldError, printable
 
 log = logging.getLogger("laurel.errors")
@@ -90,8 +91,26 @@ def is_unique_violation(exc: DBAPIError) -> bool:
     return code == "23505" or "UNIQUE constraint failed" in str(orig)
 
 
+def is_reference_gone(exc: DBAPIError) -> bool:
+    """A row this request wrote refers to one that is gone: a board, badge or challenge deleted while this
+    process still had it cached (see kit.cache), or a member folded into another meanwhile."""
+    orig = exc.orig
+    code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+    return code == "23503" or "FOREIGN KEY constraint failed" in str(orig)
+
+
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DBAPIError)
+    if is_reference_gone(exc):
+        # The definitions cached here may name what was deleted: drop them all, and run the request again (it was
+        # rolled back whole). An event scoring a deleted board is then taken without it, not lost or a 500.
+        log.warning("a referenced row is gone: %s", str(exc.orig).splitlines()[0] if exc.orig else exc)
+        DefinitionCache.invalidate_all()
+        return JSONResponse(
+            error_body("conflict", "Something this request refers to was deleted meanwhile; retry it", None),
+            status_code=409,
+            headers={RETRY_HEADER.decode(): "1"},
+        )
     if is_unique_violation(exc):
         # A concurrent request stored the same key between this one's check and its write (two admins
         # creating one badge key). Run again, the check sees that row and answers as it would have. Logged:

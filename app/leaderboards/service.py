@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import event
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -105,9 +106,11 @@ async def _load_active(session: AsyncSession) -> list[scoring.ActiveBoard]:
 ACTIVE_BOARDS: DefinitionCache[list[scoring.ActiveBoard]] = DefinitionCache(_load_active)
 
 
-def forget(key: str) -> None:
+def forget(session: AsyncSession, key: str) -> None:
+    """A board changed in this transaction: dropped from the caches now and again at commit."""
     _BOARDS.pop(key, None)
-    ACTIVE_BOARDS.invalidate()
+    ACTIVE_BOARDS.invalidate_with(session)
+    event.listen(session.sync_session, "after_commit", lambda _s: _BOARDS.pop(key, None), once=True)
 
 
 def forget_all() -> None:
@@ -151,7 +154,7 @@ async def create(session: AsyncSession, body: LeaderboardCreate) -> Leaderboard:
     board = Leaderboard(**body.model_dump(mode="json"))
     session.add(board)
     await session.flush()
-    forget(board.key)
+    forget(session, board.key)
     return board
 
 
@@ -193,13 +196,13 @@ async def _apply(session: AsyncSession, board: Leaderboard, fields: dict[str, An
         setattr(board, name, value)
     await session.flush()
     await session.refresh(board)
-    forget(board.key)
+    forget(session, board.key)
     return board
 
 
 async def delete(session: AsyncSession, key: str) -> None:
     await lb_repo.delete_board(session, await get(session, key))
-    forget(key)
+    forget(session, key)
 
 
 # --------------------------------------------------------------------------- member views

@@ -92,7 +92,7 @@ async def replace_ladder(session: AsyncSession, items: Sequence[tuple[str, str |
         BadgeLevel(rank=i + 1, name=name, icon=icon, points_required=pts) for i, (name, icon, pts) in enumerate(items)
     )
     await session.flush()
-    _LADDER.invalidate()
+    _LADDER.invalidate_with(session)
 
 
 async def install_default(session: AsyncSession) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -219,3 +220,32 @@ async def test_a_dimension_named_like_a_view_query_parameter_is_refused(
     r = await client.post("/v1/admin/leaderboards", json=board_body(dimensions=[name]), headers=admin_headers)
     assert r.status_code == 422, r.text
     assert "query parameter" in r.text
+
+
+@pytest.mark.sqlite_too
+async def test_events_for_a_board_another_process_deleted_are_taken_not_lost(
+    app: Any, client: httpx.AsyncClient, admin_headers: dict[str, str], world: World, backend: str
+) -> None:
+    """Another replica deletes a board this process still has cached: the events that would score it are
+    taken without it (the request runs again with the caches dropped), not refused for good or a 500."""
+    from sqlalchemy import text
+
+    await make_board(client, admin_headers)
+    await world.member("A")
+    await world.buy("A", 10)  # the board is cached here now
+    async with app.state.db.sessionmaker() as s, s.begin():
+        await s.execute(text("DELETE FROM leaderboards WHERE key = 'top-spenders-weekly'"))
+    out = await world.buy("A", 20)
+    assert out["duplicate"] is False
+    await world.buy("A", 1)  # cached again, without the board
+    async with app.state.db.sessionmaker() as s, s.begin():
+        board_id = (await s.execute(text("SELECT id FROM leaderboards"))).scalar()
+        assert board_id is None
+    await make_board(client, admin_headers, key="second")
+    await world.buy("A", 5)
+    async with app.state.db.sessionmaker() as s, s.begin():
+        await s.execute(text("DELETE FROM leaderboards WHERE key = 'second'"))
+    batch = [{"id": f"b-{i}", "user_id": "A", "type": "purchase", "occurred_at": week_start().isoformat(),
+              "attributes": {"amount": 3}} for i in range(3)]
+    r = await client.post("/v1/events/batch", json={"events": batch}, headers=admin_headers)
+    assert r.status_code == 200 and r.json()["accepted"] == 3, r.text
