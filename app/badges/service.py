@@ -402,8 +402,11 @@ async def revoke(
     credited = await points_repo.by_source(session, "badge", str(award.id))
     clawback = min(credited.amount if credited else 0, max(user.points, 0))
     if clawback:
+        # Taken back in the period the award's points were scored in (a points leaderboard's), not this one.
+        award_event = await events_repo.record_by_key(session, f"laurel:badge.awarded:{award.id}")
         await run.credit_points(
-            -clawback, reason=f"Badge revoked: {badge.name}", source_type="badge_revoke", source_id=str(award.id)
+            -clawback, reason=f"Badge revoked: {badge.name}", source_type="badge_revoke", source_id=str(award.id),
+            at=award_event.occurred_at if award_event else None,
         )
     await outbox.emit(
         session,

@@ -434,7 +434,7 @@ class EngineRun:
             "source_id": source_id,
             "created_at": now,
         }
-        entry = CreditRecord(id=await self.store.add_ledger(fields), **fields)
+        entry = CreditRecord(id=await self.store.add_ledger(fields), **fields, occurred_at=at or now)
         if isinstance(self.user, MemberRecord):
             self.user.points = after
         else:

@@ -35,6 +35,9 @@ class CreditRecord:
     source_type: str
     source_id: str
     created_at: datetime
+    # When what earned it happened (the event's occurred_at; now for an admin's adjustment): the period a points
+    # leaderboard scores it in, so a late event's points land in their own period, as its spend or visits do.
+    occurred_at: datetime | None = None
 
 
 @dataclass(slots=True)

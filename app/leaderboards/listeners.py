@@ -43,7 +43,8 @@ async def on_points(run: EngineRun, entry: CreditRecord) -> None:
     if not boards:
         return
     attributes = {"amount": entry.amount, "source_type": entry.source_type, "reason": entry.reason}
-    changes = scoring.points_changes(boards, entry.amount, attributes, entry.created_at, run.user.city, run.tz)
+    at = entry.occurred_at or entry.created_at
+    changes = scoring.points_changes(boards, entry.amount, attributes, at, run.user.city, run.tz)
     if changes:
         run.store.add_scores(run.user.id, changes)
 

@@ -242,6 +242,28 @@ async def test_points_and_badges_metrics(
 
 
 @pytest.mark.sqlite_too
+async def test_a_late_events_points_score_in_its_own_period_and_a_revoke_takes_them_back_there(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], world: World, backend: str
+) -> None:
+    """As a late purchase's spend lands in its own week, so do the points it earned."""
+    await make_board(client, admin_headers, key="points-week", metric={"type": "points"}, dimensions=[])
+    await client.post("/v1/admin/badges", headers=admin_headers, json={
+        "key": "first-visit", "name": "First visit", "points": 10, "status": "active",
+        "criteria": [{"event": "visit", "threshold": 1}]})
+    await world.member("A")
+    last_week = week_start() - timedelta(days=3)
+    out = await world.event("A", "visit", last_week)
+    assert [b["key"] for b in out["badges_awarded"]] == ["first-visit"]
+    assert (await world.view("points-week", "A", period="previous"))["me"]["score"] == 10
+    assert (await world.view("points-week", "A"))["me"] is None
+    r = await client.request("DELETE", "/v1/admin/users/A/badges/first-visit", json={"reason": "test"},
+                             headers=admin_headers)
+    assert r.status_code == 200 and r.json()["points_reversed"] == 10
+    assert (await world.view("points-week", "A", period="previous"))["me"]["score"] == 0
+    assert (await world.view("points-week", "A"))["me"] is None
+
+
+@pytest.mark.sqlite_too
 async def test_badges_boards_count_manual_grants_and_drop_revoked_badges(
     client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
 ) -> None:
