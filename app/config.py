@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     wechat_dispatch_concurrency: int = Field(default=4, ge=1, le=64)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     webhook_retry_hours: float = Field(default=24.0, gt=0, le=24 * 7)
+    # Webhooks to loopback, private, link-local (cloud metadata) or other non-public addresses; unset: allowed in
+    # development and test (a local receiver), refused in production (see webhooks.addresses).
+    webhook_private_hosts: bool | None = None
     outbox_retention_days: int = Field(default=7, ge=1)
     leaderboard_cache_seconds: float = Field(default=5.0, ge=0, le=300)
 
@@ -104,6 +107,10 @@ class Settings(BaseSettings):
             if self.admin_api_key is not None and len(self.admin_api_key) < 24:
                 raise ValueError("LAUREL_ADMIN_API_KEY must be at least 24 characters in production")
         return self
+
+    @property
+    def webhooks_reach_private(self) -> bool:
+        return self.webhook_private_hosts if self.webhook_private_hosts is not None else self.env != "production"
 
     @property
     def tz(self) -> ZoneInfo:

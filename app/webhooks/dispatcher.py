@@ -26,7 +26,7 @@ from app.config import Settings
 from app.kit.clock import shown, utcnow
 from app.kit.dialect import skip_locked
 from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from app.webhooks import signing
+from app.webhooks import addresses, signing
 
 log = logging.getLogger("laurel.webhooks")
 
@@ -108,7 +108,11 @@ async def _claim(session: AsyncSession, settings: Settings, limit: int, now: dat
     return claimed
 
 
-async def _send(client: httpx.AsyncClient, c: Claimed) -> Result:
+async def _send(client: httpx.AsyncClient, c: Claimed, public_only: bool) -> Result:
+    started = time.monotonic()
+    refusal = await addresses.delivery_refusal(c.url) if public_only else None
+    if refusal is not None:  # not sent: a failed attempt like any other, retried until the endpoint is fixed
+        return Result(c, None, f"not sent: {refusal}"[:500], int((time.monotonic() - started) * 1000))
     body = body_of(c.delivery_id, c.event, c.created_at, c.payload)
     headers = {
         "Content-Type": "application/json",
@@ -117,7 +121,6 @@ async def _send(client: httpx.AsyncClient, c: Claimed) -> Result:
         "X-Laurel-Event": c.event,
         signing.HEADER: signing.sign(c.secret, body),
     }
-    started = time.monotonic()
     try:
         response = await client.post(c.url, content=body, headers=headers)
         status, error = response.status_code, None if response.is_success else f"HTTP {response.status_code}"
@@ -173,7 +176,8 @@ async def dispatch_webhooks_once(
     http = client or httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
     sending = time.monotonic()
     try:
-        results = list(await asyncio.gather(*(_send(http, c) for c in claimed)))
+        public_only = not settings.webhooks_reach_private
+        results = list(await asyncio.gather(*(_send(http, c, public_only) for c in claimed)))
     finally:
         if own:
             await http.aclose()

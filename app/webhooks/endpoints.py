@@ -30,9 +30,11 @@ DeliveryId = Annotated[str, Path(min_length=1, max_length=40)]
 
 
 @admin.post("", status_code=201, response_model=WebhookCreated, responses=responses(401, 403, 422))
-async def create_webhook(body: WebhookCreate, session: SessionDep, _: AdminKey) -> WebhookCreated:
+async def create_webhook(
+    body: WebhookCreate, session: SessionDep, settings: SettingsDep, _: AdminKey
+) -> WebhookCreated:
     """Register an endpoint; the response shows the signing secret once."""
-    return await service.create(session, body)
+    return await service.create(session, settings, body)
 
 
 @admin.get("", response_model=list[WebhookOut], responses=responses(401, 403))
@@ -49,16 +51,18 @@ async def get_webhook(endpoint_id: EndpointId, session: SessionDep, _: AdminKey)
 
 @admin.put("/{endpoint_id}", response_model=WebhookOut, responses=responses(401, 403, 404, 422))
 async def replace_webhook(
-    endpoint_id: EndpointId, body: WebhookReplace, session: SessionDep, _: AdminKey
+    endpoint_id: EndpointId, body: WebhookReplace, session: SessionDep, settings: SettingsDep, _: AdminKey
 ) -> WebhookOut:
     """Replace an endpoint's definition (the secret stays unless a new one is given)."""
-    return await service.replace(session, endpoint_id, body)
+    return await service.replace(session, settings, endpoint_id, body)
 
 
 @admin.patch("/{endpoint_id}", response_model=WebhookOut, responses=responses(401, 403, 404, 422))
-async def patch_webhook(endpoint_id: EndpointId, body: WebhookPatch, session: SessionDep, _: AdminKey) -> WebhookOut:
+async def patch_webhook(
+    endpoint_id: EndpointId, body: WebhookPatch, session: SessionDep, settings: SettingsDep, _: AdminKey
+) -> WebhookOut:
     """Change an endpoint's URL, events, secret, description or enabled flag."""
-    return await service.patch(session, endpoint_id, body)
+    return await service.patch(session, settings, endpoint_id, body)
 
 
 @admin.delete("/{endpoint_id}", status_code=204, response_class=Response, responses=responses(401, 403, 404))

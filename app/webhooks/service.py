@@ -8,9 +8,10 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.errors import NotFound
+from app.errors import InvalidInput, NotFound
 from app.kit.clock import utcnow
 from app.models import WebhookEndpoint
+from app.webhooks import addresses
 from app.webhooks import repository as repo
 from app.webhooks.schemas import (
     AttemptOut,
@@ -45,7 +46,15 @@ async def _get(session: AsyncSession, endpoint_id: int) -> WebhookEndpoint:
     return ep
 
 
-async def create(session: AsyncSession, body: WebhookCreate) -> WebhookCreated:
+def _check_host(settings: Settings, url: str) -> None:
+    refusal = None if settings.webhooks_reach_private else addresses.saved_url_refusal(url)
+    if refusal is not None:
+        raise InvalidInput(f"url: {refusal}; webhooks are sent to public addresses only", code="url_not_allowed",
+                           details=[{"field": "body.url", "message": refusal}])
+
+
+async def create(session: AsyncSession, settings: Settings, body: WebhookCreate) -> WebhookCreated:
+    _check_host(settings, body.url)
     ep = WebhookEndpoint(
         url=body.url, events=body.events, secret=body.secret or f"whsec_{secrets.token_urlsafe(32)}",
         description=body.description, enabled=body.enabled,
@@ -64,8 +73,10 @@ async def get(session: AsyncSession, endpoint_id: int) -> WebhookOut:
     return _out(await _get(session, endpoint_id))
 
 
-async def patch(session: AsyncSession, endpoint_id: int, body: WebhookPatch) -> WebhookOut:
+async def patch(session: AsyncSession, settings: Settings, endpoint_id: int, body: WebhookPatch) -> WebhookOut:
     ep = await _get(session, endpoint_id)
+    if body.url is not None:
+        _check_host(settings, body.url)
     for name, value in body.model_dump(exclude_unset=True).items():
         if value is not None:
             setattr(ep, name, value)
@@ -74,8 +85,9 @@ async def patch(session: AsyncSession, endpoint_id: int, body: WebhookPatch) -> 
     return _out(ep)
 
 
-async def replace(session: AsyncSession, endpoint_id: int, body: WebhookReplace) -> WebhookOut:
+async def replace(session: AsyncSession, settings: Settings, endpoint_id: int, body: WebhookReplace) -> WebhookOut:
     ep = await _get(session, endpoint_id)
+    _check_host(settings, body.url)
     ep.url, ep.events, ep.description, ep.enabled = body.url, body.events, body.description, body.enabled
     if body.secret is not None:
         ep.secret = body.secret

@@ -265,3 +265,41 @@ async def test_an_unparsable_stored_address_fails_its_own_delivery_and_the_other
     assert len(receiver.received) == 1
     (failed,) = await _log(client, bad["id"])
     assert failed["status"] == "pending" and failed["attempts"] >= 1 and "InvalidURL" in failed["last_error"]
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:5432/", "http://169.254.169.254/latest/meta-data", "http://10.0.0.5/hook", "http://[::1]/h",
+    "http://localhost:8080/h", "http://api.localhost/h", "http://[::ffff:192.168.1.1]/h", "http://0.0.0.0/h",
+])
+async def test_in_production_a_webhook_to_a_private_address_is_refused(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    """No SSRF: an API key cannot make the dispatcher POST to the database port or the cloud metadata service."""
+    monkeypatch.setattr(app.state.settings, "env", "production")
+    r = await client.post("/v1/admin/webhooks", json={"url": url, "events": ["*"]}, headers=ADMIN)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "url_not_allowed", r.text
+    assert r.json()["error"]["details"][0]["field"] == "body.url"
+    ok = await _endpoint(client, "https://crm.example.com/hooks", ["*"])
+    r = await client.patch(f"/v1/admin/webhooks/{ok['id']}", json={"url": url}, headers=ADMIN)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "url_not_allowed"
+    r = await client.put(f"/v1/admin/webhooks/{ok['id']}", json={"url": url, "events": ["*"]}, headers=ADMIN)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "url_not_allowed"
+
+
+async def test_a_delivery_whose_host_resolves_to_a_private_address_is_not_sent(
+    app: FastAPI, client: httpx.AsyncClient, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name is resolved before each attempt: one that points inside (set up while allowed, or re-pointed since)
+    is a failed attempt that says why, and nothing reaches the address."""
+    hostname_url = receiver.url.replace("127.0.0.1", "localhost")  # a name, not a literal, for 127.0.0.1
+    ep = await _endpoint(client, hostname_url, ["badge.awarded"])
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}])
+    await event(client, "M1", "visit", NOW)
+    monkeypatch.setattr(app.state.settings, "webhook_private_hosts", False)
+    assert await _dispatch(app, datetime.now(UTC)) == 1
+    assert receiver.received == []
+    [delivery] = await _log(client, ep["id"])
+    assert delivery["status"] == "pending" and "not a public address" in delivery["last_error"], delivery
+    monkeypatch.setattr(app.state.settings, "webhook_private_hosts", None)  # test env: local receivers allowed
+    assert await _dispatch(app, datetime.now(UTC) + timedelta(minutes=1)) == 1
+    assert len(receiver.received) == 1
