@@ -35,6 +35,7 @@ class ScoreChange:
     dim: str
     delta: Decimal
     at: datetime
+    place: bool = False  # on the board even at a delta of 0 (a score copied into a view, 0 included)
 
 
 # --------------------------------------------------------------------------- definitions
@@ -218,7 +219,7 @@ async def add_scores_many(session: AsyncSession, items: Sequence[tuple[int, Sequ
     merged: dict[ScoreKey, tuple[Decimal, datetime]] = {}
     for user_id, changes in items:
         for ch in changes:
-            if ch.delta == 0:
+            if ch.delta == 0 and not ch.place:
                 continue  # scores nothing (a purchase of 0): not on the board for it
             key = (ch.board_id, ch.period, ch.dim, user_id)
             delta, at = merged.get(key, (Decimal(0), ch.at))
@@ -267,6 +268,57 @@ async def add_scores_many(session: AsyncSession, items: Sequence[tuple[int, Sequ
             {"b_board_id": b, "b_period": p, "b_dim": d, "b_level": lv, "b_parent": pa, "b_key": k}
             for b, p, d, lv, pa, k in lowered
         ])
+
+
+_LOWER_COUNT = (
+    CT.update()
+    .where(CT.c.board_id == bindparam("b_board_id"), CT.c.period == bindparam("b_period"),
+           CT.c.dim == bindparam("b_dim"), CT.c.level == bindparam("b_level"), CT.c.parent == bindparam("b_parent"),
+           CT.c.key == bindparam("b_key"))
+    .values(n=CT.c.n + bindparam("b_n"))
+)
+
+
+async def _remove_from_view(session: AsyncSession, user_id: int, board_ids: Sequence[int], dim: str) -> None:
+    """Take a member off one view of some boards (every period), with the rank counts in step."""
+    removed = (await session.execute(
+        delete(ST).where(ST.c.user_id == user_id, ST.c.dim == dim, ST.c.board_id.in_(board_ids))
+        .returning(ST.c.board_id, ST.c.period, ST.c.score)
+    )).all()
+    counts: dict[CountRow, int] = {}
+    for board_id, period, score in removed:
+        for (level, parent, k), d in ranking.count_deltas(Decimal(str(score)), None).items():
+            ck = (board_id, period, dim, level, parent, k)
+            counts[ck] = counts.get(ck, 0) + d
+    ordered = sorted((k, n) for k, n in counts.items() if n)  # the one lock order of every count change
+    if not ordered:
+        return
+    keys = [{"b_board_id": b, "b_period": p, "b_dim": d, "b_level": lv, "b_parent": pa, "b_key": k}
+            for (b, p, d, lv, pa, k), _n in ordered]
+    await session.execute(_LOWER_COUNT, [{**key, "b_n": n} for key, (_k, n) in zip(keys, ordered, strict=True)])
+    await session.execute(_SQLITE_DELETE_EMPTY, keys)
+
+
+async def move_city_view(
+    session: AsyncSession, user_id: int, board_ids: Sequence[int], old_dim: str | None, new_dim: str | None
+) -> None:
+    """A member's city changed: off the old city's view of these boards, and into the new one's with their whole
+    score of every period (a city view ranks the members whose profile city it is). Caller holds the member's
+    lock, as score writes do."""
+    if not board_ids:
+        return
+    for dim in {d for d in (old_dim, new_dim) if d}:
+        await _remove_from_view(session, user_id, board_ids, dim)  # the new one too: rows left from a past stay
+    if new_dim is None:
+        return
+    whole = (await session.execute(
+        select(ST.c.board_id, ST.c.period, ST.c.score, ST.c.reached_at)
+        .where(ST.c.user_id == user_id, ST.c.dim == "", ST.c.board_id.in_(board_ids))
+    )).all()
+    await add_scores_many(session, [(user_id, [
+        ScoreChange(board_id, period, new_dim, Decimal(str(score)), reached_at, place=True)
+        for board_id, period, score, reached_at in whole
+    ])])
 
 
 async def _current_sqlite(

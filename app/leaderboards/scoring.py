@@ -98,11 +98,17 @@ def attribute_view(name: str, value: Any) -> str | None:
     return dim if text and len(dim) <= MAX_DIM_LENGTH else None
 
 
+def city_view(city: str | None) -> str | None:
+    """The dim of a city's view ("city:Shanghai"), None for a member with no city."""
+    return f"city:{city}" if city else None
+
+
 def views(board: ActiveBoard, city: str | None, attributes: Mapping[str, Any]) -> list[str]:
     """Every view a contribution lands in: the whole board, the member's city, each attribute dimension."""
     out = [""]
-    if board.city and city:
-        out.append(f"city:{city}")
+    in_city = city_view(city) if board.city else None
+    if in_city:
+        out.append(in_city)
     for name in board.attributes:
         dim = attribute_view(name, ev.lookup(attributes, name))
         if dim is not None:

@@ -299,6 +299,14 @@ def _resolve_filter(
     return dim, chosen
 
 
+async def member_city_changed(session: AsyncSession, user_id: int, old: str | None, new: str | None) -> None:
+    """A city view ranks the members whose profile city it is: a member who moves leaves the old city's view of
+    every board with one (every period) and joins the new one's with their whole score. Caller holds the
+    member's lock."""
+    boards = [b.id for b in await lb_repo.list_all(session) if "city" in (b.dimensions or [])]
+    await lb_repo.move_city_view(session, user_id, boards, scoring.city_view(old), scoring.city_view(new))
+
+
 async def view(
     session: AsyncSession, settings: Settings, user: User, key: str, *, period: str, filters: dict[str, str],
     scope: str | None, limit: int, offset: int,

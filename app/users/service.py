@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict, NotFound
 from app.kit.dialect import lock_key
+from app.leaderboards import service as lb_service
 from app.models import User
 from app.points import levels as levels_service
 from app.users import repository as users_repo
@@ -46,6 +47,10 @@ async def upsert(session: AsyncSession, external_id: str, body: UserUpsert) -> t
             )
     if user is None:
         user, created = await users_repo.create_external(session, external_id)
+    elif "city" in fields and fields["city"] != user.city:
+        await users_repo.lock_row(session, user.id)  # as an event's run does: its scores move under this lock
+        if fields["city"] != user.city:
+            await lb_service.member_city_changed(session, user.id, user.city, fields["city"])
     for name, value in fields.items():
         setattr(user, name, [] if name == "segments" and value is None else value)
     await session.flush()

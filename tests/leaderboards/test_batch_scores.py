@@ -214,3 +214,39 @@ async def test_a_score_beyond_a_bigint_of_hundredths_still_ranks_and_never_refus
     view = await world.view("top-spenders-weekly", "B")
     assert names(view) == [(1, "nick-A", 101 * 10**15), (2, "nick-B", 10**15)]
     assert view["me"]["rank"] == 2
+
+
+@pytest.mark.sqlite_too
+async def test_a_member_who_moves_is_ranked_in_the_new_citys_view_with_their_whole_score(
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str], login: Any, backend: str
+) -> None:
+    """"city (the member's profile city)": a move takes the member's scores of every period out of the old city's
+    view and into the new one's, rank counts included; a member given a city for the first time joins it."""
+    world = World(client, admin_headers, login)
+    await make_board(client, admin_headers)
+    await world.member("A", city="Shanghai")
+    await world.member("B", city="Hangzhou")
+    await world.member("C")
+    last_week = datetime.now(UTC) - timedelta(days=7)
+    await world.buy("A", 100)
+    await world.buy("A", 30, last_week)
+    await world.buy("B", 50)
+    await world.buy("C", 70)
+    for external_id, city in (("A", "Hangzhou"), ("C", "Beijing")):
+        r = await client.put(f"/v1/users/{external_id}", json={"city": city}, headers=admin_headers)
+        assert r.status_code == 200, r.text
+    hz = await world.view("top-spenders-weekly", "A", city="Hangzhou")
+    assert names(hz) == [(1, "nick-A", 100), (2, "nick-B", 50)] and hz["me"]["rank"] == 1
+    before = await world.view("top-spenders-weekly", "A", city="Hangzhou", period="previous")
+    assert names(before) == [(1, "nick-A", 30)]
+    assert (await world.view("top-spenders-weekly", "A", city="Shanghai"))["total"] == 0
+    assert names(await world.view("top-spenders-weekly", "C", city="Beijing")) == [(1, "nick-C", 70)]
+    await world.buy("A", 5)  # and new events land in the new city's view, on top of the moved score
+    assert names(await world.view("top-spenders-weekly", "B", city="Hangzhou"))[0] == (1, "nick-A", 105)
+    r = await client.put("/v1/users/A", json={"city": None}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert names(await world.view("top-spenders-weekly", "B", city="Hangzhou")) == [(1, "nick-B", 50)]
+    async with app.state.db.sessionmaker() as s:
+        board_id = (await s.execute(select(Leaderboard.id))).scalar_one()
+        scores = await _scores(s, board_id)
+        assert await _counts(s, board_id) == _expected_counts(scores)  # no count left behind by the moves
