@@ -95,6 +95,13 @@ _ENGINE_HISTORY = ("events", "user_badges", "points_ledger", "user_levels", "rul
 _MOVED = ("notifications", "wechat_deliveries", "outbox", "webhook_deliveries", "audit_log")
 
 
+async def lock_city(session: AsyncSession, user_id: int) -> str | None:
+    """The member's stored city, read under the lock an engine run takes (FOR NO KEY UPDATE); the loaded User
+    and its pending changes are left as they are."""
+    stmt = select(User.city).where(User.id == user_id).with_for_update(key_share=True)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
 async def lock_row(session: AsyncSession, user_id: int, *, exclusive: bool = False) -> User | None:
     """The member, re-read and locked: FOR NO KEY UPDATE as an engine run locks it, or with `exclusive` FOR
     UPDATE, which also waits for (and then holds off) rows being inserted that reference it. None if gone."""

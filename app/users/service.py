@@ -48,9 +48,9 @@ async def upsert(session: AsyncSession, external_id: str, body: UserUpsert) -> t
     if user is None:
         user, created = await users_repo.create_external(session, external_id)
     elif "city" in fields and fields["city"] != user.city:
-        await users_repo.lock_row(session, user.id)  # as an event's run does: its scores move under this lock
-        if fields["city"] != user.city:
-            await lb_service.member_city_changed(session, user.id, user.city, fields["city"])
+        stored = await users_repo.lock_city(session, user.id)  # as an event's run locks: its scores move under it
+        if fields["city"] != stored:
+            await lb_service.member_city_changed(session, user.id, stored, fields["city"])
     for name, value in fields.items():
         setattr(user, name, [] if name == "segments" and value is None else value)
     await session.flush()
