@@ -9,11 +9,10 @@ from pydantic import Field
 
 from app.audit import service as audit
 from app.auth.deps import AdminKey
-from app.errors import NotFound, responses
+from app.errors import responses
 from app.kit.db import SessionDep
 from app.kit.pagination import Page, PageDep
 from app.kit.schemas import ProgramTime, ReadModel
-from app.users import repository as users_repo
 
 router = APIRouter(tags=["admin"])
 
@@ -39,13 +38,8 @@ async def audit_log(
     action: Annotated[str | None, Query(max_length=48)] = None,
 ) -> Page[AuditOut]:
     """Who did what, to whom, when and why — newest first."""
-    internal: int | None = None
-    if user_id is not None:
-        user = await users_repo.by_external_id(session, user_id)
-        if user is None:
-            raise NotFound("Member not found", code="user_not_found")
-        internal = user.id
-    rows, total = await audit.page(session, limit=page.limit, offset=page.offset, user_id=internal, action=action)
+    rows, total = await audit.page_for(session, limit=page.limit, offset=page.offset, external_id=user_id,
+                                       action=action)
     items = [
         AuditOut(
             id=e.id,

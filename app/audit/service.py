@@ -7,7 +7,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.errors import NotFound
 from app.models import AuditEntry, User
+from app.users import repository as users_repo
 
 
 async def record(
@@ -42,6 +44,19 @@ async def page(
     rows = await session.execute(base.order_by(AuditEntry.id.desc()).limit(limit).offset(offset))
     total = (await session.execute(count)).scalar_one()
     return [(r[0], r[1]) for r in rows.all()], total
+
+
+async def page_for(
+    session: AsyncSession, *, limit: int, offset: int, external_id: str | None = None, action: str | None = None
+) -> tuple[list[tuple[AuditEntry, str | None]], int]:
+    """A page of the log, optionally of one member (by external id: 404 if unknown) or one action."""
+    user_id: int | None = None
+    if external_id is not None:
+        user = await users_repo.by_external_id(session, external_id)
+        if user is None:
+            raise NotFound("Member not found", code="user_not_found")
+        user_id = user.id
+    return await page(session, limit=limit, offset=offset, user_id=user_id, action=action)
 
 
 async def revoked_award_ids(session: AsyncSession) -> set[int]:

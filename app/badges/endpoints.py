@@ -25,7 +25,6 @@ from app.badges.schemas import (
     SimulationIn,
     SimulationOut,
 )
-from app.challenges import repository as challenges_repo
 from app.config import Settings
 from app.errors import InvalidInput, responses
 from app.kit.db import SessionDep
@@ -88,7 +87,7 @@ async def patch_badge(
 @admin.delete("/badges/{key}", status_code=204, responses=responses(401, 403, 404, 409))
 async def delete_badge(key: BadgeKey, session: SessionDep, _: AdminKey) -> Response:
     """Delete a badge nobody holds and no live challenge rewards or requires (archive it otherwise)."""
-    await badges_service.delete(session, key, await challenges_repo.keys_naming_badge(session, key))
+    await badges_service.delete(session, key)
     return Response(status_code=204)
 
 

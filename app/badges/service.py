@@ -29,6 +29,7 @@ from app.badges.schemas import (
     ProgressOut,
     ShareOut,
 )
+from app.challenges import repository as challenges_repo
 from app.config import Settings
 from app.errors import Conflict, InvalidInput, NotFound
 from app.events import repository as events_repo
@@ -153,8 +154,9 @@ def _merged(badge: Badge, body: BadgePatch) -> BadgeCreate:
     )
 
 
-async def delete(session: AsyncSession, key: str, named_by: list[str]) -> None:
+async def delete(session: AsyncSession, key: str) -> None:
     badge = await get(session, key)
+    named_by = await challenges_repo.keys_naming_badge(session, key)
     if named_by:
         # Deleting it would silently drop a promised reward, or lock everyone out of a challenge.
         raise Conflict("Challenges still reward or require this badge", code="badge_in_use",

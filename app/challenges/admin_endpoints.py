@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Response
 
 from app.auth.deps import AdminKey, AnalyticsKey
-from app.challenges import repository as challenges_repo
 from app.challenges import service as challenges_service
 from app.challenges.schemas import ChallengeCreate, ChallengeOut, ChallengeReplace, ChallengeStats, ChallengeUpdate
 from app.errors import responses
@@ -32,8 +31,7 @@ async def list_challenges(
     status: Annotated[Literal["draft", "published", "archived"] | None, Query()] = None,
 ) -> list[ChallengeOut]:
     """All challenges, optionally by status (`limit`/`offset` slice the array)."""
-    items, _total = await challenges_repo.page(session, page.limit, page.offset, status)
-    return [challenges_service.to_out(c) for c in items]
+    return await challenges_service.list_page(session, page.limit, page.offset, status)
 
 
 @router.get("/{key}", response_model=ChallengeOut, responses=responses(401, 403, 404))

@@ -219,6 +219,11 @@ def _merge_nested(ch: Challenge, body: ChallengeUpdate) -> ChallengeUpdate:
     return body.model_copy(update=merged) if merged else body
 
 
+async def list_page(session: AsyncSession, limit: int, offset: int, status: str | None) -> list[ChallengeOut]:
+    items, _total = await repo.page(session, limit, offset, status)
+    return [to_out(c) for c in items]
+
+
 async def create(session: AsyncSession, body: ChallengeCreate) -> Challenge:
     if await repo.by_key(session, body.key) is not None:
         raise Conflict(f"Challenge '{body.key}' already exists", code="challenge_exists")

@@ -7,11 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 
 from app.auth.deps import AdminKey, CurrentUser
-from app.challenges import repository as challenges_repo
 from app.errors import responses
 from app.kit.db import SessionDep
 from app.kit.pagination import PageDep
-from app.vouchers import repository as vouchers_repo
 from app.vouchers import service as vouchers_service
 from app.vouchers.schemas import (
     CodesIn,
@@ -39,8 +37,7 @@ async def create_voucher(body: VoucherCreate, session: SessionDep, _: AdminKey) 
 @admin_router.get("", response_model=list[VoucherOut], responses=responses(401, 403))
 async def list_vouchers(session: SessionDep, page: PageDep, _: AdminKey) -> list[VoucherOut]:
     """All vouchers with pool health (`pending_count`, `warning: voucher_pool_exhausted`)."""
-    items, _total = await vouchers_repo.page(session, page.limit, page.offset)
-    return [await vouchers_service.view(session, v) for v in items]
+    return await vouchers_service.list_page(session, page.limit, page.offset)
 
 
 @admin_router.get("/{key}", response_model=VoucherOut, responses=responses(401, 403, 404))
@@ -64,7 +61,7 @@ async def update_voucher(key: VoucherKey, body: VoucherUpdate, session: SessionD
 @admin_router.delete("/{key}", status_code=204, responses=responses(401, 403, 404, 409))
 async def delete_voucher(key: VoucherKey, session: SessionDep, _: AdminKey) -> Response:
     """Delete a voucher nobody holds and no challenge rewards."""
-    await vouchers_service.delete(session, key, await challenges_repo.keys_rewarding_voucher(session, key))
+    await vouchers_service.delete(session, key)
     return Response(status_code=204)
 
 

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.challenges import repository as challenges_repo
 from app.errors import Conflict, InvalidInput, NotFound
 from app.events.record import MemberRecord
 from app.kit import clock
@@ -108,8 +109,14 @@ async def update(session: AsyncSession, key: str, body: VoucherReplace | Voucher
     return voucher
 
 
-async def delete(session: AsyncSession, key: str, referenced_by: list[str]) -> None:
+async def list_page(session: AsyncSession, limit: int, offset: int) -> list[VoucherOut]:
+    items, _total = await vouchers_repo.page(session, limit, offset)
+    return [await view(session, v) for v in items]
+
+
+async def delete(session: AsyncSession, key: str) -> None:
     voucher = await get(session, key)
+    referenced_by = await challenges_repo.keys_rewarding_voucher(session, key)
     if referenced_by:
         raise Conflict("Challenges still reward this voucher", code="voucher_in_use",
                        details={"challenges": referenced_by})
