@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.badges import repository as badges_repo
 from app.challenges import progress as prog
@@ -445,16 +446,19 @@ async def join(
 ) -> tuple[Participation, bool]:
     """Join the current instance; joining again returns the same participation (created=False)."""
     ch = await _visible(session, key)  # drafts are invisible to members, even here
+    # Read again under a shared lock: a join racing an archive must not leave an active participation in an
+    # archived challenge (nothing would ever expire it without a deadline).
+    if await repo.status_shared(session, ch.id) == "archived":
+        raise ChallengeClosed("This challenge has ended")
     now = clock.utcnow()
     spec = schedule_of(ch)
-    if ch.status == "archived":
-        raise ChallengeClosed("This challenge has ended")
     state = prog.open_state(spec, now)
     if state == "not_started":
         raise ChallengeNotStarted("This challenge has not started yet", details={"starts_at": spec.starts_at})
     if state == "ended":
         raise ChallengeClosed("This challenge has ended", details={"ends_at": spec.ends_at})
-    await users_repo.lock_member(session, user.id)  # ordered with this member's engine runs
+    # Ordered with this member's engine runs; eligibility (a level) is judged on the balance read under the lock.
+    set_committed_value(user, "points", await users_repo.lock_member(session, user.id))
     instance, _ = prog.instance_at(spec, now, settings.tz)
     existing = await repo.participation(session, ch.id, instance, user.id)
     if existing is None:

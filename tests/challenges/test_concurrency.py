@@ -117,3 +117,35 @@ async def test_concurrent_publishes_announce_once_and_a_racing_archive_is_not_lo
     finally:
         for c in clients:
             await c.aclose()
+
+
+async def test_a_join_racing_an_archive_leaves_no_active_participation(
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str], make_challenge: Any, member: Any
+) -> None:
+    """Either the join lands before the archive (and is expired by it) or it sees the challenge archived (409):
+    an active participation in an archived challenge would never end (it has no deadline)."""
+    from app.models import Challenge, ChallengeParticipation
+
+    transport = httpx.ASGITransport(app=app)
+    members = [await member() for _ in range(8)]
+    clients = [httpx.AsyncClient(transport=transport, base_url=f"http://j{i}") for i in range(len(members) + 1)]
+    try:
+        for round_ in range(4):
+            key = f"join-race-{round_}"
+            await make_challenge(key, [step("Post", "post")])
+            joins = zip(clients[:-1], members, strict=True)
+            replies = await asyncio.gather(
+                *(c.post(f"/v1/challenges/{key}/join", headers=m.headers) for c, m in joins),
+                clients[-1].post(f"/v1/admin/challenges/{key}/archive", headers=admin_headers),
+            )
+            assert replies[-1].status_code == 200, replies[-1].text
+            assert all(r.status_code in (201, 409) for r in replies[:-1]), [r.text for r in replies[:-1]]
+            async with app.state.db.sessionmaker() as s:
+                active = (await s.execute(
+                    select(func.count()).select_from(ChallengeParticipation).join(Challenge)
+                    .where(Challenge.key == key, ChallengeParticipation.status == "active")
+                )).scalar_one()
+            assert active == 0, round_
+    finally:
+        for c in clients:
+            await c.aclose()
