@@ -149,7 +149,9 @@ async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
 
 # The database is there but cannot take this request now: out of connections (53300) or other resources (53xxx),
 # starting up or shutting down (57P03, 57P01), a broken connection (08xxx). Nothing was applied: 503, retry later.
-UNAVAILABLE_SQLSTATE_PREFIXES = ("53", "57P01", "57P02", "57P03", "08")
+# Also a database that is not there (3D000: dropped, or a wrong name) or not migrated (42P01, an undefined table;
+# SQLite's "no such table"): the operator's to fix, and nothing was applied.
+UNAVAILABLE_SQLSTATE_PREFIXES = ("53", "57P01", "57P02", "57P03", "08", "3D000", "42P01")
 
 
 def connection_lost(exc: BaseException) -> bool:
@@ -172,6 +174,8 @@ def is_unreachable(exc: DBAPIError) -> bool:
     if exc.orig is not None and connection_lost(exc.orig):
         return True
     code = getattr(exc.orig, "pgcode", None) or getattr(exc.orig, "sqlstate", None)
+    if code is None and "no such table" in str(exc.orig):
+        return True
     return isinstance(code, str) and code.startswith(UNAVAILABLE_SQLSTATE_PREFIXES)
 
 

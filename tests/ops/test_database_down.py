@@ -42,6 +42,33 @@ async def test_an_unreachable_database_is_a_503_with_the_request_id(method: str,
     assert r.headers["retry-after"] and r.headers["x-request-id"] == "rid-down-1"
 
 
+@pytest.mark.parametrize("kind", ["missing-postgres-database", "unmigrated-postgres", "unmigrated-sqlite"])
+async def test_a_database_that_is_missing_or_not_migrated_is_a_503_not_a_500(kind: str, tmp_path: object) -> None:
+    """Dropped, misnamed or never migrated: the operator's to fix; the API says it cannot serve, not a 500."""
+    from tests.conftest import PG_ADMIN_URL, _pg_admin
+
+    name = f"laurel_unmigrated_{abs(hash(kind)) % 10**8}"
+    if kind == "missing-postgres-database":
+        url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/laurel_no_such_database"
+    elif kind == "unmigrated-postgres":
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}"')
+        await _pg_admin(f'CREATE DATABASE "{name}"')
+        url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path}/empty.db"
+    app = create_app(make_settings(url, "http://127.0.0.1:9"))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://laurel.test") as c:
+            for method, path in (("GET", "/v1/admin/badges"), ("GET", "/v1/icons"), ("PUT", "/v1/users/x")):
+                r = await c.request(method, path, json={} if method == "PUT" else None, headers=ADMIN)
+                assert r.status_code == 503 and r.json()["error"]["code"] == "service_unavailable", (path, r.text)
+    finally:
+        await app.state.db.engine.dispose()
+        if kind == "unmigrated-postgres":
+            await _pg_admin(f'DROP DATABASE IF EXISTS "{name}"')
+
+
 async def test_a_database_out_of_connections_is_a_503_not_a_500() -> None:
     # A role allowed no connections: PostgreSQL answers as it does when max_connections is reached (53300).
     import asyncpg
