@@ -25,14 +25,19 @@ async def page(session: AsyncSession, limit: int, offset: int) -> tuple[list[Vou
 
 
 async def add_codes(session: AsyncSession, voucher_id: int, codes: Sequence[str]) -> int:
-    """Insert new codes (known ones are skipped); returns how many were new."""
-    before = await code_count(session, voucher_id)
+    """Insert new codes (known ones are skipped); returns how many this call inserted. Counted from the rows the
+    inserts return, not as a difference of two counts, which took in codes other uploads committed meanwhile."""
     unique = list(dict.fromkeys(codes))
     table = VoucherCode.__table__
+    added = 0
     for i in range(0, len(unique), CHUNK):
-        stmt = insert_ignore(session, table, ["voucher_id", "code"])  # type: ignore[arg-type]
-        await session.execute(stmt, [{"voucher_id": voucher_id, "code": c} for c in unique[i:i + CHUNK]])
-    return await code_count(session, voucher_id) - before
+        stmt = (
+            insert_ignore(session, table, ["voucher_id", "code"])  # type: ignore[arg-type]
+            .values([{"voucher_id": voucher_id, "code": c} for c in unique[i:i + CHUNK]])
+            .returning(table.c.id)
+        )
+        added += len((await session.execute(stmt)).all())
+    return added
 
 
 async def code_count(session: AsyncSession, voucher_id: int, available_only: bool = False) -> int:

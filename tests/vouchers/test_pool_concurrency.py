@@ -44,3 +44,24 @@ async def test_concurrent_completions_take_distinct_codes_and_the_rest_wait(
     assert sum(v[0]["status"] == "pending" for v in vouchers) == 2
     view = (await client.get("/v1/admin/vouchers/tea", headers=admin_headers)).json()
     assert (view["issued_count"], view["pending_count"], view["warning"]) == (3, 2, "voucher_pool_exhausted")
+
+
+async def test_concurrent_uploads_of_the_same_codes_report_each_code_added_once(
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    r = await client.post("/v1/admin/vouchers", headers=admin_headers, json={
+        "key": "v2", "name": "V2", "face_value": 5, "validity_days": 30})
+    assert r.status_code == 201, r.text
+    transport = httpx.ASGITransport(app=app)
+    clients = [httpx.AsyncClient(transport=transport, base_url=f"http://u{i}") for i in range(6)]
+    try:
+        replies = await asyncio.gather(*(
+            c.post("/v1/admin/vouchers/v2/codes", json={"codes": ["b", "c"]}, headers=admin_headers) for c in clients
+        ))
+    finally:
+        for c in clients:
+            await c.aclose()
+    assert all(r.status_code == 200 for r in replies), [r.text for r in replies]
+    assert sum(r.json()["added"] for r in replies) == 2, [r.json() for r in replies]
+    assert all(r.json()["added"] + r.json()["duplicates"] == 2 for r in replies)
+    assert (await client.get("/v1/admin/vouchers/v2", headers=admin_headers)).json()["codes_total"] == 2
