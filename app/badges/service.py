@@ -90,7 +90,8 @@ def _apply(badge: Badge, data: dict[str, Any]) -> None:
     if badge.created_at is None:
         badge.created_at = now  # one instant: a new badge is never "updated" before it was created
     if badge.status == "active" and not was_active:
-        # Counters start now: activation never re-awards history.
+        # Activation never re-awards history: a badge is awarded by the events that reach it while active (their
+        # counters may include events from before, as a late event's do). `activated_at` is shown to admins.
         badge.activated_at = now
 
 

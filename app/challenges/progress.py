@@ -204,11 +204,12 @@ def unmet_rules(
     """
     texts = rule_texts(eligibility, badge_names, locale)
     reasons: list[dict[str, Any]] = []
+    # Tiers and segments are names a CRM and an admin each spell: "Premium" is the tier "premium".
     tiers = list(eligibility.get("tiers") or [])
-    if tiers and member.tier not in tiers:
+    if tiers and (member.tier or "").casefold() not in {t.casefold() for t in tiers}:
         reasons.append({"rule": "tier", "required": tiers, "text": texts["tier"]})
     segments = list(eligibility.get("segments") or [])
-    if segments and not set(segments) & set(member.segments):
+    if segments and not {s.casefold() for s in segments} & {s.casefold() for s in member.segments}:
         reasons.append({"rule": "segment", "required": segments, "text": texts["segment"]})
     level = eligibility.get("min_level")
     if level:

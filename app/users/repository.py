@@ -160,16 +160,6 @@ async def ensure_openid(session: AsyncSession, openid: str, unionid: str | None)
     return user
 
 
-async def friend_external_ids(session: AsyncSession, user_id: int) -> list[str]:
-    rows = await session.execute(
-        select(User.external_id)
-        .join(Friendship, Friendship.friend_id == User.id)
-        .where(Friendship.user_id == user_id)
-        .order_by(User.external_id)
-    )
-    return [r for r in rows.scalars() if r is not None]
-
-
 async def friend_ids(session: AsyncSession, user_id: int) -> list[int]:
     rows = await session.execute(select(Friendship.friend_id).where(Friendship.user_id == user_id))
     return list(rows.scalars())

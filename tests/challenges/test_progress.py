@@ -122,6 +122,8 @@ LEVELS = {"Engaged Member": 50}
         ({}, facts(), []),
         ({"tiers": ["premium"]}, facts(tier="premium"), []),
         ({"tiers": ["premium"]}, facts(tier="basic"), ["tier"]),
+        ({"tiers": ["premium"]}, facts(tier="Premium"), []),  # a CRM's capital is the same tier
+        ({"segments": ["VIP"]}, facts(segments=["vip"]), []),
         ({"segments": ["vip", "staff"]}, facts(segments=["staff"]), []),
         ({"segments": ["vip"]}, facts(segments=["staff"]), ["segment"]),
         ({"min_level": "Engaged Member"}, facts(points=49), ["min_level"]),
