@@ -13,7 +13,7 @@ from app.errors import responses
 from app.kit.db import SessionDep
 from app.kit.deps import SettingsDep
 from app.kit.i18n import LocaleDep
-from app.kit.pagination import PageDep
+from app.kit.pagination import PageDep, count_header
 
 router = APIRouter(tags=["challenges"])
 
@@ -54,9 +54,12 @@ async def join_challenge(
 
 @router.get("/v1/me/challenges", response_model=list[Participation], responses=responses(401, 403))
 async def my_challenges(
-    session: SessionDep, settings: SettingsDep, user: CurrentUser, page: PageDep,
+    session: SessionDep, settings: SettingsDep, user: CurrentUser, page: PageDep, response: Response,
     status: Annotated[Literal["active", "completed", "expired"] | None, Query()] = None,
 ) -> list[Participation]:
-    """The caller's joined challenges, newest first, with per-step progress, percent and time left."""
-    items, _total = await challenges_service.my_challenges(session, settings, user, page.limit, page.offset, status)
+    """The caller's joined challenges, newest first, with per-step progress, percent and time left (`limit`
+    defaults to 50; the `X-Total-Count` header holds how many there are in all: a weekly challenge adds 52 a
+    year)."""
+    items, total = await challenges_service.my_challenges(session, settings, user, page.limit, page.offset, status)
+    count_header(response, total)
     return items

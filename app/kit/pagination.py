@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Generic, TypeVar
 
-from fastapi import Depends, Query
+from fastapi import Depends, Query, Response
 from pydantic import BaseModel
 
 T = TypeVar("T")
@@ -22,6 +22,13 @@ async def _page_params(
 
 
 PageDep = Annotated[PageParams, Depends(_page_params)]
+
+TOTAL_HEADER = "X-Total-Count"
+
+
+def count_header(response: Response, total: int) -> None:
+    """A sliced JSON array's full length, so a client sees it was cut short (pages carry `total` in the body)."""
+    response.headers[TOTAL_HEADER] = str(total)
 
 
 class Page(BaseModel, Generic[T]):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Response
 from app.auth.deps import AdminKey, CurrentUser
 from app.errors import responses
 from app.kit.db import SessionDep
-from app.kit.pagination import PageDep
+from app.kit.pagination import PageDep, count_header
 from app.vouchers import service as vouchers_service
 from app.vouchers.schemas import (
     CodesIn,
@@ -72,7 +72,11 @@ async def add_codes(key: VoucherKey, body: CodesIn, session: SessionDep, _: Admi
 
 
 @router.get("/v1/me/vouchers", response_model=list[MemberVoucherOut], responses=responses(401, 403))
-async def my_vouchers(session: SessionDep, user: CurrentUser, page: PageDep) -> list[MemberVoucherOut]:
-    """The caller's vouchers, newest first (`pending` ones get their code as soon as one is available)."""
-    items, _total = await vouchers_service.for_member(session, user, page.limit, page.offset)
+async def my_vouchers(
+    session: SessionDep, user: CurrentUser, page: PageDep, response: Response
+) -> list[MemberVoucherOut]:
+    """The caller's vouchers, newest first (`pending` ones get their code as soon as one is available); the
+    `X-Total-Count` header holds how many there are in all."""
+    items, total = await vouchers_service.for_member(session, user, page.limit, page.offset)
+    count_header(response, total)
     return items

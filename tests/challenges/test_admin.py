@@ -252,3 +252,16 @@ async def test_a_badge_a_live_challenge_rewards_or_requires_cannot_be_deleted(
     # Once the challenge is archived, nothing depends on the badge any more.
     assert (await client.post("/v1/admin/challenges/reward/archive", headers=admin_headers)).status_code == 200
     assert (await client.delete("/v1/admin/badges/finisher", headers=admin_headers)).status_code == 204
+
+
+async def test_my_challenges_says_how_many_there_are_when_the_list_is_cut_short(
+    client: httpx.AsyncClient, member: Any, make_challenge: Any, backend: str
+) -> None:
+    m = await member()
+    for i in range(3):
+        await make_challenge(f"c{i}", [step("Post", "post")])
+        assert (await client.post(f"/v1/challenges/c{i}/join", headers=m.headers)).status_code == 201
+    r = await client.get("/v1/me/challenges?limit=2", headers=m.headers)
+    assert r.status_code == 200 and len(r.json()) == 2 and r.headers["x-total-count"] == "3"
+    r = await client.get("/v1/me/vouchers", headers=m.headers)
+    assert r.status_code == 200 and r.json() == [] and r.headers["x-total-count"] == "0"
