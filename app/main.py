@@ -6,7 +6,6 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import tzinfo
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -41,16 +40,12 @@ class LaurelAPI(FastAPI):
 
     _lean: ASGIApp | None = None
 
-    _zone: tzinfo | None = None
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._zone is None:
-            self._zone = self.state.settings.tz
-        shown = clock.shown_zone.set(self._zone)  # responses show datetimes in program time
+        shown = clock.program_zone.set(self.state.settings.tz)  # responses show datetimes in program time
         try:
             await self._serve(scope, receive, send)
         finally:
-            clock.shown_zone.reset(shown)
+            clock.program_zone.reset(shown)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == fastpath.PATH and scope["method"] == "POST":
@@ -79,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from app.worker import runner
 
-        clock.shown_zone.set(settings.tz)  # the worker's tasks (webhook bodies) inherit it: program time
+        clock.program_zone.set(settings.tz)  # the worker's tasks (webhook bodies) inherit it: program time
         worker = runner.start_in_app(app) if settings.worker_enabled else None
         # What exists now (modules, the app, caches) lives as long as the process: keep it out of the cyclic
         # collector's scans, which otherwise walk it on every full collection (a long-tail pause per request).

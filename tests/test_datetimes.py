@@ -127,11 +127,11 @@ async def test_webhook_bodies_show_datetimes_in_program_time_too(
     await _world(client, login)
     async with app.state.db.sessionmaker() as s:
         rows = (await s.execute(select(OutboxMessage))).scalars().all()
-    zone = clock.shown_zone.set(app.state.settings.tz)  # as the app's lifespan sets it for the worker
+    zone = clock.program_zone.set(app.state.settings.tz)  # as the app's lifespan sets it for the worker
     try:
         bodies = [json.loads(body_of("d-1", r.kind, r.created_at, r.payload)) for r in rows]
     finally:
-        clock.shown_zone.reset(zone)
+        clock.program_zone.reset(zone)
     seen = [(b["event"], where, stamp) for b in bodies for where, stamp in _stamps(b)]
     assert {kind for kind, _w, _s in seen} >= {"badge.awarded", "level.reached", "challenge.completed"}, seen
     off = [(kind, where, stamp) for kind, where, stamp in seen if not stamp.endswith("+08:00")]

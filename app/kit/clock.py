@@ -5,8 +5,10 @@ from __future__ import annotations
 from contextvars import ContextVar
 from datetime import UTC, datetime, tzinfo
 
-# The zone a response shows its datetimes in: the program's (set per request by the app, see main.LaurelAPI).
-shown_zone: ContextVar[tzinfo] = ContextVar("shown_zone", default=UTC)
+# The program's time zone, as the app serving this request (or running this worker) has it: set per request by
+# main.LaurelAPI and for the worker by the app's lifespan. Responses show datetimes in it; a bare date in a rule
+# means that day in it. None outside an app (a script): UTC for showing, the environment's setting for rules.
+program_zone: ContextVar[tzinfo | None] = ContextVar("program_zone", default=None)
 
 
 def utcnow() -> datetime:
@@ -18,4 +20,4 @@ def shown(value: datetime) -> str:
     sent with, so that every datetime of the API reads alike (a stored naive value is UTC)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(shown_zone.get()).isoformat()
+    return value.astimezone(program_zone.get() or UTC).isoformat()

@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.kit.clock import program_zone
 from app.kit.schemas import Instant
 
 #: Attribute path: snake_case segments, dots walk into nested objects ("items.sku").
@@ -164,9 +165,11 @@ class FixedWindow(BaseModel):
                     day = date.fromisoformat(value)
                 except ValueError:
                     continue  # left for the datetime validator to explain
-                from app.config import get_settings  # the program zone; read only for bare dates
+                tz = program_zone.get()  # the zone of the app serving this save
+                if tz is None:
+                    from app.config import get_settings  # outside an app: the environment's setting
 
-                tz = ZoneInfo(get_settings().timezone)
+                    tz = ZoneInfo(get_settings().timezone)
                 out[name] = datetime.combine(day + timedelta(days=extra_day), time.min, tzinfo=tz)
         return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -555,3 +556,15 @@ async def test_a_late_check_in_reports_the_length_of_the_run_it_joined(client: h
         await event(client, "LP", "check_in", day(n))
     out = await event(client, "LP", "check_in", day(8))  # late: joins 10, 9 and 7 into one run of four
     assert [(p["badge"], p["current"], p["target"]) for p in out["progress"]] == [("streak-7", 4, 7)]
+
+
+async def test_a_bare_date_in_a_fixed_window_is_that_day_in_the_apps_time_zone(
+    app: Any, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The zone of the app that saves the rule, not the environment's default (Asia/Shanghai)."""
+    monkeypatch.setattr(app.state.settings, "timezone", "Europe/London")
+    window = {"type": "fixed", "start": "2026-02-06", "end": "2026-02-20"}
+    body = await badge(client, "festival", [{"event": "purchase", "threshold": 1, "window": window}])
+    stored = body["criteria"][0]["window"]
+    assert datetime.fromisoformat(stored["start"]) == datetime(2026, 2, 6, tzinfo=UTC)  # London: UTC in February
+    assert datetime.fromisoformat(stored["end"]) == datetime(2026, 2, 21, tzinfo=UTC)  # the end day is inclusive
