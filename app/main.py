@@ -74,7 +74,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from app.worker import runner
 
-        clock.program_zone.set(settings.tz)  # the worker's tasks (webhook bodies) inherit it: program time
         worker = runner.start_in_app(app) if settings.worker_enabled else None
         # What exists now (modules, the app, caches) lives as long as the process: keep it out of the cyclic
         # collector's scans, which otherwise walk it on every full collection (a long-tail pause per request).

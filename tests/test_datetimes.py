@@ -3,6 +3,8 @@ database stored it: clients compare and display them alike (a deadline in one li
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
 import re
 from collections.abc import Iterator
@@ -25,6 +27,8 @@ STAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{
 def _stamps(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
     if where.rsplit(".", 2)[-2:-1] == ["params"]:
         return  # a message's rendered fields: WeChat's own "2026-11-25 22:27" format, in program time already
+    if where.endswith((".criteria", ".criterion")):
+        return  # a rule comes back as the admin posted it (its counters are keyed by that form)
     if isinstance(value, str):
         for m in STAMP.finditer(value):
             yield where, m.group()
@@ -46,12 +50,23 @@ async def _world(client: httpx.AsyncClient, login: Any) -> tuple[dict[str, str],
                 available_from=(now - timedelta(days=1)).isoformat(),
                 available_until=(now + timedelta(days=9)).isoformat())
     await badge(client, "vip", [{"event": "vip", "threshold": 1}], visibility="invite_only")
+    west = timezone(timedelta(hours=-5))  # windows posted (and events sent) in another offset are shown in ours
+    await badge(client, "big-week", [{"event": "purchase", "aggregate": "sum", "field": "amount", "threshold": 10_000,
+                                      "window": {"type": "rolling", "days": 7}}])
+    fest = {"type": "fixed", "start": (now - timedelta(days=1)).astimezone(west).isoformat(),
+            "end": (now + timedelta(days=1)).astimezone(west).isoformat()}
+    await badge(client, "fest", [{"event": "purchase", "threshold": 1, "window": fest}])
+    await badge(client, "fest-two", [{"event": "purchase", "threshold": 2, "window": fest}])
     r = await client.post("/v1/admin/vouchers", headers=ADMIN, json={
         "key": "coffee", "name": "Free coffee", "description": "Any size", "face_value": 25, "validity_days": 30})
     assert r.status_code == 201, r.text
     r = await client.post("/v1/admin/challenges", headers=ADMIN, json={
         "key": "spring", "title": "Spring", "steps": [step("Buy", "purchase")], "status": "published",
         "schedule": {"ends_at": (now + timedelta(days=3)).isoformat()}, "rewards": {"voucher": "coffee"}})
+    assert r.status_code == 201, r.text
+    r = await client.post("/v1/admin/challenges", headers=ADMIN, json={
+        "key": "later", "title": "Later", "steps": [step("Buy", "purchase")], "status": "published",
+        "schedule": {"starts_at": (now + timedelta(days=2)).astimezone(west).isoformat()}})
     assert r.status_code == 201, r.text
     await make_board(client, ADMIN, "spend")
     r = await client.post("/v1/admin/webhooks", headers=ADMIN, json={"url": "https://crm.example/h", "events": ["*"]})
@@ -64,6 +79,8 @@ async def _world(client: httpx.AsyncClient, login: Any) -> tuple[dict[str, str],
     assert r.status_code in (200, 201), r.text
     r = await client.post("/v1/challenges/spring/join", headers=member)
     assert r.status_code in (200, 201), r.text
+    not_yet = await client.post("/v1/challenges/later/join", headers=member)
+    assert not_yet.status_code == 409 and not_yet.json()["error"]["details"]["starts_at"], not_yet.text
     # Sent in UTC ("Z") and in another offset: shown back in program time all the same.
     outcomes = [
         await event(client, "m-dt", "visit", now.strftime("%Y-%m-%dT%H:%M:%SZ"), store_id="A"),
@@ -73,6 +90,7 @@ async def _world(client: httpx.AsyncClient, login: Any) -> tuple[dict[str, str],
     assert r.status_code in (200, 201), r.text
     r = await client.post("/v1/admin/users/m-dt/points", headers=ADMIN, json={"amount": 5, "reason": "goodwill"})
     assert r.status_code in (200, 201), r.text
+    outcomes.append(not_yet.json())
     return member, outcomes
 
 
@@ -118,20 +136,21 @@ async def test_webhook_bodies_show_datetimes_in_program_time_too(
     app: FastAPI, client: httpx.AsyncClient, login: Any
 ) -> None:
     """What integrators receive reads like what the API answers: the outbox payloads webhooks carry."""
-    from sqlalchemy import select
 
-    from app.kit import clock
-    from app.models import OutboxMessage
-    from app.webhooks.dispatcher import body_of
+    from app import jobs  # noqa: F401  (registers the jobs)
+    from app.worker import runner
+    from tests.webhooks.receiver import webhook_receiver
 
     await _world(client, login)
-    async with app.state.db.sessionmaker() as s:
-        rows = (await s.execute(select(OutboxMessage))).scalars().all()
-    zone = clock.program_zone.set(app.state.settings.tz)  # as the app's lifespan sets it for the worker
-    try:
-        bodies = [json.loads(body_of("d-1", r.kind, r.created_at, r.payload)) for r in rows]
-    finally:
-        clock.program_zone.reset(zone)
+    with webhook_receiver() as receiver:
+        r = await client.post("/v1/admin/webhooks", json={"url": receiver.url, "events": ["*"]}, headers=ADMIN)
+        assert r.status_code == 201, r.text
+        # The jobs as the worker runs them (`laurel worker` too): a task of its own, with no zone inherited.
+        for name in ("notifications.fanout", "webhooks.dispatch"):
+            job = next(j for j in runner.JOBS if j.name == name)
+            await asyncio.create_task(runner.run_job_once(app.state.db.sessionmaker, app.state.settings, job),
+                                      context=contextvars.Context())
+        bodies = [json.loads(x.body) for x in receiver.received]
     seen = [(b["event"], where, stamp) for b in bodies for where, stamp in _stamps(b)]
     assert {kind for kind, _w, _s in seen} >= {"badge.awarded", "level.reached", "challenge.completed"}, seen
     off = [(kind, where, stamp) for kind, where, stamp in seen if not stamp.endswith("+08:00")]

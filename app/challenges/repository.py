@@ -24,10 +24,11 @@ async def by_key(session: AsyncSession, key: str, *, lock: bool = False) -> Chal
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def status_shared(session: AsyncSession, challenge_id: int) -> str | None:
-    """The challenge's status under a shared lock (FOR SHARE): joins do not wait for one another, and an archive
-    (FOR UPDATE) waits for the joins in flight, or they wait for it and then see it archived."""
-    stmt = select(Challenge.status).where(Challenge.id == challenge_id).with_for_update(read=True)
+async def shared(session: AsyncSession, challenge_id: int) -> Challenge | None:
+    """The challenge re-read under a shared lock (FOR SHARE): joins do not wait for one another, and an archive or
+    an edit (FOR UPDATE) waits for the joins in flight, or they wait for it and then see what it committed."""
+    stmt = (select(Challenge).where(Challenge.id == challenge_id).with_for_update(read=True)
+            .execution_options(populate_existing=True))
     return (await session.execute(stmt)).scalar_one_or_none()
 
 

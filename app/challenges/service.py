@@ -447,16 +447,21 @@ async def join(
     """Join the current instance; joining again returns the same participation (created=False)."""
     ch = await _visible(session, key)  # drafts are invisible to members, even here
     # Read again under a shared lock: a join racing an archive must not leave an active participation in an
-    # archived challenge (nothing would ever expire it without a deadline).
-    if await repo.status_shared(session, ch.id) == "archived":
+    # archived challenge (nothing would ever expire it without a deadline), nor one racing an edit of the
+    # schedule keep a deadline from before it.
+    locked = await repo.shared(session, ch.id)
+    if locked is None or locked.status == "archived":
         raise ChallengeClosed("This challenge has ended")
+    ch = locked
     now = clock.utcnow()
     spec = schedule_of(ch)
     state = prog.open_state(spec, now)
     if state == "not_started":
-        raise ChallengeNotStarted("This challenge has not started yet", details={"starts_at": spec.starts_at})
+        starts = clock.shown(spec.starts_at) if spec.starts_at else None
+        raise ChallengeNotStarted("This challenge has not started yet", details={"starts_at": starts})
     if state == "ended":
-        raise ChallengeClosed("This challenge has ended", details={"ends_at": spec.ends_at})
+        raise ChallengeClosed("This challenge has ended",
+                              details={"ends_at": clock.shown(spec.ends_at) if spec.ends_at else None})
     # Ordered with this member's engine runs; eligibility (a level) is judged on the balance read under the lock.
     set_committed_value(user, "points", await users_repo.lock_member(session, user.id))
     instance, _ = prog.instance_at(spec, now, settings.tz)
@@ -506,7 +511,7 @@ async def credit_step(
     if points:
         # A step is done once per participation (the row is locked while its progress moves): nothing to look up.
         await run.credit_points(points, reason=f"Challenge step: {title}"[:200], source_type="challenge_step",
-                                source_id=f"{pid}:{step}", at=event.occurred_at, fresh=True)
+                                source_id=f"{pid}:{step}", at=_done_at(event, joined_at), fresh=True)
     run.store.emit("challenge.step_completed", run.user.id, {
         "user_id": run.user.external_id, "challenge": ch.key, "title": ch.title, "instance": instance,
         "participation_id": pid, "step": step, "step_title": title, "points": points,

@@ -29,8 +29,9 @@ from app.config import Settings
 from app.errors import Conflict, Forbidden, InvalidInput, LaurelError, Unauthorized
 from app.events import service as events_service
 from app.events.schemas import BatchItemResult, EventIn, IngestResult
+from app.kit.cache import DefinitionCache
 from app.kit.db import Database, commit
-from app.kit.handlers import is_retryable
+from app.kit.handlers import is_reference_gone, is_retryable
 
 log = logging.getLogger("laurel.events")
 
@@ -126,7 +127,9 @@ class Coalescer:
         except Exception as exc:
             # A lost race (deadlock) as much as anything else: each event alone, in its own transaction, so
             # each caller gets its own outcome (a race lost there again is that caller's to retry).
-            if not (isinstance(exc, DBAPIError) and is_retryable(exc)):
+            if isinstance(exc, DBAPIError) and is_reference_gone(exc):
+                DefinitionCache.invalidate_all()  # a definition cached here was deleted: not again, one by one
+            elif not (isinstance(exc, DBAPIError) and is_retryable(exc)):
                 log.warning("shared ingestion transaction failed; evaluating its events one by one", exc_info=True)
             for w in group:
                 await self._alone(w)

@@ -308,7 +308,7 @@ class EngineRun:
                         "criterion": index,
                         "current": num(value),
                         "target": num(target),
-                        "window_end": end.isoformat() if end else None,
+                        "window_end": shown(end) if end else None,
                     }
                 )
 
@@ -328,8 +328,8 @@ class EngineRun:
             "threshold": num(threshold_decimal(c)),
             "met": met,
             "bucket": ev.bucket_for(c, at, self.tz),
-            "window_start": start.isoformat() if start else None,
-            "window_end": end.isoformat() if end else None,
+            "window_start": shown(start) if start else None,
+            "window_end": shown(end) if end else None,
         }
         run = streak_of(c, sub, at, self.tz)
         if run is not None and isinstance(c.window, CalendarWindow):

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.kit.dialect import insert_for
 from app.leaderboards import ranking
 from app.models import Leaderboard, LeaderboardRankSnapshot, LeaderboardScore, LeaderboardScoreCount, User
 
@@ -35,7 +36,6 @@ class ScoreChange:
     dim: str
     delta: Decimal
     at: datetime
-    place: bool = False  # on the board even at a delta of 0 (a score copied into a view, 0 included)
 
 
 # --------------------------------------------------------------------------- definitions
@@ -219,7 +219,7 @@ async def add_scores_many(session: AsyncSession, items: Sequence[tuple[int, Sequ
     merged: dict[ScoreKey, tuple[Decimal, datetime]] = {}
     for user_id, changes in items:
         for ch in changes:
-            if ch.delta == 0 and not ch.place:
+            if ch.delta == 0:
                 continue  # scores nothing (a purchase of 0): not on the board for it
             key = (ch.board_id, ch.period, ch.dim, user_id)
             delta, at = merged.get(key, (Decimal(0), ch.at))
@@ -270,33 +270,18 @@ async def add_scores_many(session: AsyncSession, items: Sequence[tuple[int, Sequ
         ])
 
 
-_LOWER_COUNT = (
-    CT.update()
-    .where(CT.c.board_id == bindparam("b_board_id"), CT.c.period == bindparam("b_period"),
-           CT.c.dim == bindparam("b_dim"), CT.c.level == bindparam("b_level"), CT.c.parent == bindparam("b_parent"),
-           CT.c.key == bindparam("b_key"))
-    .values(n=CT.c.n + bindparam("b_n"))
-)
-
-
-async def _remove_from_view(session: AsyncSession, user_id: int, board_ids: Sequence[int], dim: str) -> None:
-    """Take a member off one view of some boards (every period), with the rank counts in step."""
+async def _take_off_view(
+    session: AsyncSession, user_id: int, board_ids: Sequence[int], dim: str, counts: dict[CountRow, int]
+) -> None:
+    """Delete a member's rows of one view of some boards (every period), noting the count changes in `counts`."""
     removed = (await session.execute(
         delete(ST).where(ST.c.user_id == user_id, ST.c.dim == dim, ST.c.board_id.in_(board_ids))
         .returning(ST.c.board_id, ST.c.period, ST.c.score)
     )).all()
-    counts: dict[CountRow, int] = {}
     for board_id, period, score in removed:
         for (level, parent, k), d in ranking.count_deltas(Decimal(str(score)), None).items():
             ck = (board_id, period, dim, level, parent, k)
             counts[ck] = counts.get(ck, 0) + d
-    ordered = sorted((k, n) for k, n in counts.items() if n)  # the one lock order of every count change
-    if not ordered:
-        return
-    keys = [{"b_board_id": b, "b_period": p, "b_dim": d, "b_level": lv, "b_parent": pa, "b_key": k}
-            for (b, p, d, lv, pa, k), _n in ordered]
-    await session.execute(_LOWER_COUNT, [{**key, "b_n": n} for key, (_k, n) in zip(keys, ordered, strict=True)])
-    await session.execute(_SQLITE_DELETE_EMPTY, keys)
 
 
 async def move_city_view(
@@ -304,21 +289,44 @@ async def move_city_view(
 ) -> None:
     """A member's city changed: off the old city's view of these boards, and into the new one's with their whole
     score of every period (a city view ranks the members whose profile city it is). Caller holds the member's
-    lock, as score writes do."""
+    lock, as score writes do.
+
+    The member's own score rows change first; the shared count rows of both cities change last, together, in
+    key order, as every other writer of them does (one lock order: no deadlock with another move or a batch)."""
     if not board_ids:
         return
-    for dim in {d for d in (old_dim, new_dim) if d}:
-        await _remove_from_view(session, user_id, board_ids, dim)  # the new one too: rows left from a past stay
-    if new_dim is None:
+    counts: dict[CountRow, int] = {}
+    for dim in sorted({d for d in (old_dim, new_dim) if d}):
+        await _take_off_view(session, user_id, board_ids, dim, counts)  # the new one too: rows left from a past stay
+    if new_dim is not None:
+        whole = (await session.execute(
+            select(ST.c.board_id, ST.c.period, ST.c.score, ST.c.reached_at)
+            .where(ST.c.user_id == user_id, ST.c.dim == "", ST.c.board_id.in_(board_ids))
+        )).all()
+        if whole:
+            await session.execute(ST.insert(), [
+                {"board_id": b, "period": p, "dim": new_dim, "user_id": user_id, "score": score, "reached_at": at}
+                for b, p, score, at in whole
+            ])
+        for board_id, period, score, _at in whole:
+            for (level, parent, k), d in ranking.count_deltas(None, Decimal(str(score))).items():
+                ck = (board_id, period, new_dim, level, parent, k)
+                counts[ck] = counts.get(ck, 0) + d
+    ordered = sorted((k, n) for k, n in counts.items() if n)
+    if not ordered:
         return
-    whole = (await session.execute(
-        select(ST.c.board_id, ST.c.period, ST.c.score, ST.c.reached_at)
-        .where(ST.c.user_id == user_id, ST.c.dim == "", ST.c.board_id.in_(board_ids))
-    )).all()
-    await add_scores_many(session, [(user_id, [
-        ScoreChange(board_id, period, new_dim, Decimal(str(score)), reached_at, place=True)
-        for board_id, period, score, reached_at in whole
-    ])])
+    ins = insert_for(session, CT)
+    await session.execute(
+        ins.on_conflict_do_update(index_elements=list(_COUNT_NAMES), set_={"n": CT.c.n + ins.excluded.n}),
+        [{"board_id": b, "period": p, "dim": d, "level": lv, "parent": pa, "key": k, "n": n}
+         for (b, p, d, lv, pa, k), n in ordered],
+    )
+    lowered = [k for k, n in ordered if n < 0]
+    if lowered:
+        await session.execute(_SQLITE_DELETE_EMPTY, [
+            {"b_board_id": b, "b_period": p, "b_dim": d, "b_level": lv, "b_parent": pa, "b_key": k}
+            for b, p, d, lv, pa, k in lowered
+        ])
 
 
 async def _current_sqlite(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.errors import Conflict, NotFound
 from app.kit.dialect import lock_key
@@ -47,8 +48,11 @@ async def upsert(session: AsyncSession, external_id: str, body: UserUpsert) -> t
             )
     if user is None:
         user, created = await users_repo.create_external(session, external_id)
-    elif "city" in fields and fields["city"] != user.city:
-        stored = await users_repo.lock_city(session, user.id)  # as an event's run locks: its scores move under it
+    if "city" in fields and not created:
+        # Compared with the city stored now, read under the lock an event's run takes (its scores move under it):
+        # the member loaded above may be older (created meanwhile by their first event, or moved by another sync).
+        stored = await users_repo.lock_city(session, user.id)
+        set_committed_value(user, "city", stored)  # so that the assignment below writes any difference
         if fields["city"] != stored:
             await lb_service.member_city_changed(session, user.id, stored, fields["city"])
     for name, value in fields.items():

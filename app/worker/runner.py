@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.integrations.wechat.gateway import WeChatGateway
+from app.kit import clock
 from app.kit.dialect import try_lock_key
 
 log = logging.getLogger("laurel.worker")
@@ -68,7 +69,20 @@ async def run_job_once(
     A context job runs while the lock's transaction stays open on its own connection (idle), so still only one
     replica runs it. SQLite has one process by design and BEGIN IMMEDIATE would block the job's own writes, so
     there the lock transaction is skipped.
+
+    Runs in the program's time zone (kit.clock.program_zone), in the app's worker and in `laurel worker` alike:
+    the payloads and webhook bodies a job writes show datetimes as the API does.
     """
+    zone = clock.program_zone.set(settings.tz)
+    try:
+        return await _run_job(sessionmaker, settings, job, wechat)
+    finally:
+        clock.program_zone.reset(zone)
+
+
+async def _run_job(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, job: Job, wechat: WeChatGateway | None
+) -> int | None:
     if job.context_fn is not None:
         context = JobContext(sessionmaker, settings, wechat)
         if settings.is_sqlite:

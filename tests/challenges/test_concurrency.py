@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
@@ -149,3 +150,30 @@ async def test_a_join_racing_an_archive_leaves_no_active_participation(
     finally:
         for c in clients:
             await c.aclose()
+
+
+async def test_a_join_racing_a_schedule_edit_takes_the_edited_deadline(
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str], make_challenge: Any, member: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The edit commits between the join's first read of the challenge and its lock: the join uses the
+    challenge as read under the lock (a 1-day time limit), not the one read before (30 days)."""
+    from datetime import UTC, datetime, timedelta
+
+    from app.challenges import repository as repo
+
+    await make_challenge("limited", [step("Post", "post")], schedule={"time_limit_days": 30})
+    m = await member()
+    original = repo.shared
+
+    async def edited_first(session: Any, challenge_id: int) -> Any:
+        r = await client.patch("/v1/admin/challenges/limited", json={"schedule": {"time_limit_days": 1}},
+                               headers=admin_headers)
+        assert r.status_code == 200, r.text
+        return await original(session, challenge_id)
+
+    monkeypatch.setattr(repo, "shared", edited_first)
+    r = await client.post("/v1/challenges/limited/join", headers=m.headers)
+    assert r.status_code == 201, r.text
+    deadline = datetime.fromisoformat(r.json()["deadline"])
+    assert deadline - datetime.now(UTC) < timedelta(days=1, minutes=1), r.json()["deadline"]

@@ -250,3 +250,74 @@ async def test_a_member_who_moves_is_ranked_in_the_new_citys_view_with_their_who
         board_id = (await s.execute(select(Leaderboard.id))).scalar_one()
         scores = await _scores(s, board_id)
         assert await _counts(s, board_id) == _expected_counts(scores)  # no count left behind by the moves
+
+
+async def test_a_sync_racing_the_members_first_event_still_moves_them_into_the_city_view(
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str], login: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sync finds no member; their first purchase creates and scores them before the sync's insert, which
+    then finds them: the city is compared with what is stored, and the score moves into the city's view."""
+    from app.users import repository as users_repo
+
+    world = World(client, admin_headers, login)
+    await make_board(client, admin_headers)
+    original = users_repo.create_external
+
+    async def racing(session: Any, external_id: str) -> Any:
+        if external_id == "N":
+            await world.buy("N", 100)  # on another connection: creates N (no city) and scores 100
+        return await original(session, external_id)
+
+    monkeypatch.setattr(users_repo, "create_external", racing)
+    r = await client.put("/v1/users/N", json={"city": "Xian", "openid": "o-n", "nickname": "nick-N"},
+                         headers=admin_headers)
+    assert r.status_code in (200, 201), r.text
+    monkeypatch.setattr(users_repo, "create_external", original)
+    world.headers["N"] = await login("o-n")
+    await world.buy("N", 5)
+    city = await world.view("top-spenders-weekly", "N", city="Xian")
+    assert city["me"] is not None and city["me"]["score"] == 105, city
+
+
+async def test_opposite_city_moves_at_once_do_not_deadlock(
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str], login: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A moves X→Y while B moves Y→X: both cities' count rows change together, in key order, at the end."""
+    import asyncio
+
+    from app.users import service as users_service
+    from app.users.schemas import UserUpsert
+
+    world = World(client, admin_headers, login)
+    await make_board(client, admin_headers)
+    await world.member("A", city="Xian")
+    await world.member("B", city="Yiwu")
+    await world.buy("A", 100)
+    await world.buy("B", 100)
+    original = lb_repo._take_off_view
+    arrived = 0
+    both = asyncio.Event()
+
+    async def gated(*args: Any) -> None:
+        nonlocal arrived
+        await original(*args)
+        arrived += 1
+        if arrived >= 2:
+            both.set()
+        await asyncio.wait_for(both.wait(), 5)  # each has taken its own rows off before either goes on
+
+    monkeypatch.setattr(lb_repo, "_take_off_view", gated)
+
+    async def move(external_id: str, city: str) -> None:
+        async with app.state.db.sessionmaker() as s:
+            await users_service.upsert(s, external_id, UserUpsert.model_validate({"city": city}))
+            await s.commit()
+
+    await asyncio.gather(move("A", "Yiwu"), move("B", "Xian"))
+    async with app.state.db.sessionmaker() as s:
+        board_id = (await s.execute(select(Leaderboard.id))).scalar_one()
+        scores = await _scores(s, board_id)
+        assert await _counts(s, board_id) == _expected_counts(scores)
+    assert names(await world.view("top-spenders-weekly", "A", city="Yiwu")) == [(1, "nick-A", 100)]
