@@ -4,7 +4,9 @@ Why: an operator's API key can register any URL, and the dispatcher POSTs to it 
 reports the answer's status and error text back through the deliveries API. Without a check that reaches
 the database port, a cloud metadata service (169.254.169.254) or an internal admin page. A hostname is
 checked when saved (an IP literal or `localhost`) and resolved again before each delivery (a name that
-points inside). Development and test allow them (`LAUREL_WEBHOOK_PRIVATE_HOSTS`), so a local receiver works.
+points inside), and the delivery connects to the address that was checked (a second lookup by the HTTP
+client could answer otherwise: DNS rebinding). Development and test allow private hosts
+(`LAUREL_WEBHOOK_PRIVATE_HOSTS`), so a local receiver works.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -39,20 +42,37 @@ def saved_url_refusal(url: str) -> str | None:
     return _refusal(address) if address is not None else None
 
 
-async def delivery_refusal(url: str) -> str | None:
-    """Why a delivery must not be sent: its host resolves to an address that is not public, else None.
+async def _resolve(host: str) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return [str(info[4][0]).split("%", 1)[0] for info in infos]  # fe80::1%eth0: the scope is not the address
 
-    A name that does not resolve is left to the HTTP client, which reports it as the attempt's error."""
-    host = httpx.URL(url).host
-    address = _literal(host)
-    if address is not None:
-        return _refusal(address)
+
+@dataclass(frozen=True)
+class Target:
+    """Where a delivery goes: `refusal` says why not; else the URL to connect to (the vetted address in place of
+    the host name), with the headers and extensions that keep the name for HTTP and TLS."""
+
+    refusal: str | None
+    url: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    extensions: dict[str, str] = field(default_factory=dict)
+
+
+async def delivery_target(url: str) -> Target:
+    """Resolve the host once, refuse it if any address is not public, and pin the connection to the address that
+    was checked: the HTTP client resolving the name again could get another answer (DNS rebinding)."""
+    parsed = httpx.URL(url)
+    host = parsed.host
+    literal = _literal(host)
+    if literal is not None:
+        refusal = _refusal(literal)
+        return Target(refusal, url if refusal is None else "")
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        addresses = await _resolve(host)
     except OSError:
-        return None
-    for info in infos:
-        refusal = _refusal(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]))  # fe80::1%eth0
-        if refusal is not None:
-            return f"{host} resolves to {refusal.split(' ', 1)[0]}, which is not a public address"
-    return None
+        return Target(None, url)  # does not resolve: the client fails the attempt and says so
+    if not addresses or any(_refusal(ipaddress.ip_address(a)) is not None for a in addresses):
+        return Target(f"{host} resolves to an address that is not public")  # which one is not said
+    netloc = host if parsed.port is None else f"{host}:{parsed.port}"
+    extensions = {"sni_hostname": host} if parsed.scheme == "https" else {}
+    return Target(None, str(parsed.copy_with(host=addresses[0])), {"Host": netloc}, extensions)

@@ -110,9 +110,9 @@ async def _claim(session: AsyncSession, settings: Settings, limit: int, now: dat
 
 async def _send(client: httpx.AsyncClient, c: Claimed, public_only: bool) -> Result:
     started = time.monotonic()
-    refusal = await addresses.delivery_refusal(c.url) if public_only else None
-    if refusal is not None:  # not sent: a failed attempt like any other, retried until the endpoint is fixed
-        return Result(c, None, f"not sent: {refusal}"[:500], int((time.monotonic() - started) * 1000))
+    target = await addresses.delivery_target(c.url) if public_only else addresses.Target(None, c.url)
+    if target.refusal is not None:  # not sent: a failed attempt like any other, retried until the endpoint is fixed
+        return Result(c, None, f"not sent: {target.refusal}"[:500], int((time.monotonic() - started) * 1000))
     body = body_of(c.delivery_id, c.event, c.created_at, c.payload)
     headers = {
         "Content-Type": "application/json",
@@ -122,7 +122,8 @@ async def _send(client: httpx.AsyncClient, c: Claimed, public_only: bool) -> Res
         signing.HEADER: signing.sign(c.secret, body),
     }
     try:
-        response = await client.post(c.url, content=body, headers=headers)
+        response = await client.post(target.url, content=body, headers={**headers, **target.headers},
+                                     extensions=target.extensions)
         status, error = response.status_code, None if response.is_success else f"HTTP {response.status_code}"
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         status, error = None, f"{type(exc).__name__}: {exc}"[:500]

@@ -299,7 +299,37 @@ async def test_a_delivery_whose_host_resolves_to_a_private_address_is_not_sent(
     assert await _dispatch(app, datetime.now(UTC)) == 1
     assert receiver.received == []
     [delivery] = await _log(client, ep["id"])
-    assert delivery["status"] == "pending" and "not a public address" in delivery["last_error"], delivery
+    assert delivery["status"] == "pending" and "not public" in delivery["last_error"], delivery
+    assert "127.0.0.1" not in delivery["last_error"]  # the deliveries log does not map internal names to addresses
     monkeypatch.setattr(app.state.settings, "webhook_private_hosts", None)  # test env: local receivers allowed
     assert await _dispatch(app, datetime.now(UTC) + timedelta(minutes=1)) == 1
     assert len(receiver.received) == 1
+
+
+async def test_a_checked_delivery_connects_to_the_address_it_checked_not_a_second_lookup(
+    app: FastAPI, client: httpx.AsyncClient, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No DNS rebinding: the host is resolved once, the answer is vetted, and the connection goes to that address
+    with the name kept in the Host header (and as the TLS server name for https). Here the name resolves only
+    through the check (and to the local receiver, counted as public for the test): the delivery can only
+    arrive if the client did not look the name up again."""
+    from app.webhooks import addresses
+
+    async def resolve(host: str) -> list[str]:
+        assert host == "hooks.rebind.test"
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr(addresses, "_resolve", resolve)
+    monkeypatch.setattr(addresses, "_refusal", lambda address: None)
+    monkeypatch.setattr(app.state.settings, "webhook_private_hosts", False)
+    url = receiver.url.replace("127.0.0.1", "hooks.rebind.test")
+    ep = await _endpoint(client, url, ["badge.awarded"])
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}])
+    await event(client, "M1", "visit", NOW)
+    assert await _dispatch(app, datetime.now(UTC)) == 1
+    assert len(receiver.received) == 1, await _log(client, ep["id"])
+    port = url.split(":")[2].split("/")[0]
+    assert receiver.received[0].headers["Host"] == f"hooks.rebind.test:{port}"
+    target = await addresses.delivery_target("https://hooks.rebind.test/h")
+    assert (target.url, target.headers, target.extensions) == (
+        "https://127.0.0.1/h", {"Host": "hooks.rebind.test"}, {"sni_hostname": "hooks.rebind.test"})
