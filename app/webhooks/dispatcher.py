@@ -174,10 +174,14 @@ async def dispatch_webhooks_once(
     if not claimed:
         return 0
     own = client is None
-    http = client or httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
+    public_only = not settings.webhooks_reach_private
+    # Pinned deliveries connect to an address, not a name: a kept-alive connection to one address (its TLS session
+    # made for one host name) must not carry another host's delivery that resolved to the same address.
+    limits = httpx.Limits(max_keepalive_connections=0) if public_only else httpx.Limits()
+    http = client or httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False,
+                                       limits=limits)
     sending = time.monotonic()
     try:
-        public_only = not settings.webhooks_reach_private
         results = list(await asyncio.gather(*(_send(http, c, public_only) for c in claimed)))
     finally:
         if own:
