@@ -138,7 +138,14 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now, nullable=False)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    __table_args__ = (Index("ix_outbox_processed_at_id", "processed_at", "id"), Index("ix_outbox_user_id", "user_id"))
+    # AUTOINCREMENT on SQLite: the cleanup job deletes the newest processed rows too, and a reused id would collide
+    # with the notification (source_key "outbox:<id>") and webhook deliveries the first row made, so the new row's
+    # would be skipped as already done (PostgreSQL's sequence never reuses one).
+    __table_args__ = (
+        Index("ix_outbox_processed_at_id", "processed_at", "id"),
+        Index("ix_outbox_user_id", "user_id"),
+        {"sqlite_autoincrement": True},
+    )
 
 
 class AuditEntry(Base):

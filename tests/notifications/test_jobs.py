@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from app.worker import runner
 from tests.api import badge, event
@@ -37,3 +39,27 @@ def test_time_based_jobs_and_dispatchers_run_every_few_seconds() -> None:
     assert every["notifications.challenge_available"] <= 5
     assert 5 <= every["notifications.challenge_expiring"] <= 30
     assert 5 <= every["notifications.rank_improved"] <= 60
+
+
+@pytest.mark.sqlite_too
+async def test_after_outbox_cleanup_new_rows_are_still_delivered(kit: Kit, backend: str) -> None:
+    """Cleanup deletes the newest processed rows too: the next row must not reuse an id (SQLite did), or its
+    notification and webhook deliveries collide with the deleted row's and are skipped as done."""
+    from sqlalchemy import update
+
+    from app import jobs  # noqa: F401  (registers the jobs)
+    from app.models import OutboxMessage
+
+    by_name = {j.name: j for j in runner.JOBS}
+    sm, settings, gw = kit.app.state.db.sessionmaker, kit.settings, kit.app.state.wechat
+    await badge(kit.client, "first-visit", [{"event": "visit", "threshold": 1}])
+    first, second = await kit.member(), await kit.member()
+    await event(kit.client, first.external_id, "visit", datetime.now(UTC))
+    await runner.run_job_once(sm, settings, by_name["notifications.fanout"], gw)
+    async with sm() as s, s.begin():  # processed long ago: the cleanup takes every row, the newest included
+        await s.execute(update(OutboxMessage).values(processed_at=datetime.now(UTC) - timedelta(days=30)))
+    assert await runner.run_job_once(sm, settings, by_name["outbox.cleanup"], gw)
+    await event(kit.client, second.external_id, "visit", datetime.now(UTC))
+    await runner.run_job_once(sm, settings, by_name["notifications.fanout"], gw)
+    inbox = (await kit.client.get("/v1/me/notifications", headers=second.headers)).json()
+    assert [n["kind"] for n in inbox["items"]] == ["badge_unlocked"], inbox
