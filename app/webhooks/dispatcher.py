@@ -135,12 +135,16 @@ async def _send(client: httpx.AsyncClient, c: Claimed, public_only: bool) -> Res
 
 async def _record(session: AsyncSession, results: list[Result], now: datetime) -> None:
     for r in results:
+        d = await session.get(WebhookDelivery, r.claimed.pk, with_for_update=True)
+        if d is None:
+            # Its endpoint was deleted while it was being sent: nothing left to log it against. (Logging it anyway
+            # failed the whole batch's record, and the other deliveries were sent again when their lease ran out.)
+            continue
         session.add(WebhookAttempt(
             delivery_id=r.claimed.pk, attempted_at=now, status_code=r.status_code, error=r.error,
             duration_ms=r.duration_ms,
         ))
-        d = await session.get(WebhookDelivery, r.claimed.pk, with_for_update=True)
-        if d is None or d.status != "delivering":
+        if d.status != "delivering":
             continue  # the lease expired and someone else owns it now
         d.attempts += 1
         d.lease_until = None

@@ -333,3 +333,26 @@ async def test_a_checked_delivery_connects_to_the_address_it_checked_not_a_secon
     target = await addresses.delivery_target("https://hooks.rebind.test/h")
     assert (target.url, target.headers, target.extensions) == (
         "https://127.0.0.1/h", {"Host": "hooks.rebind.test"}, {"sni_hostname": "hooks.rebind.test"})
+
+
+async def test_an_endpoint_deleted_while_its_delivery_is_in_flight_does_not_lose_the_others_log(
+    app: FastAPI, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """The other endpoint's delivery is recorded as delivered (not sent again after its lease runs out)."""
+    from tests.webhooks.receiver import webhook_receiver
+
+    with webhook_receiver() as slow:
+        slow.delay = 1.0
+        doomed = await _endpoint(client, slow.url, ["badge.awarded"])
+        kept = await _endpoint(client, receiver.url, ["badge.awarded"])
+        await badge(client, "first-visit", [{"event": "visit", "threshold": 1}])
+        await event(client, "M1", "visit", NOW)
+        await fanout_all(app.state.db.sessionmaker, app.state.settings)
+        sending = asyncio.create_task(
+            dispatch_webhooks_once(app.state.db.sessionmaker, app.state.settings, now=datetime.now(UTC)))
+        await asyncio.sleep(0.5)  # both claimed and sent; the slow one has not answered yet
+        r = await client.delete(f"/v1/admin/webhooks/{doomed['id']}", headers=ADMIN)
+        assert r.status_code == 204, r.text
+        assert await sending == 2
+    [delivery] = await _log(client, kept["id"])
+    assert (delivery["status"], delivery["attempts"]) == ("delivered", 1), delivery
