@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     quiet_hours: str = "22:00-08:00"
     challenge_expiring_hours: int = Field(default=24, ge=1, le=24 * 30)
     rank_improved_min_places: int = Field(default=5, ge=1)
-    wechat_max_attempts: int = Field(default=6, ge=1, le=50)
+    wechat_max_attempts: int = Field(default=12, ge=1, le=50)
     wechat_dispatch_concurrency: int = Field(default=4, ge=1, le=64)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     webhook_retry_hours: float = Field(default=24.0, gt=0, le=24 * 7)

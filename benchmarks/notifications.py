@@ -57,7 +57,7 @@ async def run(n: int = N) -> dict[str, float]:
         settings = Settings(
             env="test", database_url=url, wechat_app_id=DEFAULT_APP_ID, wechat_app_secret=DEFAULT_APP_SECRET,
             wechat_api_base_url=fake.base_url, wechat_timeout_seconds=5, quiet_hours="", worker_enabled=False,
-            wechat_max_attempts=50, wechat_dispatch_concurrency=8, log_level="WARNING",
+            wechat_dispatch_concurrency=8, log_level="WARNING",  # retries as configured by default
         )
         db = Database(settings)
         gateway = WeChatGateway(DEFAULT_APP_ID, DEFAULT_APP_SECRET, fake.base_url, timeout=5, max_workers=8)

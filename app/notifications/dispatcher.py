@@ -246,9 +246,10 @@ async def _record(session: AsyncSession, settings: Settings, outcome: Outcome, n
             r.status, r.msgid, r.sent_at = "sent", outcome.msgid, now
         return
     if verdict == "no_consent":
+        # 43101: the member withdrew consent (or it ran out): credits to zero, the message dropped (the inbox has it).
         await repo.zero_credits(session, b.user_id, b.template.template_id)
         for r in rows:
-            r.status = "no_consent"
+            r.status = "dropped"
         return
     # Every other failure gives the credit back: WeChat did not deliver, so consent was not used.
     await repo.refund_credit(session, b.user_id, b.template.template_id)

@@ -77,7 +77,7 @@ async def test_43101_sets_the_members_credits_for_the_template_to_zero(kit: Kit,
     await kit.fanout()
     assert await kit.dispatch() == 1
     (d,) = await kit.deliveries()
-    assert d.status == "no_consent" and d.last_errcode == 43101
+    assert d.status == "dropped" and d.last_errcode == 43101  # "43101 → credit reset to 0, dropped"
     assert await kit.credits(m) == 0
     assert wechat.sent == []
 
