@@ -200,6 +200,19 @@ def test_same_token_back_triggers_one_force_refresh(wechat: FakeWeChat, gateway:
     assert wechat.force_refreshes == 1
 
 
+def test_a_second_rejection_within_30_s_is_retried_once_without_forcing(
+    wechat: FakeWeChat, gateway: WeChatGateway
+) -> None:
+    """Force mode is refused by WeChat within 30 s of the last one: the second scenario's send is retried once with
+    the token as it is (not left pending), and force mode is not used again."""
+    wechat.script.append(40001)
+    assert gateway.send_subscribe_message("o1", TEMPLATE, {"thing1": "a"}) is not None
+    wechat.script.append(40001)
+    assert gateway.send_subscribe_message("o1", TEMPLATE, {"thing1": "b"}) is not None
+    assert wechat.force_refreshes == 1
+    assert wechat.count(SEND) == 4
+
+
 @pytest.mark.parametrize("errcode", [40001, 40014, 42001])
 def test_token_always_rejected_is_bounded(wechat: FakeWeChat, gateway: WeChatGateway, errcode: int) -> None:
     wechat.script.extend([errcode] * 1000)

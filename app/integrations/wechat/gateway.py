@@ -192,7 +192,11 @@ class WeChatGateway:
             now = time.monotonic()
             last = self._last_force_refresh
             if last is not None and now - last < FORCE_REFRESH_MIN_INTERVAL:
-                raise error_for(exc.errcode, f"{exc.errmsg} (token force refresh throttled)")
+                # WeChat refuses force mode within 30 s of the last: the call is retried once with the token as it
+                # is (a rejection is not always the token's fault); rejected again, it fails and is retried later.
+                logger.warning("WeChat rejected the token again within %ss of a forced refresh (errcode %s); "
+                               "retrying without another", FORCE_REFRESH_MIN_INTERVAL, exc.errcode)
+                return
             self._last_force_refresh = now
             client.fetch_access_token(force_refresh=True)
 
