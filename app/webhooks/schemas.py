@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import httpx
-from pydantic import AliasChoices, Field, StrictBool, computed_field, field_validator
+from pydantic import AliasChoices, Field, StrictBool, computed_field, field_validator, model_validator
 
-from app.kit.schemas import ProgramTime, ReadModel, WriteModel
+from app.kit.schemas import FieldError, ProgramTime, ReadModel, WriteModel
 
 # Every kind the engine, challenges, vouchers and leaderboards write to the outbox.
 KNOWN_EVENTS = (
@@ -87,6 +87,15 @@ class WebhookPatch(WriteModel):
     @classmethod
     def _events(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else WebhookCreate._events(value)
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> WebhookPatch:
+        """A field sent as null is refused, not skipped: an endpoint always has a URL, events, a secret and a
+        state, and a PATCH answering 200 while changing nothing would hide the mistake."""
+        for name in ("url", "events", "secret", "enabled"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise FieldError(name, f"{name} cannot be null; leave it out to keep it")
+        return self
 
 
 class WebhookOut(ReadModel):
