@@ -14,8 +14,9 @@ time) per board. What the check last saw is kept in `leaderboard_rank_snapshots`
 - The rank a member held before a climb is the rank their previous score holds *now* (one query on the maintained
   rank counts, see app/leaderboards/ranking.py), so a member who slid down while idle is measured from where they
   really were; `worst_rank` keeps the worst of those since the last notification, so small climbs add up.
-- The first time the check sees a member on a board's period it only records a baseline: no notification (so
-  turning the job on, or the first scorers of a new period, do not get "you moved up").
+- The first time the check sees a board's period, everyone on it is a baseline: no notification (so turning the job
+  on, or the first scorers of a new period, do not get "you moved up"). A member who first appears on a period
+  the check already follows is news only if they went straight into the top 10 of a board with more than 10.
 - Climbs caused by other members' scores going down (refunds) are not looked for.
 
 Idempotent: each snapshot update is conditional on the score the run read (and, for a notification, on not having
@@ -123,12 +124,46 @@ async def _check_board(
         )).all()}
         new = [{"board_id": board.id, "period": period, "user_id": uid, "score": score, "updated_at": now}
                for uid, score in page.items() if uid not in seen]
-        if new:  # seen for the first time: a baseline only
+        if new:  # seen for the first time: a baseline (and news only for a newcomer straight into the top 10)
             await session.execute(insert_ignore(session, NT, ["board_id", "period", "user_id"]), new)
+            written += await _newcomers(session, board, period, {r["user_id"]: r["score"] for r in new}, now, today)
         batch = [Candidate(uid, score, Decimal(seen[uid][1]), seen[uid][2], seen[uid][3])
                  for uid, score in sorted(page.items()) if uid in seen and Decimal(seen[uid][1]) != score]
         if batch:
             written += await _apply(session, settings, board, period, batch, now, today)
+    return written
+
+
+async def _newcomers(
+    session: AsyncSession, board: Leaderboard, period: str, scores: dict[int, Decimal], now: datetime, today: date
+) -> int:
+    """Members first seen on a period the check already follows who went straight into the top 10 of a board
+    with more than 10 members: they "entered the top 10" from off the board. (Before the check follows a period,
+    everyone is a baseline: the job turned on, or a new period's first scorers, are not news.)"""
+    ranks, total = await lb_repo.ranks_and_total(session, (board.id, period, ""), list(scores.values()))
+    if total <= TOP:
+        return 0
+    entered = sorted((uid, ranks[score]) for uid, score in scores.items() if ranks[score] <= TOP)
+    if not entered:
+        return 0
+    external = dict((await session.execute(
+        select(User.id, User.external_id).where(User.id.in_([uid for uid, _ in entered]))
+    )).all())
+    written = 0
+    for uid, rank in entered:
+        result: Any = await session.execute(
+            update(NT)
+            .where(NT.c.board_id == board.id, NT.c.period == period, NT.c.user_id == uid,
+                   NT.c.score == scores[uid], NT.c.notified_on.is_(None))
+            .values(worst_rank=rank, notified_on=today, updated_at=now)
+        )
+        if result.rowcount != 1:
+            continue  # another run got there first
+        await outbox.emit(session, OUTBOX_KIND, uid, {
+            "user_id": external.get(uid), "board": board.key, "board_name": board.title, "period": period,
+            "rank": rank, "previous_rank": None, "places": None, "score": lb_service.num(scores[uid]),
+        })
+        written += 1
     return written
 
 

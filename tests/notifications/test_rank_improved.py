@@ -85,6 +85,31 @@ async def test_entering_the_top_ten_is_told_once_in_both_languages(kit: Kit, boa
     assert len(await board.told(m)) == 1
 
 
+@pytest.mark.sqlite_too
+async def test_a_newcomer_straight_into_the_top_ten_is_told_but_not_one_further_down(
+    kit: Kit, board: Board, backend: str
+) -> None:
+    await board.setup(fillers=12)
+    assert await board.run() == 0  # the check now follows the board's period
+    star, later = await kit.member("STAR"), await kit.member("LATER")
+    await board.buy("STAR", 5000)  # first seen at #1: entered the top 10 from off the board
+    await board.buy("LATER", 50)  # first seen at #14: a baseline only
+    assert await board.run() == 1
+    (n,) = await board.told(star)
+    assert (n["params"]["rank"], n["params"]["previous_rank"]) == (1, None)
+    assert n["body"] == "You are now #1 on “Top Spenders”"
+    assert await board.told(later) == []
+    assert await board.run() == 0
+
+
+async def test_a_newcomer_on_a_board_of_ten_or_fewer_is_not_told(kit: Kit, board: Board) -> None:
+    await board.setup(fillers=5)
+    assert await board.run() == 0
+    m = await kit.member("SIXTH")
+    await board.buy("SIXTH", 5000)
+    assert await board.run() == 0 and await board.told(m) == []
+
+
 async def test_enough_places_outside_the_top_ten_notify_and_fewer_do_not_until_they_add_up(
     kit: Kit, board: Board
 ) -> None:
@@ -142,7 +167,9 @@ async def test_a_member_who_slid_down_while_idle_is_measured_from_where_they_rea
         await kit.client.put(f"/v1/users/L{k:03d}", json={"nickname": f"l{k}"}, headers=ADMIN)
         await board.buy(f"L{k:03d}", 100 * k)
     assert await board.rank(m) == 16
-    assert await board.run() == 0  # the others' climbs are baselines; EARLY's score did not move
+    # The newcomers are first seen on a followed period: the ten who went straight into the top 10 are told;
+    # EARLY's score did not move.
+    assert await board.run() == 10
     await board.buy("EARLY", 800)  # 850 → 8th
     assert await board.run() == 1
     (n,) = await board.told(m)
