@@ -50,6 +50,43 @@ _TITLE_SOURCES: dict[str, tuple[str, ...]] = {
     "voucher_name": ("voucher_name", "title", "name", "voucher", "code"),
 }
 
+# The params each kind's notifications carry, as their producers write them (see the payloads in the engine,
+# challenges, vouchers, the leaderboards' rank check and the scheduler), plus `time` and `date` (when it was
+# created, program time). A template field naming anything else renders empty, and WeChat refuses an empty
+# value: tests/notifications/test_template_params.py checks this table against real notifications.
+PARAMS: dict[str, frozenset[str]] = {
+    kind: frozenset({"time", "date", *names})
+    for kind, names in {
+        "badge_unlocked": ("user_id", "badge", "badge_name", "award_id", "points", "source", "awarded_at",
+                           "earned_at"),
+        "level_reached": ("user_id", "rank", "level", "points_required", "reached_at"),
+        "challenge_available": ("challenge", "challenge_name", "title", "ends_at"),
+        "challenge_completed": ("user_id", "challenge", "challenge_name", "title", "instance", "participation_id",
+                                "bonus_points", "badge", "voucher", "completed_at"),
+        "challenge_expiring": ("challenge", "challenge_name", "title", "instance", "participation_id", "deadline",
+                               "steps_done", "steps_total"),
+        "challenge_expired": ("user_id", "challenge", "challenge_name", "title", "instance", "participation_id",
+                              "steps_done", "steps_total", "deadline", "expired_at"),
+        "rank_improved": ("user_id", "board", "board_name", "period", "rank", "previous_rank", "places", "score"),
+        "voucher_issued": ("user_id", "voucher", "voucher_name", "name", "face_value", "code", "member_voucher_id",
+                           "expires_at", "source_type", "source_id"),
+    }.items()
+}
+
+
+def unknown_placeholders(kind: str, fields: dict[str, str]) -> list[dict[str, str]]:
+    """Template fields naming a param the kind does not carry: `{field, message}` warnings for the admin."""
+    known = PARAMS.get(kind, frozenset())
+    out = []
+    for key, fmt in fields.items():
+        for name in _PLACEHOLDER.findall(fmt):
+            if name not in known:
+                out.append({"field": f"fields.{key}",
+                            "message": f"{{{name}}} is not a param of {kind}, so it renders empty (and WeChat refuses "
+                                       f"an empty value); its params are {', '.join(sorted(known))}"})
+    return out
+
+
 Locale = Literal["en", "zh-CN"]
 TEXTS: dict[str, dict[str, tuple[str, str]]] = {
     "zh-CN": {

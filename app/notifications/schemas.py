@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, field_validator, model_validator
+from pydantic import BaseModel, Field, StrictBool, field_validator, model_validator
 
 from app.kit.schemas import FieldError, ProgramTime, ReadModel, WriteModel
 from app.notifications import fields as wechat_fields
+from app.notifications import kinds
 
 SubscribeResult = Literal["accept", "reject", "ban", "filter"]
 DeliveryStatus = Literal["inbox_only", "pending", "sending", "sent", "no_consent", "dropped", "failed"]
@@ -115,6 +116,11 @@ class TemplateIn(WriteModel):
         return self
 
 
+class TemplateWarning(BaseModel):
+    field: str
+    message: str
+
+
 class TemplateOut(ReadModel):
     kind: str
     template_id: str
@@ -125,6 +131,17 @@ class TemplateOut(ReadModel):
     enabled: bool
     created_at: ProgramTime
     updated_at: ProgramTime
+    warnings: list[TemplateWarning] = Field(
+        default_factory=list,
+        description="Fields naming a param the kind does not carry: they would render empty and WeChat would refuse "
+        "the message (saved all the same)",
+    )
+
+    @classmethod
+    def of(cls, row: Any) -> TemplateOut:
+        out = cls.model_validate(row)
+        out.warnings = [TemplateWarning(**w) for w in kinds.unknown_placeholders(out.kind, out.fields)]
+        return out
 
 
 class WeChatDeliveryOut(ReadModel):

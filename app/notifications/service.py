@@ -97,18 +97,18 @@ async def put_template(session: AsyncSession, kind: str, body: TemplateIn) -> Te
     row.enabled = body.enabled
     await session.flush()
     await session.refresh(row)
-    return TemplateOut.model_validate(row)
+    return TemplateOut.of(row)
 
 
 async def get_template(session: AsyncSession, kind: str) -> TemplateOut:
     row = await repo.template(session, kind)
     if row is None:
         raise NotFound(f"No WeChat template is mapped for {kind}", code="template_not_found")
-    return TemplateOut.model_validate(row)
+    return TemplateOut.of(row)
 
 
 async def list_templates(session: AsyncSession) -> list[TemplateOut]:
-    return [TemplateOut.model_validate(t) for t in await repo.templates(session)]
+    return [TemplateOut.of(t) for t in await repo.templates(session)]
 
 
 async def delete_template(session: AsyncSession, kind: str) -> None:
