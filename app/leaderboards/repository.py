@@ -166,6 +166,20 @@ SELECT ctid FROM counts WHERE n <= 0
 _PG_DELETE_EMPTY = text("DELETE FROM leaderboard_score_counts WHERE ctid = ANY(CAST(:ctids AS tid[])) AND n <= 0")
 
 
+# Count changes of a city move, applied in the key order _PG_MOVE uses; hands back the rows left at zero.
+_PG_ADD_COUNTS = text(f"""
+WITH d AS (
+  SELECT * FROM {_unnest("d_", (*_COUNT_COLS, ("n", "bigint")))}
+), counts AS (
+  INSERT INTO leaderboard_score_counts AS c (board_id, period, dim, level, parent, key, n)
+  SELECT * FROM d ORDER BY board_id, period, dim, level, parent, key
+  ON CONFLICT (board_id, period, dim, level, parent, key) DO UPDATE SET n = c.n + excluded.n
+  RETURNING c.ctid, c.n
+)
+SELECT ctid FROM counts WHERE n <= 0
+""")
+
+
 def _arrays(prefix: str, names: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, list[Any]]:
     return {f"{prefix}{name}": [r[i] for r in rows] for i, name in enumerate(names)}
 
@@ -314,6 +328,15 @@ async def move_city_view(
                 counts[ck] = counts.get(ck, 0) + d
     ordered = sorted((k, n) for k, n in counts.items() if n)
     if not ordered:
+        return
+    conn = await session.connection()
+    if conn.dialect.name == "postgresql":
+        # Ordered in SQL, as _PG_MOVE orders its counts: by the database's collation, which a Python sort of the
+        # dims need not match (en_US puts "city:alpha" before "city:Zeta", code points the other way round).
+        params = _arrays("d_", [*_COUNT_NAMES, "n"], [(*k, n) for k, n in ordered])
+        emptied = (await conn.execute(_PG_ADD_COUNTS, params)).scalars().all()
+        if emptied:
+            await conn.execute(_PG_DELETE_EMPTY, {"ctids": list(emptied)})
         return
     ins = insert_for(session, CT)
     await session.execute(

@@ -140,10 +140,12 @@ async def _newcomers(
     """Members first seen on a period the check already follows who went straight into the top 10 of a board
     with more than 10 members: they "entered the top 10" from off the board. (Before the check follows a period,
     everyone is a baseline: the job turned on, or a new period's first scorers, are not news.)"""
-    ranks, total = await lb_repo.ranks_and_total(session, (board.id, period, ""), list(scores.values()))
+    view = (board.id, period, "")
+    _rank, total = await lb_repo.ranks_and_total(session, view, [max(scores.values())])
     if total <= TOP:
         return 0
-    entered = sorted((uid, ranks[score]) for uid, score in scores.items() if ranks[score] <= TOP)
+    above = await _members_above(session, view, set(scores.values()))  # in chunks: one statement size
+    entered = sorted((uid, 1 + above[score]) for uid, score in scores.items() if above[score] < TOP)
     if not entered:
         return 0
     external = dict((await session.execute(

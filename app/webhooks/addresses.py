@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import urllib.request
 from dataclasses import dataclass, field
 
 import httpx
@@ -42,6 +43,9 @@ def saved_url_refusal(url: str) -> str | None:
     return _refusal(address) if address is not None else None
 
 
+RESOLVE_TIMEOUT = 5.0  # seconds for the check's lookup; a delivery is not held up by a name server that hangs
+
+
 async def _resolve(host: str) -> list[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
     return [str(info[4][0]).split("%", 1)[0] for info in infos]  # fe80::1%eth0: the scope is not the address
@@ -58,21 +62,32 @@ class Target:
     extensions: dict[str, str] = field(default_factory=dict)
 
 
+def _proxied(scheme: str) -> bool:
+    """An egress proxy from the environment applies: it resolves and connects (the check still runs here)."""
+    proxies = urllib.request.getproxies()
+    return bool(proxies.get(scheme) or proxies.get("all"))
+
+
 async def delivery_target(url: str) -> Target:
     """Resolve the host once, refuse it if any address is not public, and pin the connection to the address that
-    was checked: the HTTP client resolving the name again could get another answer (DNS rebinding)."""
-    parsed = httpx.URL(url)
-    host = parsed.host
+    was checked: the HTTP client resolving the name again could get another answer (DNS rebinding).
+
+    A host that cannot be checked (it does not resolve now, or cannot be encoded) is refused for this attempt,
+    never sent unpinned. Through an egress proxy (HTTP(S)_PROXY) the proxy connects, so nothing is pinned."""
+    parsed = httpx.URL(url)  # parsed when saved: it parses
+    host = parsed.raw_host.decode("ascii")  # the IDNA (punycode) form, as the HTTP client sends it
     literal = _literal(host)
     if literal is not None:
         refusal = _refusal(literal)
         return Target(refusal, url if refusal is None else "")
     try:
-        addresses = await _resolve(host)
-    except OSError:
-        return Target(None, url)  # does not resolve: the client fails the attempt and says so
+        addresses = await asyncio.wait_for(_resolve(host), RESOLVE_TIMEOUT)
+    except (OSError, ValueError) as exc:  # a timeout is an OSError, an unencodable name a ValueError
+        return Target(f"{parsed.host} could not be resolved to check it ({type(exc).__name__})")
     if not addresses or any(_refusal(ipaddress.ip_address(a)) is not None for a in addresses):
         return Target(f"{host} resolves to an address that is not public")  # which one is not said
+    if _proxied(parsed.scheme):
+        return Target(None, url)
     netloc = host if parsed.port is None else f"{host}:{parsed.port}"
     extensions = {"sni_hostname": host} if parsed.scheme == "https" else {}
     return Target(None, str(parsed.copy_with(host=addresses[0])), {"Host": netloc}, extensions)

@@ -19,16 +19,19 @@ from typing import Any
 
 import httpx
 from sqlalchemy import exists, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from app.config import Settings
 from app.kit.clock import shown, utcnow
 from app.kit.dialect import skip_locked
+from app.kit.handlers import is_retryable
 from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks import addresses, signing
 
 log = logging.getLogger("laurel.webhooks")
+RECORD_ATTEMPTS = 3
 
 BACKOFF_FIRST_SECONDS = 2
 BACKOFF_MAX_SECONDS = 6 * 3600
@@ -110,7 +113,11 @@ async def _claim(session: AsyncSession, settings: Settings, limit: int, now: dat
 
 async def _send(client: httpx.AsyncClient, c: Claimed, public_only: bool) -> Result:
     started = time.monotonic()
-    target = await addresses.delivery_target(c.url) if public_only else addresses.Target(None, c.url)
+    try:
+        target = await addresses.delivery_target(c.url) if public_only else addresses.Target(None, c.url)
+    except Exception as exc:  # one endpoint's surprise must not stop the batch's record (and re-send the others)
+        log.exception("webhook delivery %s: checking its address failed", c.delivery_id)
+        target = addresses.Target(f"its address could not be checked ({type(exc).__name__})")
     if target.refusal is not None:  # not sent: a failed attempt like any other, retried until the endpoint is fixed
         return Result(c, None, f"not sent: {target.refusal}"[:500], int((time.monotonic() - started) * 1000))
     body = body_of(c.delivery_id, c.event, c.created_at, c.payload)
@@ -193,6 +200,14 @@ async def dispatch_webhooks_once(
     # Backoff counts from the answer (or timeout), not from the claim: a receiver that takes the whole timeout
     # to fail must not be retried straight away.
     answered = now + timedelta(seconds=time.monotonic() - sending)
-    async with sessionmaker() as session, session.begin():
-        await _record(session, results, answered)
+    for attempt in range(RECORD_ATTEMPTS):
+        try:
+            async with sessionmaker() as session, session.begin():
+                await _record(session, results, answered)
+            break
+        except DBAPIError as exc:
+            # A deadlock with an endpoint's delete (its cascade locks deliveries in another order): the record is
+            # written again, or the deliveries already sent would be sent again when their lease runs out.
+            if not is_retryable(exc) or attempt == RECORD_ATTEMPTS - 1:
+                raise
     return len(claimed)

@@ -90,9 +90,9 @@ class WebhookPatch(WriteModel):
 
     @model_validator(mode="after")
     def _no_nulls(self) -> WebhookPatch:
-        """A field sent as null is refused, not skipped: an endpoint always has a URL, events, a secret and a
-        state, and a PATCH answering 200 while changing nothing would hide the mistake."""
-        for name in ("url", "events", "secret", "enabled"):
+        """A field sent as null is refused, not skipped: an endpoint always has a URL, events, a secret, a state
+        and a description (empty clears it), and a PATCH answering 200 while changing nothing would hide it."""
+        for name in ("url", "events", "secret", "enabled", "description"):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise FieldError(name, f"{name} cannot be null; leave it out to keep it")
         return self

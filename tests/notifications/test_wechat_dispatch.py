@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from tests.api import ADMIN, badge, event
 from tests.fakes.wechat_server import FakeWeChat
@@ -234,6 +234,8 @@ async def test_45009_pauses_every_send_until_the_next_day(kit: Kit, wechat: Fake
     await kit.fanout()
     wechat.script.extend([45009, 45009])
     t0 = datetime.now(UTC)
+    if t0.astimezone(kit.settings.tz).time() >= time(23, 50):
+        t0 += timedelta(minutes=20)  # not minutes before midnight (program time), when the pause would end at once
     assert await kit.dispatch(now=t0) == 2
     assert await kit.dispatch(now=t0 + timedelta(minutes=5)) == 0  # paused
     tomorrow = datetime.combine(t0.astimezone(kit.settings.tz).date() + timedelta(days=1), datetime.min.time(),

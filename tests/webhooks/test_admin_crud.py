@@ -47,6 +47,6 @@ async def test_any_non_empty_secret_is_accepted_and_not_given_away(client: httpx
 async def test_a_patch_that_nulls_a_required_field_is_a_422_naming_it(client: httpx.AsyncClient) -> None:
     r = await client.post("/v1/admin/webhooks", json={"url": "https://crm.example/h", "events": ["*"]}, headers=ADMIN)
     assert r.status_code == 201, r.text
-    for field in ("url", "events", "enabled", "secret"):
+    for field in ("url", "events", "enabled", "secret", "description"):
         bad = await client.patch(f"/v1/admin/webhooks/{r.json()['id']}", json={field: None}, headers=ADMIN)
         assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == f"body.{field}", bad.text

@@ -356,3 +356,66 @@ async def test_an_endpoint_deleted_while_its_delivery_is_in_flight_does_not_lose
         assert await sending == 2
     [delivery] = await _log(client, kept["id"])
     assert (delivery["status"], delivery["attempts"]) == ("delivered", 1), delivery
+
+
+class _Pinned:
+    """Production mode with a resolver the test controls (every address counted public, the receiver's local)."""
+
+    def __init__(self, app: FastAPI, monkeypatch: pytest.MonkeyPatch, answers: dict[str, Any]) -> None:
+        from app.webhooks import addresses
+
+        async def resolve(host: str) -> list[str]:
+            answer = answers[host]
+            if isinstance(answer, BaseException):
+                raise answer
+            return list(answer)
+
+        monkeypatch.setattr(addresses, "_resolve", resolve)
+        monkeypatch.setattr(addresses, "_refusal", lambda address: None)
+        monkeypatch.setattr(app.state.settings, "webhook_private_hosts", False)
+
+
+async def test_a_host_whose_check_lookup_fails_is_not_sent_unpinned(
+    app: FastAPI, client: httpx.AsyncClient, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check's lookup failing (a name server can fail on purpose) must not let the client look it up itself."""
+    ep = await _endpoint(client, receiver.url.replace("127.0.0.1", "localhost"), ["badge.awarded"])
+    _Pinned(app, monkeypatch, {"localhost": OSError("temporary failure in name resolution")})
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}])
+    await event(client, "M1", "visit", NOW)
+    assert await _dispatch(app, datetime.now(UTC)) == 1
+    assert receiver.received == []
+    [d] = await _log(client, ep["id"])
+    assert d["status"] == "pending" and "could not be resolved" in d["last_error"], d
+
+
+async def test_a_host_that_cannot_be_resolved_costs_only_its_own_delivery(
+    app: FastAPI, client: httpx.AsyncClient, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name the resolver cannot even encode (a 64-character label) fails its attempt; the batch is recorded."""
+    good = await _endpoint(client, receiver.url.replace("127.0.0.1", "good.test"), ["badge.awarded"])
+    bad_host = "a" * 64 + ".example"
+    bad = await _endpoint(client, f"https://{bad_host}/h", ["badge.awarded"])
+    _Pinned(app, monkeypatch, {"good.test": ["127.0.0.1"], bad_host: UnicodeError("label too long")})
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}])
+    await event(client, "M1", "visit", NOW)
+    assert await _dispatch(app, datetime.now(UTC)) == 2
+    [ok] = await _log(client, good["id"])
+    [failed] = await _log(client, bad["id"])
+    assert (ok["status"], ok["attempts"], len(receiver.received)) == ("delivered", 1, 1)
+    assert failed["status"] == "pending" and failed["attempts"] == 1
+
+
+async def test_an_internationalised_host_is_pinned_by_its_ascii_name_and_a_proxy_is_left_to_resolve(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.webhooks import addresses
+
+    _Pinned(app, monkeypatch, {"xn--bcher-kva.example": ["203.0.113.7"]})
+    target = await addresses.delivery_target("https://bücher.example:8443/h")
+    assert (target.url, target.headers, target.extensions) == (
+        "https://203.0.113.7:8443/h", {"Host": "xn--bcher-kva.example:8443"},
+        {"sni_hostname": "xn--bcher-kva.example"})
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    target = await addresses.delivery_target("https://bücher.example:8443/h")
+    assert target.refusal is None and target.url == "https://bücher.example:8443/h" and target.headers == {}
