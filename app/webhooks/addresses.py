@@ -60,6 +60,9 @@ class Target:
     url: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     extensions: dict[str, str] = field(default_factory=dict)
+    # The other checked addresses, in the resolver's order, to try when `url`'s cannot be connected to (as a
+    # client resolving the name itself would try each).
+    fallbacks: tuple[str, ...] = ()
 
 
 def _proxied(scheme: str) -> bool:
@@ -90,4 +93,5 @@ async def delivery_target(url: str) -> Target:
         return Target(None, url)
     netloc = host if parsed.port is None else f"{host}:{parsed.port}"
     extensions = {"sni_hostname": host} if parsed.scheme == "https" else {}
-    return Target(None, str(parsed.copy_with(host=addresses[0])), {"Host": netloc}, extensions)
+    urls = [str(parsed.copy_with(host=a)) for a in dict.fromkeys(addresses)]
+    return Target(None, urls[0], {"Host": netloc}, extensions, tuple(urls[1:]))

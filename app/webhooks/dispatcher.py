@@ -129,8 +129,15 @@ async def _send(client: httpx.AsyncClient, c: Claimed, public_only: bool) -> Res
         signing.HEADER: signing.sign(c.secret, body),
     }
     try:
-        response = await client.post(target.url, content=body, headers={**headers, **target.headers},
-                                     extensions=target.extensions)
+        candidates = (target.url, *target.fallbacks)
+        for i, url in enumerate(candidates):
+            try:
+                response = await client.post(url, content=body, headers={**headers, **target.headers},
+                                             extensions=target.extensions)
+                break
+            except httpx.ConnectError:
+                if i == len(candidates) - 1:
+                    raise  # no address of the host could be reached
         status, error = response.status_code, None if response.is_success else f"HTTP {response.status_code}"
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         status, error = None, f"{type(exc).__name__}: {exc}"[:500]

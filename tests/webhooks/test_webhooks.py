@@ -419,3 +419,17 @@ async def test_an_internationalised_host_is_pinned_by_its_ascii_name_and_a_proxy
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     target = await addresses.delivery_target("https://bücher.example:8443/h")
     assert target.refusal is None and target.url == "https://bücher.example:8443/h" and target.headers == {}
+
+
+async def test_a_pinned_delivery_tries_the_hosts_next_address_when_one_cannot_be_reached(
+    app: FastAPI, client: httpx.AsyncClient, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a client resolving the name itself would: the first address refuses connections, the second answers."""
+    port = receiver.url.split(":")[2].split("/")[0]  # the receiver listens on 127.0.0.1 only: not on 127.0.0.3
+    ep = await _endpoint(client, receiver.url.replace("127.0.0.1", "multi.test"), ["badge.awarded"])
+    _Pinned(app, monkeypatch, {"multi.test": ["127.0.0.3", "127.0.0.1"]})
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}])
+    await event(client, "M1", "visit", NOW)
+    assert await _dispatch(app, datetime.now(UTC)) == 1
+    [d] = await _log(client, ep["id"])
+    assert d["status"] == "delivered" and receiver.received[0].headers["Host"] == f"multi.test:{port}", d
