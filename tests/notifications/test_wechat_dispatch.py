@@ -213,7 +213,9 @@ async def test_quiet_hours_hold_a_send_until_morning(kit: Kit, wechat: FakeWeCha
     settings = kit.settings.model_copy(update={"quiet_hours": "22:00-08:00"})
     await _one_queued(kit)
     tz = settings.tz
-    night = datetime.combine(NOW.astimezone(tz).date() + timedelta(days=1), datetime.min.time(), tz).replace(hour=23)
+    night = datetime.combine(NOW.astimezone(tz).date(), time(23), tz)  # the next 23:00 (program time) after NOW:
+    if night <= NOW:  # the next morning stays well within the 48 hours a delivery waits at most
+        night += timedelta(days=1)
     assert await kit.dispatch(now=night, settings=settings) == 0
     (d,) = await kit.deliveries()
     morning = (night + timedelta(days=1)).replace(hour=8, minute=0)
