@@ -63,12 +63,20 @@ class Target:
     # The other checked addresses, in the resolver's order, to try when `url`'s cannot be connected to (as a
     # client resolving the name itself would try each).
     fallbacks: tuple[str, ...] = ()
+    proxy: str | None = None  # send through this egress proxy (which resolves and connects), `url` unpinned
 
 
-def _proxied(scheme: str) -> bool:
-    """An egress proxy from the environment applies: it resolves and connects (the check still runs here)."""
-    proxies = urllib.request.getproxies()
-    return bool(proxies.get(scheme) or proxies.get("all"))
+def _proxy_for(scheme: str, host: str) -> str | None:
+    """The egress proxy from the environment (HTTP(S)_PROXY, ALL_PROXY, less NO_PROXY) for this host, if any.
+
+    Decided here, and the dispatcher's clients do not read the environment themselves: a client applying
+    NO_PROXY its own way could connect directly, and look the name up again, where this said "proxied"."""
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(scheme) or proxies.get("all")
+    # proxy_bypass_environment: the standard library's NO_PROXY rule (public, but not in typeshed's stubs).
+    if not proxy or urllib.request.proxy_bypass_environment(host, proxies):  # type: ignore[attr-defined]
+        return None
+    return proxy
 
 
 async def delivery_target(url: str) -> Target:
@@ -89,8 +97,9 @@ async def delivery_target(url: str) -> Target:
         return Target(f"{parsed.host} could not be resolved to check it ({type(exc).__name__})")
     if not addresses or any(_refusal(ipaddress.ip_address(a)) is not None for a in addresses):
         return Target(f"{host} resolves to an address that is not public")  # which one is not said
-    if _proxied(parsed.scheme):
-        return Target(None, url)
+    proxy = _proxy_for(parsed.scheme, host)
+    if proxy is not None:
+        return Target(None, url, proxy=proxy)
     netloc = host if parsed.port is None else f"{host}:{parsed.port}"
     extensions = {"sni_hostname": host} if parsed.scheme == "https" else {}
     urls = [str(parsed.copy_with(host=a)) for a in dict.fromkeys(addresses)]

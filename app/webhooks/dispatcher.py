@@ -129,15 +129,20 @@ async def _send(client: httpx.AsyncClient, c: Claimed, public_only: bool) -> Res
         signing.HEADER: signing.sign(c.secret, body),
     }
     try:
-        candidates = (target.url, *target.fallbacks)
-        for i, url in enumerate(candidates):
-            try:
-                response = await client.post(url, content=body, headers={**headers, **target.headers},
-                                             extensions=target.extensions)
-                break
-            except httpx.ConnectError:
-                if i == len(candidates) - 1:
-                    raise  # no address of the host could be reached
+        if target.proxy is not None:
+            async with httpx.AsyncClient(proxy=target.proxy, trust_env=False, timeout=client.timeout,
+                                         follow_redirects=False) as proxied:
+                response = await proxied.post(target.url, content=body, headers=headers)
+        else:
+            candidates = (target.url, *target.fallbacks)
+            for i, url in enumerate(candidates):
+                try:
+                    response = await client.post(url, content=body, headers={**headers, **target.headers},
+                                                 extensions=target.extensions)
+                    break
+                except httpx.ConnectError:
+                    if i == len(candidates) - 1:
+                        raise  # no address of the host could be reached
         status, error = response.status_code, None if response.is_success else f"HTTP {response.status_code}"
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         status, error = None, f"{type(exc).__name__}: {exc}"[:500]
@@ -196,8 +201,10 @@ async def dispatch_webhooks_once(
     # Pinned deliveries connect to an address, not a name: a kept-alive connection to one address (its TLS session
     # made for one host name) must not carry another host's delivery that resolved to the same address.
     limits = httpx.Limits(max_keepalive_connections=0) if public_only else httpx.Limits()
+    # Checked deliveries go where the check decided (addresses.delivery_target: pinned, or an egress proxy), so
+    # this client does not read proxy settings from the environment itself.
     http = client or httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False,
-                                       limits=limits)
+                                       limits=limits, trust_env=not public_only)
     sending = time.monotonic()
     try:
         results = list(await asyncio.gather(*(_send(http, c, public_only) for c in claimed)))

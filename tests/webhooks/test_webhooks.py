@@ -418,7 +418,28 @@ async def test_an_internationalised_host_is_pinned_by_its_ascii_name_and_a_proxy
         {"sni_hostname": "xn--bcher-kva.example"})
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     target = await addresses.delivery_target("https://bücher.example:8443/h")
-    assert target.refusal is None and target.url == "https://bücher.example:8443/h" and target.headers == {}
+    assert (target.refusal, target.url, target.headers, target.proxy) == (
+        None, "https://bücher.example:8443/h", {}, "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", ".example")  # not through the proxy: pinned again
+    target = await addresses.delivery_target("https://bücher.example:8443/h")
+    assert (target.url, target.proxy) == ("https://203.0.113.7:8443/h", None)
+
+
+async def test_a_host_no_proxy_exempts_is_still_pinned_not_resolved_again_by_the_client(
+    app: FastAPI, client: httpx.AsyncClient, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a proxy in the environment and NO_PROXY covering the host, the client must not connect directly by
+    resolving the name itself: the check's answer (an address where nothing listens) is where it goes."""
+    ep = await _endpoint(client, receiver.url.replace("127.0.0.1", "localhost"), ["badge.awarded"])
+    _Pinned(app, monkeypatch, {"localhost": ["127.0.0.3"]})
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}])
+    await event(client, "M1", "visit", NOW)
+    assert await _dispatch(app, datetime.now(UTC)) == 1
+    assert receiver.received == []
+    [d] = await _log(client, ep["id"])
+    assert d["status"] == "pending" and "ConnectError" in d["last_error"], d
 
 
 async def test_a_pinned_delivery_tries_the_hosts_next_address_when_one_cannot_be_reached(
@@ -433,3 +454,19 @@ async def test_a_pinned_delivery_tries_the_hosts_next_address_when_one_cannot_be
     assert await _dispatch(app, datetime.now(UTC)) == 1
     [d] = await _log(client, ep["id"])
     assert d["status"] == "delivered" and receiver.received[0].headers["Host"] == f"multi.test:{port}", d
+
+
+async def test_through_an_egress_proxy_a_checked_delivery_is_sent_by_name_via_the_proxy(
+    app: FastAPI, client: httpx.AsyncClient, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check still runs; the proxy (here the local receiver, taking the proxied request) resolves and connects."""
+    proxy = receiver.url.rsplit("/", 1)[0]  # http://127.0.0.1:<port>
+    ep = await _endpoint(client, "http://hooks.proxied.test/h", ["badge.awarded"])
+    _Pinned(app, monkeypatch, {"hooks.proxied.test": ["203.0.113.9"]})
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}])
+    await event(client, "M1", "visit", NOW)
+    assert await _dispatch(app, datetime.now(UTC)) == 1
+    [d] = await _log(client, ep["id"])
+    assert d["status"] == "delivered", d
+    assert receiver.received[0].headers["Host"] == "hooks.proxied.test"
