@@ -123,6 +123,19 @@ _COUNT_COLS = (("board_id", "bigint"), ("period", "text"), ("dim", "text"), ("le
 _FINE = ranking.fine_bucket_sql("h.m")
 _BITS = ranking.MANTISSA_BITS
 
+def _apply_counts(source: str) -> str:
+    """The tail of a statement whose CTE `source` holds count changes (board_id … key, n): apply them in key order
+    (ordered by the database's collation: one lock order for every writer of the counts, no deadlocks) and hand
+    back the rows left at zero."""
+    return f""", counts AS (
+  INSERT INTO leaderboard_score_counts AS c (board_id, period, dim, level, parent, key, n)
+  SELECT * FROM {source} ORDER BY board_id, period, dim, level, parent, key
+  ON CONFLICT (board_id, period, dim, level, parent, key) DO UPDATE SET n = c.n + excluded.n
+  RETURNING c.ctid, c.n
+)
+SELECT ctid FROM counts WHERE n <= 0"""
+
+
 # Every (board, period, dim, member) key's move in one statement: read the current score, upsert the new one,
 # turn each member leaving its old score and joining its new one into count deltas (the three levels of
 # ranking.count_keys, bucketed in SQL exactly as in Python), apply them in key order (one lock order for
@@ -151,13 +164,7 @@ WITH k AS (
     UNION ALL SELECT board_id, period, dim, {ranking.FINE}, fine >> {_BITS}, fine, d FROM steps
     UNION ALL SELECT board_id, period, dim, {ranking.COARSE}, 0, fine >> {_BITS}, d FROM steps
   ) y GROUP BY board_id, period, dim, level, parent, key HAVING sum(d) <> 0
-), counts AS (
-  INSERT INTO leaderboard_score_counts AS c (board_id, period, dim, level, parent, key, n)
-  SELECT * FROM deltas ORDER BY board_id, period, dim, level, parent, key
-  ON CONFLICT (board_id, period, dim, level, parent, key) DO UPDATE SET n = c.n + excluded.n
-  RETURNING c.ctid, c.n
-)
-SELECT ctid FROM counts WHERE n <= 0
+){_apply_counts("deltas")}
 """)
 
 # The rows the move left at zero, by the row versions it wrote: this transaction holds their locks, so they
@@ -170,13 +177,7 @@ _PG_DELETE_EMPTY = text("DELETE FROM leaderboard_score_counts WHERE ctid = ANY(C
 _PG_ADD_COUNTS = text(f"""
 WITH d AS (
   SELECT * FROM {_unnest("d_", (*_COUNT_COLS, ("n", "bigint")))}
-), counts AS (
-  INSERT INTO leaderboard_score_counts AS c (board_id, period, dim, level, parent, key, n)
-  SELECT * FROM d ORDER BY board_id, period, dim, level, parent, key
-  ON CONFLICT (board_id, period, dim, level, parent, key) DO UPDATE SET n = c.n + excluded.n
-  RETURNING c.ctid, c.n
-)
-SELECT ctid FROM counts WHERE n <= 0
+){_apply_counts("d")}
 """)
 
 
