@@ -107,8 +107,8 @@ class BadgeAdmin(ReadModel):
 
 
 class ProgressOut(ReadModel):
-    current: float
-    target: float
+    current: int | float  # whole numbers stay integers, as in an event's reply and a challenge step's progress
+    target: int | float
     percent: float
     window_start: ProgramTime | None
     window_end: ProgramTime | None

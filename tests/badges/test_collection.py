@@ -40,6 +40,8 @@ async def test_collection_shows_earned_and_locked_with_live_progress(client: htt
     explorer = items["store-explorer"]
     assert explorer["earned"] is False and explorer["earned_at"] is None
     assert explorer["progress"]["current"] == 2 and explorer["progress"]["target"] == 3
+    # Counts are whole numbers, as in the event's reply (2, not 2.0).
+    assert (type(explorer["progress"]["current"]), type(explorer["progress"]["target"])) == (int, int)
     assert explorer["progress"]["text"] == "2 of 3 stores this month"  # the issue's own example
     assert explorer["progress"]["window_end"] is not None
     first = items["first-visit"]
