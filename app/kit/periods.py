@@ -19,10 +19,12 @@ from typing import Literal, get_args
 Unit = Literal["day", "week", "month", "year"]
 UNITS: tuple[str, ...] = get_args(Unit)
 
-_DAY_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-_WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
-_MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
-_YEAR_RE = re.compile(r"^(\d{4})$")
+# ASCII digits only: `\d` also matches other scripts' digits ("٢٠٢٦-W48"), which int() reads, so such a key would
+# parse as a period without being its key. `\Z`, not `$`, which lets a trailing newline through.
+_DAY_RE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})\Z")
+_WEEK_RE = re.compile(r"^([0-9]{4})-W([0-9]{2})\Z")
+_MONTH_RE = re.compile(r"^([0-9]{4})-([0-9]{2})\Z")
+_YEAR_RE = re.compile(r"^([0-9]{4})\Z")
 
 
 def _check_unit(unit: str) -> None:

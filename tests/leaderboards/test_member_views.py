@@ -433,3 +433,22 @@ async def test_a_refund_down_to_a_tie_ranks_behind_whoever_had_that_score_first(
     await world.buy("A", -250, t + timedelta(minutes=2))  # A drops to 50 after B got there
     entries = (await world.view("top-spenders-weekly", "A"))["entries"]
     assert [(e["rank"], e["score"], e["is_me"]) for e in entries] == [(1, 50, False), (1, 50, True)]
+
+
+async def test_a_period_id_in_non_ascii_digits_is_a_422_not_an_empty_board_or_a_500(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
+) -> None:
+    """Python's \\d matches Arabic-Indic digits: "٢٠٢٦-W48" parsed as 2026-W48 but was echoed and looked up as
+    itself (an empty board), and the CSV export put it in its Content-Disposition header (a 500). `$` let a
+    trailing newline through the same way."""
+    await make_board(client, admin_headers)
+    await make_board(client, admin_headers, key="spend-daily", period="daily")
+    h = await world.member("A")
+    for key, period in (("top-spenders-weekly", "٢٠٢٦-W48"), ("top-spenders-weekly", "2026-W٤٨"),
+                        ("spend-daily", "٢٠٢٦-11-23"), ("top-spenders-weekly", "2026-W48\n")):
+        r = await client.get(f"/v1/leaderboards/{key}", params={"period": period}, headers=h)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_period", r.text
+        for report in ("top", "export.csv", "distribution"):
+            r = await client.get(f"/v1/admin/leaderboards/{key}/{report}", params={"period": period},
+                                 headers=admin_headers)
+            assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_period", (report, r.text)
