@@ -42,7 +42,8 @@ async def get_board(
     user: CurrentUser,
     period: Annotated[str, Query(max_length=16, description="current, previous, or a period id")] = "current",
     city: Annotated[str | None, Query(max_length=64)] = None,
-    category: Annotated[str | None, Query(max_length=120)] = None,
+    # No cap here: how long a view value may be depends on the dimension's name (service._resolve_filter).
+    category: Annotated[str | None, Query()] = None,
     scope: Annotated[Literal["friends"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
