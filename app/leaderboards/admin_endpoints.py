@@ -75,6 +75,14 @@ async def delete_board(key: BoardKey, session: SessionDep, _: AdminKey) -> Respo
     return Response(status_code=204)
 
 
+_NOT_VIEWS = frozenset({"period", "limit", "bins"})
+
+
+def _view_filters(request: Request) -> dict[str, str]:
+    """`city=` or an attribute dimension (`category=shoes`), as members ask for a view; one at a time."""
+    return {name: value for name, value in request.query_params.items() if name not in _NOT_VIEWS}
+
+
 @router.get("/{key}/periods", response_model=list[PeriodStat], responses=responses(401, 403, 404))
 async def board_periods(key: BoardKey, session: SessionDep, settings: SettingsDep, _: AdminKey) -> list[PeriodStat]:
     """Participants per period, newest first."""
@@ -83,19 +91,12 @@ async def board_periods(key: BoardKey, session: SessionDep, settings: SettingsDe
 
 @router.get("/{key}/distribution", response_model=Distribution, responses=responses(401, 403, 404, 422))
 async def board_distribution(
-    key: BoardKey, session: SessionDep, settings: SettingsDep, _: AdminKey, period: PeriodQuery = None,
-    bins: Annotated[int, Query(ge=1, le=100)] = 10,
+    key: BoardKey, request: Request, session: SessionDep, settings: SettingsDep, _: AdminKey,
+    period: PeriodQuery = None, bins: Annotated[int, Query(ge=1, le=100)] = 10,
+    city: Annotated[str | None, Query(max_length=64, description="A city view (or any attribute dimension)")] = None,
 ) -> Distribution:
-    """Histogram of a period's scores in equal-width bins."""
-    return await lb_service.distribution(session, settings, key, period, bins)
-
-
-_NOT_VIEWS = frozenset({"period", "limit", "bins"})
-
-
-def _view_filters(request: Request) -> dict[str, str]:
-    """`city=` or an attribute dimension (`category=shoes`), as members ask for a view; one at a time."""
-    return {name: value for name, value in request.query_params.items() if name not in _NOT_VIEWS}
+    """Histogram of a period's scores in equal-width bins, of the whole board or one city or attribute view."""
+    return await lb_service.distribution(session, settings, key, period, bins, _view_filters(request))
 
 
 @router.get("/{key}/top", response_model=AdminTop, responses=responses(401, 403, 404, 422))

@@ -199,6 +199,7 @@ class Bin(BaseModel):
 class Distribution(BaseModel):
     board: str
     period: str
+    filter: dict[str, str] = Field(default_factory=dict, description="The view counted: {} for the whole board")
     participants: int
     min: int | float | None
     max: int | float | None

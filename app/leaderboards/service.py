@@ -414,16 +414,20 @@ async def periods(session: AsyncSession, settings: Settings, key: str) -> list[P
 
 
 async def distribution(
-    session: AsyncSession, settings: Settings, key: str, period: str | None, bins: int
+    session: AsyncSession, settings: Settings, key: str, period: str | None, bins: int,
+    filters: dict[str, str] | None = None,
 ) -> Distribution:
-    """Equal-width histogram of the period's scores; each bin count comes from the rank aggregate."""
+    """Equal-width histogram of the period's scores (of the whole board or one view); each bin count comes from the
+    rank aggregate."""
     board = await get(session, key)
     period_id = _admin_period(board, period, settings)
-    view_key = (board.id, period_id, "")
+    dim, echoed = _admin_filter(board, filters)
+    view_key = (board.id, period_id, dim)
     lo, hi = await lb_repo.extremes(session, view_key)
     _, total = await lb_repo.ranks_and_total(session, view_key, [])
     if lo is None or hi is None:
-        return Distribution(board=board.key, period=period_id, participants=0, min=None, max=None, bins=[])
+        return Distribution(board=board.key, period=period_id, filter=echoed, participants=0, min=None, max=None,
+                            bins=[])
     if lo == hi:
         bins = 1
     width = (hi - lo) / bins
@@ -433,7 +437,8 @@ async def distribution(
     cumulative = [total, *above, 0]
     out = [Bin(low=num(edges[i]), high=num(edges[i + 1]), count=cumulative[i] - cumulative[i + 1])
            for i in range(bins)]
-    return Distribution(board=board.key, period=period_id, participants=total, min=num(lo), max=num(hi), bins=out)
+    return Distribution(board=board.key, period=period_id, filter=echoed, participants=total, min=num(lo),
+                        max=num(hi), bins=out)
 
 
 async def admin_top(

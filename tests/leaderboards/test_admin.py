@@ -142,6 +142,28 @@ async def test_an_operator_reads_and_exports_a_city_or_attribute_view(
         assert r.status_code == 422 and r.json()["error"]["code"] == code, (bad, r.text)
 
 
+async def test_the_score_distribution_of_a_view_is_that_views_not_the_whole_boards(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
+) -> None:
+    """`?city=` on the distribution was dropped without a word: the whole board's histogram came back as if it were
+    the city's (an unknown view or scope=friends too, where `top` and the export refuse them)."""
+    await make_board(client, admin_headers, dimensions=["city", "friends"])
+    for m, city, amount in (("A", "Shanghai", 10), ("B", "Beijing", 100), ("C", "Shanghai", 30)):
+        await world.member(m, city=city)
+        await world.buy(m, amount)
+    url = "/v1/admin/leaderboards/top-spenders-weekly/distribution"
+    r = await client.get(url, params={"city": "Shanghai", "bins": 2}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert (d["participants"], d["min"], d["max"], d["filter"]) == (2, 10, 30, {"city": "Shanghai"})
+    assert [(b["low"], b["high"], b["count"]) for b in d["bins"]] == [(10, 20, 1), (20, 30, 1)]
+    whole = (await client.get(url, headers=admin_headers)).json()
+    assert (whole["participants"], whole["max"], whole["filter"]) == (3, 100, {})
+    for bad, code in (({"category": "shoes"}, "unknown_dimension"), ({"scope": "friends"}, "member_view_only")):
+        r = await client.get(url, params=bad, headers=admin_headers)
+        assert r.status_code == 422 and r.json()["error"]["code"] == code, (bad, r.text)
+
+
 async def test_admin_reports_cover_past_periods(
     client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
 ) -> None:
