@@ -17,6 +17,9 @@ Status = Literal["draft", "active", "archived"]
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
 BUILTIN_DIMENSIONS = frozenset({"city", "friends"})
 MAX_DIMENSIONS = 8
+# As long as an event field a metric names may be; a view ("<name>:<value>", at most 160 characters) keeps room for
+# the value. A much longer name could hold no view at all.
+MAX_DIMENSION_NAME = 64
 
 
 class Metric(BaseModel):
@@ -60,6 +63,8 @@ VIEW_QUERY_PARAMETERS = frozenset({"period", "scope", "limit", "offset", "bins"}
 def _check_dimensions(value: list[str]) -> list[str]:
     seen: list[str] = []
     for d in value:
+        if len(d) > MAX_DIMENSION_NAME:
+            raise ValueError(f"dimension names are at most {MAX_DIMENSION_NAME} characters")
         if d not in BUILTIN_DIMENSIONS and not re.match(FIELD_PATTERN, d):
             raise ValueError(f"dimension {d!r} is not 'city', 'friends' or an event attribute name")
         if d in VIEW_QUERY_PARAMETERS:

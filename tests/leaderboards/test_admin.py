@@ -244,6 +244,23 @@ async def test_a_dimension_named_like_a_view_query_parameter_is_refused(
     assert "query parameter" in r.text
 
 
+async def test_a_dimension_name_too_long_to_hold_any_view_is_refused(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
+) -> None:
+    """A view is "<name>:<value>" in at most 160 characters: a 200-character attribute name was accepted, and no event
+    could ever land in its view (a member asking for it was told values may be "at most -41 characters")."""
+    r = await client.post("/v1/admin/leaderboards", json=board_body(dimensions=["a" * 200]), headers=admin_headers)
+    assert r.status_code == 422 and "dimensions" in r.text, r.text
+    await make_board(client, admin_headers, dimensions=["b" * 64])
+    r = await client.patch("/v1/admin/leaderboards/top-spenders-weekly", json={"dimensions": ["c" * 65]},
+                           headers=admin_headers)
+    assert r.status_code == 422, r.text
+    h = await world.member("A")
+    await world.buy("A", 10, **{"b" * 64: "shoes"})
+    r = await client.get("/v1/leaderboards/top-spenders-weekly", params={"b" * 64: "shoes"}, headers=h)
+    assert r.status_code == 200 and r.json()["total"] == 1, r.text
+
+
 @pytest.mark.sqlite_too
 async def test_events_for_a_board_another_process_deleted_are_taken_not_lost(
     app: Any, client: httpx.AsyncClient, admin_headers: dict[str, str], world: World, backend: str
