@@ -200,3 +200,21 @@ async def test_a_body_that_cannot_be_parsed_is_400_invalid_body(client: httpx.As
     r = await client.post("/v1/admin/badges", content=raw, headers={**ADMIN, "content-type": "application/json"})
     assert r.status_code == 400, r.text
     assert r.json()["error"]["code"] == "invalid_body"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/admin/leaderboards", {"key": "lb", "title": "T", "period": "weekly", "metric": {"type": "points"},
+                                    "min_group_size": True}, "body.min_group_size"),
+        ("/v1/admin/challenges", {"key": "ch", "title": "C", "steps": [{"title": "S", "criterion": {
+            "event": "visit", "threshold": 1}}], "rewards": {"bonus_points": True}}, "body.rewards.bonus_points"),
+    ],
+)
+async def test_a_boolean_for_a_number_is_422_not_read_as_one(
+    client: httpx.AsyncClient, path: str, body: dict[str, Any], field: str
+) -> None:
+    r = await client.post(path, json=body, headers=ADMIN)
+    assert r.status_code == 422, r.text
+    assert field in [d["field"] for d in r.json()["error"]["details"]]
+    assert (await client.get(f"{path}/{body['key']}", headers=ADMIN)).status_code == 404

@@ -6,7 +6,9 @@ import gc
 import json
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar
+from decimal import Decimal
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -100,6 +102,15 @@ class FieldError(ValueError):
         self.loc: tuple[str | int, ...] = tuple(field.split(".")) if isinstance(field, str) else field
 
 
+def _numeric_only(annotation: Any) -> bool:
+    """Whether a field's type takes numbers (int, float, Decimal) and not booleans."""
+    members = get_args(annotation) if isinstance(annotation, UnionType) or get_origin(annotation) is Union else (
+        annotation,)
+    return bool(members) and bool not in members and any(
+        isinstance(m, type) and issubclass(m, int | float | Decimal) for m in members
+    )
+
+
 class WriteModel(BaseModel):
     """Request bodies: unknown fields are refused so a typo never silently does nothing."""
 
@@ -119,6 +130,18 @@ class WriteModel(BaseModel):
         if server_set.isdisjoint(data):
             return data
         return {k: v for k, v in data.items() if k not in server_set}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, data: Any) -> Any:
+        """`true` where a number belongs is a mistake, not 1: Pydantic's lax mode would store it as 1."""
+        if not isinstance(data, dict):
+            return data
+        for name, info in cls.model_fields.items():
+            value = data.get(info.alias or name)
+            if isinstance(value, bool) and _numeric_only(info.annotation):
+                raise FieldError(info.alias or name, "Input should be a number, not a boolean")
+        return data
 
     @model_validator(mode="before")
     @classmethod
