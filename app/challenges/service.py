@@ -464,6 +464,9 @@ async def join(
                               details={"ends_at": clock.shown(spec.ends_at) if spec.ends_at else None})
     # Ordered with this member's engine runs; eligibility (a level) is judged on the balance read under the lock.
     set_committed_value(user, "points", await users_repo.lock_member(session, user.id))
+    # As every member view does: a participation whose deadline has passed is expired before it is answered, not
+    # shown as active with no time left until the job gets to it.
+    await expire_due_for_user(session, user, now)
     instance, _ = prog.instance_at(spec, now, settings.tz)
     existing = await repo.participation(session, ch.id, instance, user.id)
     if existing is None:

@@ -234,3 +234,22 @@ async def test_an_event_inside_the_join_grace_completes_the_challenge_no_earlier
     assert mine["completed_at"] == mine["joined_at"]
     stats = (await client.get("/v1/admin/challenges/photo/stats", headers=admin_headers)).json()
     assert stats["median_time_to_complete_seconds"] == 0
+
+
+async def test_joining_again_after_the_deadline_answers_expired_not_active(
+    client: httpx.AsyncClient, member: Any, make_challenge: Any, outbox: Any, clock: Any
+) -> None:
+    # The expiry job runs every minute; until it does, a second join must not tell the member that a participation
+    # whose deadline has passed is still active with 0 seconds left (every other member view expires it first).
+    await make_challenge("post-3-in-a-day", [step("Post 3 times", "post", 3)],
+                         schedule={"type": "one_time", "time_limit_days": 1})
+    m = await member()
+    clock.set("2026-11-20T10:00:00+08:00")
+    assert (await client.post("/v1/challenges/post-3-in-a-day/join", headers=m.headers)).status_code == 201
+    clock.set("2026-11-21T10:00:01+08:00")
+    again = await client.post("/v1/challenges/post-3-in-a-day/join", headers=m.headers)
+    assert again.status_code == 200, again.text
+    assert (again.json()["status"], again.json()["time_left_seconds"]) == ("expired", None)
+    assert len(await outbox("challenge.expired", m.external_id)) == 1
+    await client.post("/v1/challenges/post-3-in-a-day/join", headers=m.headers)
+    assert len(await outbox("challenge.expired", m.external_id)) == 1
