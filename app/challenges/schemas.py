@@ -60,7 +60,7 @@ class Schedule(WriteModel):
     starts_at: Instant | None = None
     ends_at: Instant | None = None
     recurrence: Literal["weekly", "monthly"] | None = Field(default=None, validate_default=True)
-    time_limit_days: int | None = Field(default=None, ge=1, le=366)
+    time_limit_days: int | None = Field(default=None, ge=1, le=366, strict=True)  # strict: true is not 1 day
 
     @field_validator("ends_at")
     @classmethod
@@ -82,8 +82,8 @@ class Schedule(WriteModel):
 
 
 class Rewards(WriteModel):
-    points_per_step: int = Field(default=0, ge=0, le=1_000_000)
-    bonus_points: int = Field(default=0, ge=0, le=1_000_000)
+    points_per_step: int = Field(default=0, ge=0, le=1_000_000, strict=True)
+    bonus_points: int = Field(default=0, ge=0, le=1_000_000, strict=True)
     badge: str | None = Field(default=None, max_length=64)
     voucher: str | None = Field(default=None, max_length=64)
 

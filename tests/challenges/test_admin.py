@@ -50,6 +50,22 @@ async def test_step_window_is_refused_naming_the_field(
     assert [d["field"] for d in r.json()["error"]["details"]] == ["body.steps.1.criterion.window"]
 
 
+@pytest.mark.parametrize(("part", "field"), [("schedule", "time_limit_days"), ("rewards", "points_per_step"),
+                                             ("rewards", "bonus_points")])
+async def test_a_boolean_is_not_a_number_of_days_or_points(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], backend: str, part: str, field: str
+) -> None:
+    # `"time_limit_days": true` was read as a 1-day limit, `"bonus_points": true` as 1 point.
+    body = {**ISSUE_EXAMPLE, "eligibility": {}, part: {field: True}}
+    r = await client.post("/v1/admin/challenges", json=body, headers=admin_headers)
+    assert r.status_code == 422, r.text
+    assert [d["field"] for d in r.json()["error"]["details"]] == [f"body.{part}.{field}"]
+    body = {**ISSUE_EXAMPLE, "eligibility": {}}
+    assert (await client.post("/v1/admin/challenges", json=body, headers=admin_headers)).status_code == 201
+    r = await client.patch("/v1/admin/challenges/complete-profile", json={part: {field: True}}, headers=admin_headers)
+    assert r.status_code == 422, r.text
+
+
 async def test_unknown_references_are_refused(
     client: httpx.AsyncClient, admin_headers: dict[str, str], backend: str
 ) -> None:

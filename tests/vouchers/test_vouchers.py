@@ -142,3 +142,19 @@ async def test_generated_voucher_and_crud(
     listed = (await client.get("/v1/admin/vouchers", headers=admin_headers)).json()
     assert [x["key"] for x in listed] == ["coffee"]
     assert (await client.get("/v1/admin/vouchers/spare", headers=admin_headers)).status_code == 404
+
+
+async def test_a_boolean_is_not_a_number_of_validity_days(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], backend: str
+) -> None:
+    # `"validity_days": true` was read as vouchers valid for 1 day.
+    r = await client.post("/v1/admin/vouchers", headers=admin_headers,
+                          json={"key": "coffee", "name": "Free coffee", "validity_days": True})
+    assert r.status_code == 422, r.text
+    assert [d["field"] for d in r.json()["error"]["details"]] == ["body.validity_days"]
+    await _voucher(client, admin_headers)
+    for method in ("PUT", "PATCH"):
+        r = await client.request(method, "/v1/admin/vouchers/coffee", headers=admin_headers,
+                                 json={"name": "Free coffee", "validity_days": True})
+        assert r.status_code == 422, (method, r.text)
+    assert (await client.get("/v1/admin/vouchers/coffee", headers=admin_headers)).json()["validity_days"] == 30
