@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
-from app.kit.schemas import Instant, ProgramTime, ReadModel, WriteModel
+from app.kit.schemas import FieldError, Instant, ProgramTime, ReadModel, WriteModel
 from app.rules.criteria import Criterion, LifetimeWindow, PostedCriterion, as_posted, tidy_numbers
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
@@ -126,6 +126,16 @@ class ChallengeUpdate(WriteModel):
     eligibility: Eligibility | None = None
     schedule: Schedule | None = None
     rewards: Rewards | None = None
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> ChallengeUpdate:
+        """A field sent as null is refused, not skipped: a challenge always has a title, steps, eligibility, a
+        schedule and rewards (`{"eligibility": null}` answered 200 and kept a tier-only challenge tier-only).
+        Only `icon` can be cleared with null."""
+        for name in ("title", "description", "steps", "eligibility", "schedule", "rewards"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise FieldError(name, f"{name} cannot be null; leave it out to keep it")
+        return self
 
 
 class StepOut(BaseModel):

@@ -173,7 +173,7 @@ def _fields_from(body: ChallengeCreate | ChallengeReplace | ChallengeUpdate, par
     given = body.model_fields_set if partial else set(type(body).model_fields)
     fields: dict[str, Any] = {}
     for name in ("title", "description", "icon"):
-        if name in given and not (partial and name != "icon" and getattr(body, name) is None):
+        if name in given:  # a PATCH's null is refused by its schema (except icon's, which clears it)
             fields[name] = getattr(body, name)
     if "steps" in given and body.steps is not None:
         fields["steps"] = [

@@ -281,3 +281,19 @@ async def test_my_challenges_says_how_many_there_are_when_the_list_is_cut_short(
     assert r.status_code == 200 and len(r.json()) == 2 and r.headers["x-total-count"] == "3"
     r = await client.get("/v1/me/vouchers", headers=m.headers)
     assert r.status_code == 200 and r.json() == [] and r.headers["x-total-count"] == "0"
+
+
+@pytest.mark.parametrize("field", ["title", "description", "steps", "eligibility", "schedule", "rewards"])
+async def test_a_patch_setting_a_required_field_to_null_is_refused(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], backend: str, field: str
+) -> None:
+    # `{"eligibility": null}` answered 200 and changed nothing: a premium-only challenge stayed premium-only while
+    # the admin believed it open to everyone.
+    body = {**ISSUE_EXAMPLE, "eligibility": {"tiers": ["premium"]}}
+    assert (await client.post("/v1/admin/challenges", json=body, headers=admin_headers)).status_code == 201
+    r = await client.patch("/v1/admin/challenges/complete-profile", json={field: None}, headers=admin_headers)
+    assert r.status_code == 422, r.text
+    assert [d["field"] for d in r.json()["error"]["details"]] == [f"body.{field}"]
+    r = await client.patch("/v1/admin/challenges/complete-profile", json={"icon": None}, headers=admin_headers)
+    assert r.status_code == 200 and r.json()["icon"] is None
+    assert r.json()["eligibility"]["tiers"] == ["premium"]
