@@ -5,9 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, Field, StrictBool, ValidationInfo, computed_field, field_validator
+from pydantic import BaseModel, Field, StrictBool, ValidationInfo, computed_field, field_validator, model_validator
 
-from app.kit.schemas import ProgramTime, WriteModel
+from app.kit.schemas import FieldError, ProgramTime, WriteModel
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
 MAX_CODES = 10_000
@@ -61,6 +61,15 @@ class VoucherUpdate(WriteModel):
     face_value: Decimal | None = Field(default=None, ge=0, max_digits=12, decimal_places=2)
     validity_days: int | None = Field(default=None, ge=1, le=3650, strict=True)
     generated: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> VoucherUpdate:
+        """A field sent as null is refused, not skipped (a 200 that changed nothing hid the mistake); only
+        `validity_days` can be cleared with null (no expiry)."""
+        for name in ("name", "description", "face_value", "generated"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise FieldError(name, f"{name} cannot be null; leave it out to keep it")
+        return self
 
 
 class CodesIn(WriteModel):

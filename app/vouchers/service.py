@@ -35,7 +35,6 @@ log = logging.getLogger("laurel.vouchers")
 EXHAUSTED = "voucher_pool_exhausted"
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are read aloud at tills
 FULFIL_BATCH = 500
-NOT_NULL = frozenset({"name", "description", "face_value", "generated"})
 
 
 def generate_code() -> str:
@@ -98,9 +97,7 @@ async def update(session: AsyncSession, key: str, body: VoucherReplace | Voucher
     given_key = fields.pop("key", None)
     if given_key is not None and given_key != key:
         raise InvalidInput("The key in the body does not match the path", code="key_mismatch")
-    for name, value in fields.items():
-        if value is None and name in NOT_NULL:
-            continue
+    for name, value in fields.items():  # a null is refused by the schemas, except validity_days (no expiry)
         setattr(voucher, name, value)
     voucher.updated_at = clock.utcnow()
     await session.flush()

@@ -158,3 +158,15 @@ async def test_a_boolean_is_not_a_number_of_validity_days(
                                  json={"name": "Free coffee", "validity_days": True})
         assert r.status_code == 422, (method, r.text)
     assert (await client.get("/v1/admin/vouchers/coffee", headers=admin_headers)).json()["validity_days"] == 30
+
+
+@pytest.mark.parametrize("field", ["name", "description", "face_value", "generated"])
+async def test_a_patch_setting_a_required_field_to_null_is_refused(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], backend: str, field: str
+) -> None:
+    await _voucher(client, admin_headers)
+    r = await client.patch("/v1/admin/vouchers/coffee", headers=admin_headers, json={field: None})
+    assert r.status_code == 422, r.text
+    assert [d["field"] for d in r.json()["error"]["details"]] == [f"body.{field}"]
+    r = await client.patch("/v1/admin/vouchers/coffee", headers=admin_headers, json={"validity_days": None})
+    assert r.status_code == 200 and r.json()["validity_days"] is None  # no expiry: null means something here
