@@ -18,6 +18,21 @@ async def by_key(session: AsyncSession, key: str) -> Voucher | None:
     return (await session.execute(select(Voucher).where(Voucher.key == key))).scalar_one_or_none()
 
 
+async def hold_pool(session: AsyncSession, voucher_id: int) -> None:
+    """A shared lock on the voucher (FOR SHARE) for a transaction about to owe a member one from its pool: issuers
+    do not wait for one another, but an upload of codes (lock_pool) waits for them, or they for it, so one always
+    sees the other's rows (a pending voucher, or the new codes) instead of both missing them."""
+    await session.execute(select(Voucher.id).where(Voucher.id == voucher_id).with_for_update(read=True))
+
+
+async def lock_pool(session: AsyncSession, voucher_id: int, *, wait: bool = True) -> bool:
+    """The voucher locked (FOR UPDATE) by a transaction adding codes or handing them to pending vouchers; see
+    hold_pool. With `wait=False`, False at once when another transaction holds it (the periodic job moves on)."""
+    stmt = select(Voucher.id).where(Voucher.id == voucher_id)
+    stmt = stmt.with_for_update() if wait else stmt.with_for_update(**skip_locked(session))
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
 async def page(session: AsyncSession, limit: int, offset: int) -> tuple[list[Voucher], int]:
     rows = await session.execute(select(Voucher).order_by(Voucher.id).limit(limit).offset(offset))
     total = (await session.execute(select(func.count()).select_from(Voucher))).scalar_one()

@@ -128,6 +128,8 @@ async def add_codes(session: AsyncSession, key: str, codes: list[str]) -> CodesR
     voucher = await get(session, key)
     if voucher.generated:
         raise Conflict("This voucher generates its codes; it has no pool", code="voucher_generated")
+    # Waits for completions owing this voucher in flight (and they for this upload): see vouchers_repo.hold_pool.
+    await vouchers_repo.lock_pool(session, voucher.id)
     added = await vouchers_repo.add_codes(session, voucher.id, codes)
     fulfilled = await fulfil_pending(session, voucher)
     out = await view(session, voucher)
@@ -162,6 +164,8 @@ async def issue(
     session: AsyncSession, voucher: Voucher, user: User | MemberRecord, *, source_type: str, source_id: str
 ) -> Issued | None:
     """Owe the member one voucher for this source and give it a code if one is free; None if already owed."""
+    if not voucher.generated:
+        await vouchers_repo.hold_pool(session, voucher.id)  # an upload of codes in flight commits first, or waits
     now = clock.utcnow()
     mv_id = await vouchers_repo.insert_member_voucher(
         session, voucher_id=voucher.id, user_id=user.id, source_type=source_type, source_id=source_id, at=now
@@ -202,7 +206,10 @@ async def fulfil_pending(session: AsyncSession, voucher: Voucher) -> int:
 async def fulfil_all(session: AsyncSession) -> int:
     total = 0
     for voucher in await vouchers_repo.with_pending(session):
-        total += await fulfil_pending(session, voucher)
+        # Not waiting: a transaction owing this voucher may hold other vouchers too (a batch), and what is
+        # skipped now is fulfilled on the next run or by the next upload.
+        if await vouchers_repo.lock_pool(session, voucher.id, wait=False):
+            total += await fulfil_pending(session, voucher)
     return total
 
 

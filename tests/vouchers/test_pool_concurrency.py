@@ -65,3 +65,62 @@ async def test_concurrent_uploads_of_the_same_codes_report_each_code_added_once(
     assert sum(r.json()["added"] for r in replies) == 2, [r.json() for r in replies]
     assert all(r.json()["added"] + r.json()["duplicates"] == 2 for r in replies)
     assert (await client.get("/v1/admin/vouchers/v2", headers=admin_headers)).json()["codes_total"] == 2
+
+
+async def _owed(app: FastAPI, session: Any, external_id: str, source_id: str) -> Any:
+    """In an open transaction, a completion owes the member a 'tea' voucher (issue() as the engine calls it)."""
+    from sqlalchemy import select
+
+    from app.models import User
+    from app.vouchers import repository as vouchers_repo
+    from app.vouchers import service as vouchers_service
+
+    user = (await session.execute(select(User).where(User.external_id == external_id))).scalar_one()
+    voucher = await vouchers_repo.by_key(session, "tea")
+    return await vouchers_service.issue(session, voucher, user, source_type="test", source_id=source_id)
+
+
+async def _statuses(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> tuple[int, int, int | None]:
+    view = (await client.get("/v1/admin/vouchers/tea", headers=admin_headers)).json()
+    return view["issued_count"], view["pending_count"], view["codes_available"]
+
+
+async def test_codes_added_while_a_reward_is_being_owed_are_handed_to_it(
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    """An upload racing a completion on an empty pool: neither transaction saw the other's uncommitted row (the
+    completion found no code, the upload found no pending voucher), so the reward stayed pending beside a free code
+    until the 5-minute job. The upload now waits for completions in flight on that voucher, and they for it."""
+    from app.vouchers import service as vouchers_service
+
+    r = await client.post("/v1/admin/vouchers", headers=admin_headers, json={"key": "tea", "name": "Tea"})
+    assert r.status_code == 201, r.text
+    for ext in ("owed-1", "owed-2"):
+        assert (await client.put(f"/v1/users/{ext}", json={}, headers=admin_headers)).status_code in (200, 201)
+
+    # The completion first: the upload, arriving while it is uncommitted, hands its code over once it commits.
+    async with app.state.db.sessionmaker() as s1:
+        assert (await _owed(app, s1, "owed-1", "1")).status == "pending"
+        upload = asyncio.create_task(
+            client.post("/v1/admin/vouchers/tea/codes", json={"codes": ["T1"]}, headers=admin_headers))
+        await asyncio.sleep(0.5)
+        await s1.commit()
+    r = await upload
+    assert r.status_code == 200 and r.json()["fulfilled"] == 1, r.text
+    assert await _statuses(client, admin_headers) == (1, 0, 0)
+
+    # The upload first: the completion, arriving while it is uncommitted, takes its code once it commits.
+    async with app.state.db.sessionmaker() as s2:
+        await vouchers_service.add_codes(s2, "tea", ["T2"])
+
+        async def complete() -> Any:
+            async with app.state.db.sessionmaker() as s3:
+                issued = await _owed(app, s3, "owed-2", "2")
+                await s3.commit()
+                return issued
+
+        completion = asyncio.create_task(complete())
+        await asyncio.sleep(0.5)
+        await s2.commit()
+    assert (await completion).status == "issued"
+    assert await _statuses(client, admin_headers) == (2, 0, 0)
