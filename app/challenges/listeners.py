@@ -92,7 +92,8 @@ async def advance_challenges(run: EngineRun, event: EventRecord) -> None:
     for a in await _actives(run):
         if not a.counts(event.occurred_at, run.tz):
             continue
-        new, changes = prog.apply_event(a.steps, a.progress, event.type, event.attributes, event.occurred_at, run.tz)
+        new, changes = prog.apply_event(a.steps, a.progress, event.type, event.attributes, event.occurred_at, run.tz,
+                                        not_before=a.joined_at)
         if changes:
             pending.append((a, new, prog.steps_done(new), changes))
     if not pending:

@@ -108,11 +108,15 @@ def apply_event(
     attributes: Mapping[str, Any],
     at: datetime,
     tz: tzinfo,
+    not_before: datetime | None = None,
 ) -> tuple[list[dict[str, Any]], list[StepChange]]:
     """Fold one event into every open step it matches; returns the new progress and what changed.
 
-    Done steps stay done (a refund does not undo a completed step) and are not updated further.
+    Done steps stay done (a refund does not undo a completed step) and are not updated further. A step is done at
+    the event's time, but never before ``not_before`` (the join: an event inside the join's clock-skew grace
+    occurred a little earlier).
     """
+    done_at = max(at, not_before) if not_before is not None else at
     # Entries are replaced, never changed in place, so a shallow copy is enough (and most events match no
     # step of most challenges: this runs for every active participation of the member).
     new = list(progress)
@@ -128,7 +132,7 @@ def apply_event(
             continue  # e.g. a store already visited: nothing a member would see has changed
         target = threshold_decimal(c)
         done = value >= target
-        new[i] = {"state": after.to_json(), "done_at": at.isoformat() if done else None}
+        new[i] = {"state": after.to_json(), "done_at": done_at.isoformat() if done else None}
         changes.append(StepChange(step=i, current=value, target=target, newly_done=done, done=done))
     return new, changes
 

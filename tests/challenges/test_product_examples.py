@@ -232,6 +232,7 @@ async def test_an_event_inside_the_join_grace_completes_the_challenge_no_earlier
     assert out["challenges"][-1]["status"] == "completed"
     (mine,) = (await client.get("/v1/me/challenges", headers=m.headers)).json()
     assert mine["completed_at"] == mine["joined_at"]
+    assert mine["steps"][0]["done_at"] == mine["joined_at"]  # nor is a step done before it was joined
     stats = (await client.get("/v1/admin/challenges/photo/stats", headers=admin_headers)).json()
     assert stats["median_time_to_complete_seconds"] == 0
 
