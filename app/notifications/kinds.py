@@ -144,14 +144,21 @@ def local_time(value: datetime, tz: ZoneInfo) -> str:
     return value.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
-def _maybe_time(value: Any, tz: ZoneInfo) -> Any:
-    if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and "T" in value:
+def _is_time_param(key: str) -> bool:
+    """The payload keys producers fill with an instant (`awarded_at`, `ends_at`, `deadline`…): only these are shown
+    in program time. Other text that merely looks like one (a member's external id may be
+    "2026-01-01T00:00:00-01:00") is kept as it is."""
+    return key.endswith("_at") or key == "deadline"
+
+
+def _maybe_time(key: str, value: Any, tz: ZoneInfo) -> Any:
+    if _is_time_param(key) and isinstance(value, str) and len(value) >= 19 and value[4] == "-" and "T" in value:
         try:
             parsed = datetime.fromisoformat(value)
-        except ValueError:
+            if parsed.tzinfo is not None:
+                return local_time(parsed, tz)
+        except (ValueError, OverflowError):  # not a time, or one whose program-time form is beyond year 9999
             return value
-        if parsed.tzinfo is not None:
-            return local_time(parsed, tz)
     return value
 
 
@@ -160,7 +167,7 @@ def build_params(kind: str, payload: dict[str, Any], created_at: datetime, tz: Z
     params: dict[str, Any] = {}
     for key, value in payload.items():
         if isinstance(value, str | int | float | bool) or value is None:
-            params[key] = _maybe_time(value, tz)
+            params[key] = _maybe_time(key, value, tz)
     title = TITLE_PARAM[kind]
     if params.get(title) in (None, ""):
         for source in _TITLE_SOURCES.get(title, ()):
