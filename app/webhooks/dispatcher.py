@@ -111,7 +111,18 @@ async def _claim(session: AsyncSession, settings: Settings, limit: int, now: dat
     return claimed
 
 
-async def _send(client: httpx.AsyncClient, c: Claimed, public_only: bool) -> Result:
+async def _post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str],
+                extensions: dict[str, str] | None = None) -> httpx.Response:
+    """POST and take the answer at its status line: the body is not read (a receiver's answer is its status, and
+    one whose body never ends must not hold the batch)."""
+    async with client.stream("POST", url, content=body, headers=headers, extensions=extensions) as response:
+        return response
+
+
+async def _send(client: httpx.AsyncClient, c: Claimed, public_only: bool, budget: float) -> Result:
+    """One attempt, given `budget` seconds in all: the client's timeouts bound each connect and read, not their
+    sum, and a receiver trickling its headers a byte at a time would otherwise hold the batch for as long as it
+    liked (and past the claim's lease, so the others would be sent twice)."""
     started = time.monotonic()
     try:
         target = await addresses.delivery_target(c.url) if public_only else addresses.Target(None, c.url)
@@ -129,21 +140,23 @@ async def _send(client: httpx.AsyncClient, c: Claimed, public_only: bool) -> Res
         signing.HEADER: signing.sign(c.secret, body),
     }
     try:
-        if target.proxy is not None:
-            async with httpx.AsyncClient(proxy=target.proxy, trust_env=False, timeout=client.timeout,
-                                         follow_redirects=False) as proxied:
-                response = await proxied.post(target.url, content=body, headers=headers)
-        else:
-            candidates = (target.url, *target.fallbacks)
-            for i, url in enumerate(candidates):
-                try:
-                    response = await client.post(url, content=body, headers={**headers, **target.headers},
-                                                 extensions=target.extensions)
-                    break
-                except httpx.ConnectError:
-                    if i == len(candidates) - 1:
-                        raise  # no address of the host could be reached
+        async with asyncio.timeout(budget):
+            if target.proxy is not None:
+                async with httpx.AsyncClient(proxy=target.proxy, trust_env=False, timeout=client.timeout,
+                                             follow_redirects=False) as proxied:
+                    response = await _post(proxied, target.url, body, headers)
+            else:
+                candidates = (target.url, *target.fallbacks)
+                for i, url in enumerate(candidates):
+                    try:
+                        response = await _post(client, url, body, {**headers, **target.headers}, target.extensions)
+                        break
+                    except httpx.ConnectError:
+                        if i == len(candidates) - 1:
+                            raise  # no address of the host could be reached
         status, error = response.status_code, None if response.is_success else f"HTTP {response.status_code}"
+    except TimeoutError:
+        status, error = None, f"Timeout: no complete answer within {budget:g} s"
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         status, error = None, f"{type(exc).__name__}: {exc}"[:500]
     except Exception as exc:  # one delivery's surprise must not stop the others' attempts from being recorded
@@ -207,7 +220,8 @@ async def dispatch_webhooks_once(
                                        limits=limits, trust_env=not public_only)
     sending = time.monotonic()
     try:
-        results = list(await asyncio.gather(*(_send(http, c, public_only) for c in claimed)))
+        budget = 2 * settings.webhook_timeout_seconds  # a connect and an answer (the lease allows for both)
+        results = list(await asyncio.gather(*(_send(http, c, public_only, budget) for c in claimed)))
     finally:
         if own:
             await http.aclose()
