@@ -16,6 +16,10 @@ def parse(spec: str) -> tuple[time, time] | None:
         start, end = time.fromisoformat(start_s.strip()), time.fromisoformat(end_s.strip())
     except ValueError as exc:
         raise ValueError(f"quiet hours must look like 22:00-08:00, got {spec!r}") from exc
+    if start.tzinfo is not None or end.tzinfo is not None:
+        # Program time (LAUREL_TIMEZONE): an aware time cannot be compared with the clock's, so it would fail every
+        # dispatcher run rather than here at start-up.
+        raise ValueError(f"quiet hours are in program time, without an offset (22:00-08:00), got {spec!r}")
     if start == end:
         return None
     return start, end

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from app.config import Settings
 from app.notifications import fields, quiet
 from app.notifications.kinds import SUMMARIES, summary
 
@@ -101,3 +102,13 @@ def test_bundle_summaries_fit_a_thing_field() -> None:
     assert summary("badge_unlocked", 3, "en_US") == "3 badges unlocked"
     kinds = list(SUMMARIES["en"])
     assert all(len(summary(k, 99, lang)) <= 20 for k in kinds for lang in ("zh_CN", "en"))
+
+
+@pytest.mark.parametrize("spec", ["22:00+08:00-08:00", "22:00Z-08:00"])
+def test_quiet_hours_with_an_offset_are_refused_at_start_up(spec: str) -> None:
+    """Quiet hours are program time: "22:00+08:00" parsed as an aware time, so the setting was accepted and then
+    every dispatcher run failed comparing it with the clock (TypeError), and no WeChat message was ever sent."""
+    with pytest.raises(ValueError, match="quiet hours"):
+        quiet.parse(spec)
+    with pytest.raises(ValueError):
+        Settings(quiet_hours=spec)
