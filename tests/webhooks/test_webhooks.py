@@ -237,7 +237,8 @@ async def test_publishing_a_challenge_reaches_webhooks_and_members_are_told_once
 
 
 @pytest.mark.parametrize(
-    "url", ["http://[::1/h", "http://exa mple.com/h", "http://x.test:99999/h", "https://", "http:///h", "http://x.test:0/"]
+    "url", ["http://[::1/h", "http://exa mple.com/h", "http://x.test:99999/h", "https://", "http:///h", "http://x.test:0/",
+            "https://user:secret@hooks.example.com/h"]  # a password would be shown back in every GET
 )
 async def test_an_address_the_dispatcher_cannot_send_to_is_refused_when_saved(
     client: httpx.AsyncClient, url: str
