@@ -84,6 +84,15 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 class TemplateIn(WriteModel):
     template_id: str = Field(min_length=1, max_length=128)
+
+    @field_validator("template_id")
+    @classmethod
+    def _no_whitespace(cls, value: str) -> str:
+        """WeChat's template ids have no spaces: "abc " would never match the id the Mini Program reports consent
+        for, and every message would end as no_consent without an error anywhere."""
+        if any(ch.isspace() for ch in value):
+            raise ValueError("template_id must not contain whitespace")
+        return value
     page: str | None = Field(default=None, max_length=256)
     fields: dict[str, str] = Field(min_length=1, max_length=10)
     miniprogram_state: Literal["developer", "trial", "formal"] = "formal"

@@ -56,3 +56,13 @@ async def test_a_template_naming_a_param_its_kind_lacks_is_saved_with_a_warning(
     body["fields"]["time2"] = "{reached_at}"
     r = await kit.client.put("/v1/admin/notification-templates/level_reached", json=body, headers=ADMIN)
     assert r.status_code == 200 and r.json()["warnings"] == []
+
+
+async def test_a_template_id_with_whitespace_is_refused(kit: Kit) -> None:
+    """The Mini Program reports consent under WeChat's id ("abc"), which "abc " would never match."""
+    for template_id in ("abc ", " ", "a b"):
+        body = {"template_id": template_id, "fields": {"thing1": "{badge_name}"}}
+        r = await kit.client.put("/v1/admin/notification-templates/badge_unlocked", json=body, headers=ADMIN)
+        assert r.status_code == 422, r.text
+        assert "body.template_id" in [d["field"] for d in r.json()["error"]["details"]]
+    assert (await kit.client.get("/v1/admin/notification-templates/badge_unlocked", headers=ADMIN)).status_code == 404
