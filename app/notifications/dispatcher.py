@@ -148,6 +148,11 @@ async def _claim(session: AsyncSession, settings: Settings, limit: int, now: dat
     ).scalars().all()
     if not rows:
         return []
+    revoked = await repo.revoked_awards(session, rows)
+    for r in rows:
+        if r.id in revoked:
+            r.status, r.last_errmsg = "dropped", "badge revoked before the message was sent"
+    rows = [r for r in rows if r.id not in revoked]
     templates = {t.kind: t for t in await repo.templates(session, enabled_only=True)}
     openids = dict((await session.execute(
         select(User.id, User.openid).where(User.id.in_({r.user_id for r in rows}))

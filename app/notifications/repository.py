@@ -16,6 +16,7 @@ from app.models import (
     SubscriptionCredit,
     SubscriptionReport,
     User,
+    UserBadge,
     WeChatAttempt,
     WeChatDelivery,
 )
@@ -193,3 +194,23 @@ async def transient_failures(session: AsyncSession, delivery_ids: Sequence[int])
         .group_by(WeChatAttempt.delivery_id)
     )
     return {int(d): int(n) for d, n in (await session.execute(stmt)).all()}
+
+
+async def revoked_awards(session: AsyncSession, deliveries: Sequence[WeChatDelivery]) -> set[int]:
+    """The `badge_unlocked` deliveries (ids) whose award has since been revoked: a message about it would announce a
+    badge the member no longer holds."""
+    ids = [d.id for d in deliveries if d.kind == "badge_unlocked"]
+    if not ids:
+        return set()
+    rows = (await session.execute(
+        select(WeChatDelivery.id, Notification.params)
+        .join(Notification, Notification.id == WeChatDelivery.notification_id)
+        .where(WeChatDelivery.id.in_(ids))
+    )).all()
+    award_of = {int(d): p.get("award_id") for d, p in rows if isinstance(p.get("award_id"), int)}
+    if not award_of:
+        return set()
+    standing = set((await session.execute(
+        select(UserBadge.id).where(UserBadge.id.in_(set(award_of.values())))
+    )).scalars())
+    return {d for d, award in award_of.items() if award not in standing}

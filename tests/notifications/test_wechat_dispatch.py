@@ -347,3 +347,33 @@ async def test_a_bundle_that_fails_once_is_retried_together_for_one_credit(kit: 
     assert await kit.dispatch(now=a.next_attempt_at) == 1
     a, b = await kit.deliveries()
     assert {a.status, b.status} == {"sent"} and len(wechat.sent) == 1 and await kit.credits(m) == 0
+
+
+async def test_a_badge_revoked_before_its_message_goes_out_is_not_announced(kit: Kit, wechat: FakeWeChat) -> None:
+    await kit.template()
+    for key in ("a", "b"):
+        await _visit_badge(kit, key, name=f"徽章{key}")
+    m = await kit.member()
+    await kit.credit(m, n=2)
+    out = await event(kit.client, m.external_id, "visit", NOW)
+    assert len(out["badges_awarded"]) == 2
+    await kit.fanout()  # queued (held by quiet hours, say), then revoked by an operator
+    r = await kit.client.request("DELETE", f"/v1/admin/users/{m.external_id}/badges/a", json={"reason": "fraud"},
+                                 headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert await kit.dispatch() == 1
+    assert [s["data"]["thing1"]["value"] for s in wechat.sent] == ["徽章b"]  # alone, not "2 badges"
+    assert await kit.credits(m) == 1
+    rows = await kit.deliveries()
+    assert [(r.status, r.last_errmsg) for r in rows] == [
+        ("dropped", "badge revoked before the message was sent"), ("sent", None)]
+    # A member whose only queued badge is revoked gets no message, and keeps the credit.
+    other = await kit.member()
+    await kit.credit(other)
+    await event(kit.client, other.external_id, "visit", NOW)
+    await kit.fanout()
+    for key in ("a", "b"):
+        r = await kit.client.request("DELETE", f"/v1/admin/users/{other.external_id}/badges/{key}",
+                                     json={"reason": "fraud"}, headers=ADMIN)
+        assert r.status_code == 200, r.text
+    assert await kit.dispatch() == 0 and len(wechat.sent) == 1 and await kit.credits(other) == 1
