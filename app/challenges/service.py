@@ -296,7 +296,9 @@ async def _recompute_deadlines(session: AsyncSession, settings: Settings, ch: Ch
 
 
 async def delete(session: AsyncSession, key: str) -> None:
-    ch = await get(session, key)
+    # Locked first: a join in flight holds the challenge FOR SHARE, so its participation is committed (and counted
+    # below) before the delete goes on, rather than deleted with the challenge.
+    ch = await get(session, key, lock=True)
     if await repo.participation_count(session, ch.id):
         raise Conflict("Members have joined this challenge; archive it instead", code="challenge_has_participants")
     await session.delete(ch)
