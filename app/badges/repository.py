@@ -11,8 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.models import Badge, RuleCounter, User, UserBadge
 
 
-async def by_key(session: AsyncSession, key: str) -> Badge | None:
-    return (await session.execute(select(Badge).where(Badge.key == key))).scalar_one_or_none()
+async def by_key(session: AsyncSession, key: str, *, lock: bool = False) -> Badge | None:
+    """`lock`: FOR UPDATE, which waits for the transactions writing an award of it (their foreign key check holds
+    the row FOR KEY SHARE until they end) and holds off those that start meanwhile."""
+    stmt = select(Badge).where(Badge.key == key)
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def auto_awardable(session: AsyncSession) -> Sequence[Badge]:

@@ -74,8 +74,8 @@ def _dump(body: BadgeCreate | BadgeUpdate) -> dict[str, Any]:
     return data
 
 
-async def get(session: AsyncSession, key: str) -> Badge:
-    badge = await badges_repo.by_key(session, key)
+async def get(session: AsyncSession, key: str, *, lock: bool = False) -> Badge:
+    badge = await badges_repo.by_key(session, key, lock=lock)
     if badge is None:
         raise NotFound(f"Badge '{key}' not found", code="badge_not_found")
     return badge
@@ -156,7 +156,11 @@ def _merged(badge: Badge, body: BadgePatch) -> BadgeCreate:
 
 
 async def delete(session: AsyncSession, key: str) -> None:
-    badge = await get(session, key)
+    # Locked first: an award being written now (its transaction holds the row FOR KEY SHARE) is waited for and
+    # then counted below, and one starting meanwhile waits and finds the badge gone. Read without the lock, "no
+    # awards" could be stale by the time the row is deleted, and the award's row would go with it (ON DELETE
+    # CASCADE) while its points, its badge.awarded event and its outbox rows stayed.
+    badge = await get(session, key, lock=True)
     named_by = await challenges_repo.keys_naming_badge(session, key)
     if named_by:
         # Deleting it would silently drop a promised reward, or lock everyone out of a challenge.
