@@ -296,8 +296,9 @@ async def _recompute_deadlines(session: AsyncSession, settings: Settings, ch: Ch
 
 
 async def delete(session: AsyncSession, key: str) -> None:
-    # Locked first: a join in flight holds the challenge FOR SHARE, so its participation is committed (and counted
-    # below) before the delete goes on, rather than deleted with the challenge.
+    # Locked first (FOR UPDATE): a join in flight holds the row FOR SHARE, so it is waited for and its participation
+    # counted below, and a join starting meanwhile waits and then finds the challenge gone. Read without the lock,
+    # "nobody joined" could be stale by the time the row is deleted, and the participation would go with it.
     ch = await get(session, key, lock=True)
     if await repo.participation_count(session, ch.id):
         raise Conflict("Members have joined this challenge; archive it instead", code="challenge_has_participants")
