@@ -20,6 +20,13 @@ async def by_key(session: AsyncSession, key: str, *, lock: bool = False) -> Badg
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def hold(session: AsyncSession, key: str) -> bool:
+    """Whether the badge exists, kept so until the transaction ends (FOR KEY SHARE): a definition naming it (a
+    challenge's reward or requirement) is saved before a delete of the badge looks for such names, or after it."""
+    stmt = select(Badge.id).where(Badge.key == key).with_for_update(read=True, key_share=True)
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
 async def auto_awardable(session: AsyncSession) -> Sequence[Badge]:
     """Active badges the engine may award by itself (invite-only ones are granted by admins only)."""
     rows = await session.execute(

@@ -135,12 +135,14 @@ async def _check_references(session: AsyncSession, ch: Challenge) -> None:
     level = (ch.eligibility or {}).get("min_level")
     if level and level not in {lv.name for lv in await levels_service.ladder_locked(session)}:
         problems.append({"field": "eligibility.min_level", "message": f"no level named '{level}' on the ladder"})
+    # Held (FOR KEY SHARE) until this save commits: a delete of the badge or voucher racing it waits, then sees
+    # this challenge naming it (409), or it went first and this save finds it gone.
     badge = (ch.eligibility or {}).get("required_badge")
-    if badge and await badges_repo.by_key(session, badge) is None:
+    if badge and not await badges_repo.hold(session, badge):
         problems.append({"field": "eligibility.required_badge", "message": f"no badge with key '{badge}'"})
-    if ch.reward_badge and await badges_repo.by_key(session, ch.reward_badge) is None:
+    if ch.reward_badge and not await badges_repo.hold(session, ch.reward_badge):
         problems.append({"field": "rewards.badge", "message": f"no badge with key '{ch.reward_badge}'"})
-    if ch.reward_voucher and await vouchers_repo.by_key(session, ch.reward_voucher) is None:
+    if ch.reward_voucher and not await vouchers_repo.hold(session, ch.reward_voucher):
         problems.append({"field": "rewards.voucher", "message": f"no voucher with key '{ch.reward_voucher}'"})
     if problems:
         raise InvalidInput(f"Invalid challenge: {problems[0]['field']}: {problems[0]['message']}",

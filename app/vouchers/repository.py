@@ -14,8 +14,20 @@ from app.models import MemberVoucher, User, Voucher, VoucherCode
 CHUNK = 500
 
 
-async def by_key(session: AsyncSession, key: str) -> Voucher | None:
-    return (await session.execute(select(Voucher).where(Voucher.key == key))).scalar_one_or_none()
+async def by_key(session: AsyncSession, key: str, *, lock: bool = False) -> Voucher | None:
+    """`lock`: FOR UPDATE (a delete), which waits for the transactions issuing it or naming it in a challenge (see
+    `hold`, `hold_pool`) and holds off those that start meanwhile."""
+    stmt = select(Voucher).where(Voucher.key == key)
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def hold(session: AsyncSession, key: str) -> bool:
+    """Whether the voucher exists, kept so until the transaction ends (FOR KEY SHARE): a challenge naming it as
+    its reward is saved before a delete of the voucher looks for such challenges, or after it."""
+    stmt = select(Voucher.id).where(Voucher.key == key).with_for_update(read=True, key_share=True)
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
 
 
 async def hold_pool(session: AsyncSession, voucher_id: int) -> None:

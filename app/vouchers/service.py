@@ -58,8 +58,8 @@ class Issued:
 # --------------------------------------------------------------------------- admin
 
 
-async def get(session: AsyncSession, key: str) -> Voucher:
-    voucher = await vouchers_repo.by_key(session, key)
+async def get(session: AsyncSession, key: str, *, lock: bool = False) -> Voucher:
+    voucher = await vouchers_repo.by_key(session, key, lock=lock)
     if voucher is None:
         raise NotFound(f"Voucher '{key}' not found", code="voucher_not_found")
     return voucher
@@ -112,7 +112,9 @@ async def list_page(session: AsyncSession, limit: int, offset: int) -> list[Vouc
 
 
 async def delete(session: AsyncSession, key: str) -> None:
-    voucher = await get(session, key)
+    # Locked first: a challenge being saved with it as its reward, or a member's voucher being issued, is waited
+    # for and then seen below; read without the lock, both checks could be stale by the time the row is deleted.
+    voucher = await get(session, key, lock=True)
     referenced_by = await challenges_repo.keys_rewarding_voucher(session, key)
     if referenced_by:
         raise Conflict("Challenges still reward this voucher", code="voucher_in_use",
