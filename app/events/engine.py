@@ -88,12 +88,14 @@ class EngineRun:
 
     @classmethod
     async def begin(cls, session: AsyncSession, settings: Settings, user: User | MemberRecord) -> EngineRun:
-        """Lock the member and refresh the balance (another request may have just changed it)."""
-        points = await users_repo.lock_member(session, user.id)
+        """Lock the member and refresh the balance and city (another request may have just changed them: the
+        member was read before the lock was granted, and a city move waits for no one else's scores)."""
+        points, city = await users_repo.lock_member_state(session, user.id)
         if isinstance(user, MemberRecord):
-            user.points = points
+            user.points, user.city = points, city
         else:
             set_committed_value(user, "points", points)
+            set_committed_value(user, "city", city)
         return cls(session, settings, user)
 
     # ------------------------------------------------------------------ events

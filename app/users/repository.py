@@ -52,6 +52,14 @@ async def lock_member(session: AsyncSession, user_id: int) -> int:
     return (await session.execute(stmt)).scalar_one()
 
 
+async def lock_member_state(session: AsyncSession, user_id: int) -> tuple[int, str | None]:
+    """`lock_member`, returning the fresh balance and city: what an engine run reads of the member (points
+    leaderboards score in the member's city view, which a sync may have just changed)."""
+    stmt = select(User.points, User.city).where(User.id == user_id).with_for_update(key_share=True)
+    points, city = (await session.execute(stmt)).one()
+    return points, city
+
+
 async def lock_or_create(session: AsyncSession, external_id: str) -> User:
     """The member by integrator id, created when unknown, locked as by `lock_member` — one statement.
 
