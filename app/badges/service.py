@@ -226,7 +226,10 @@ def _progress(
         text = f"近 {w.days} 天 {current}/{target}" if locale == "zh-CN" else f"{of} in the last {w.days} days"
     elif isinstance(w, FixedWindow):
         # The window may not have opened yet (a festival ahead) or may be over: say so, not just "until".
-        start, end = (x.astimezone(settings.tz).date().isoformat() for x in (w.start, w.end))
+        # Its end is exclusive: the last day shown is the day of its last instant, so a bare end date (inclusive,
+        # stored as the next midnight) reads as the date the admin gave, not the day after.
+        start = w.start.astimezone(settings.tz).date().isoformat()
+        end = (w.end - timedelta(microseconds=1)).astimezone(settings.tz).date().isoformat()
         if now >= w.end:
             text = f"{current}/{target}，已于 {end} 结束" if locale == "zh-CN" else f"{of}, ended {end}"
         elif now < w.start:

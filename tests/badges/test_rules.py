@@ -549,6 +549,38 @@ async def test_a_fixed_windows_progress_says_whether_it_is_ahead_open_or_over(
     }
 
 
+async def test_a_fixed_window_of_bare_dates_shows_its_last_day_not_the_day_after(
+    client: httpx.AsyncClient, login: object
+) -> None:
+    """A bare end date is inclusive (events count through that whole day): the member is told that day, not the
+    next one ("until 2027-02-20", not "until 2027-02-21", which promised a day on which nothing counts)."""
+    today = TODAY.date()
+    windows = {
+        "ahead": (today + timedelta(days=30), today + timedelta(days=44)),
+        "open": (today - timedelta(days=5), today + timedelta(days=5)),
+        "over": (today - timedelta(days=40), today - timedelta(days=20)),
+    }
+    for key, (start, end) in windows.items():
+        window = {"type": "fixed", "start": start.isoformat(), "end": end.isoformat()}
+        await badge(client, f"days-{key}", [{"event": "purchase", "threshold": 2, "window": window}])
+    await client.put("/v1/users/FD", json={"openid": "o-fd"}, headers=ADMIN)
+    headers = await login("o-fd")  # type: ignore[operator]
+    d = {key: (s.isoformat(), e.isoformat()) for key, (s, e) in windows.items()}
+    mine = {b["key"]: b for b in (await client.get("/v1/me/badges", headers=headers)).json()}
+    assert {key: mine[f"days-{key}"]["progress"]["text"] for key in windows} == {
+        "ahead": f"0 of 2 purchases, from {d['ahead'][0]} until {d['ahead'][1]}",
+        "open": f"0 of 2 purchases until {d['open'][1]}",
+        "over": f"0 of 2 purchases, ended {d['over'][1]}",
+    }
+    r = await client.get("/v1/me/badges", headers={**headers, "Accept-Language": "zh-CN"})
+    zh = {b["key"]: b for b in r.json()}
+    assert {key: zh[f"days-{key}"]["progress"]["text"] for key in windows} == {
+        "ahead": f"0/2，{d['ahead'][0]} 至 {d['ahead'][1]}",
+        "open": f"0/2，截至 {d['open'][1]}",
+        "over": f"0/2，已于 {d['over'][1]} 结束",
+    }
+
+
 async def test_a_late_check_in_reports_the_length_of_the_run_it_joined(client: httpx.AsyncClient) -> None:
     crit = {"event": "check_in", "aggregate": "streak", "threshold": 7, "window": {"type": "calendar", "unit": "day"}}
     await badge(client, "streak-7", [crit])
