@@ -16,6 +16,7 @@ so that an error's ``loc`` points at the offending part (e.g. ``("window",)`` or
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -170,7 +171,9 @@ class FixedWindow(BaseModel):
                     from app.config import get_settings  # outside an app: the environment's setting
 
                     tz = ZoneInfo(get_settings().timezone)
-                out[name] = datetime.combine(day + timedelta(days=extra_day), time.min, tzinfo=tz)
+                with contextlib.suppress(OverflowError):  # 9999-12-31 has no next day: the range check refuses it
+                    day += timedelta(days=extra_day)
+                out[name] = datetime.combine(day, time.min, tzinfo=tz)
         return out
 
     @model_validator(mode="after")

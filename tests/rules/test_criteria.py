@@ -300,3 +300,13 @@ def test_fixed_window_accepts_program_dates_with_an_inclusive_end() -> None:
     cn = ZoneInfo("Asia/Shanghai")
     assert c.window.start == datetime(2027, 2, 6, tzinfo=cn)  # type: ignore[union-attr]
     assert c.window.end == datetime(2027, 2, 21, tzinfo=cn)  # type: ignore[union-attr]
+
+
+def test_a_last_date_end_is_refused_naming_the_end() -> None:
+    """"9999-12-31" (a common "no end" placeholder) has no next midnight: the refusal names window.fixed.end and
+    says why, as every other out-of-range date does, rather than escaping validation as an unnamed OverflowError."""
+    with pytest.raises(ValidationError) as info:
+        Criterion.model_validate({"event": "purchase", "threshold": 1,
+                                  "window": {"type": "fixed", "start": "2027-02-06", "end": "9999-12-31"}})
+    (error,) = criterion_errors(info.value)
+    assert error["loc"] == ["window", "fixed", "end"] and "out of range" in error["msg"]
