@@ -34,6 +34,7 @@ from app.config import Settings
 from app.errors import Conflict, InvalidInput, NotFound
 from app.events import repository as events_repo
 from app.events.engine import EngineRun, in_season, next_multiple, num
+from app.icons import service as icons_service
 from app.kit.clock import utcnow
 from app.kit.handlers import validation_details
 from app.models import Badge, User, UserBadge
@@ -59,9 +60,9 @@ def icon_url(settings: Settings, icon: str | None) -> str | None:
     if icon.startswith(("http://", "https://", "/")):
         return icon
     upload = _UPLOAD_ID.match(icon)
-    if upload:
-        return f"{settings.public_base_url}/v1/icons/uploads/{upload.group(1)}"
-    return f"{settings.public_base_url}/v1/icons/{icon}.svg"
+    if upload:  # served by its id as by its file name
+        return icons_service.upload_url(settings, upload.group(1))
+    return icons_service.builtin_url(settings, icon)  # one base URL rule with the icon library's (a trailing "/")
 
 
 def _dump(body: BadgeCreate | BadgeUpdate) -> dict[str, Any]:

@@ -91,6 +91,23 @@ async def test_an_svg_icon_is_shared_as_the_configured_png_card(
     assert share["image_url"] == card and share["timeline"]["image_url"] == card
 
 
+async def test_badge_icon_urls_hold_with_a_public_base_url_ending_in_a_slash(
+    app: Any, client: httpx.AsyncClient, login: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`LAUREL_PUBLIC_BASE_URL=https://cdn.example.com/` gave badges "https://cdn.example.com//v1/icons/…", a path
+    no route serves, while the icon library (same setting) gave single-slash URLs."""
+    monkeypatch.setattr(app.state.settings, "public_base_url", "https://cdn.example.com/")
+    me = await _member(client, login, "S3")
+    created = await badge(client, "first-visit", [{"event": "visit", "threshold": 1}], icon="trophy")
+    assert created["icon_url"] == "https://cdn.example.com/v1/icons/trophy.svg"
+    await event(client, "S3", "visit", NOW)
+    (mine,) = [b for b in (await client.get("/v1/me/badges", headers=me)).json() if b["key"] == "first-visit"]
+    assert mine["icon_url"] == "https://cdn.example.com/v1/icons/trophy.svg"
+    share = (await client.get("/v1/me/badges/first-visit/share", headers=me)).json()
+    assert share["image_url"] == "https://cdn.example.com/v1/icons/trophy.svg"
+    assert (await client.get(share["image_url"].removeprefix("https://cdn.example.com"))).status_code == 200
+
+
 async def test_manual_grant_and_revoke_are_audited(client: httpx.AsyncClient, make_key: Any) -> None:
     ops = await make_key("admin", name="ops-console")
     await badge(client, "vip", [], visibility="invite_only", points=30)
