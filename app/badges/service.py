@@ -324,7 +324,7 @@ async def share(session: AsyncSession, settings: Settings, user: User, key: str,
     title = f"我获得了「{item.name}」徽章！" if locale == "zh-CN" else f"I earned the {item.name} badge!"
     query = f"key={item.key}&from_user={user.id}"
     image = item.icon_url
-    if settings.share_image_url and (image is None or image.lower().endswith(".svg")):
+    if settings.share_image_url and (image is None or await _is_svg(session, item.icon, image)):
         image = settings.share_image_url  # a card WeChat can show (PNG/JPEG), not the SVG icon
     return ShareOut(
         title=title,
@@ -333,6 +333,15 @@ async def share(session: AsyncSession, settings: Settings, user: User, key: str,
         query=query,
         timeline={"title": title, "query": query, "image_url": image},
     )
+
+
+async def _is_svg(session: AsyncSession, icon: str | None, url: str) -> bool:
+    """Whether a badge's icon is an SVG: every built-in one, an upload stored as one (its URL, by id, carries no
+    extension), or a URL ending in ".svg"."""
+    upload = _UPLOAD_ID.match(icon or "")
+    if upload:
+        return await icons_service.upload_content_type(session, upload.group(1)) == icons_service.SVG_TYPE
+    return url.lower().endswith(".svg")
 
 
 async def _member(session: AsyncSession, external_id: str) -> User:

@@ -187,6 +187,12 @@ async def uploaded_file(session: AsyncSession, settings: Settings, filename: str
     return path, icon.content_type
 
 
+async def upload_content_type(session: AsyncSession, icon_id: str) -> str | None:
+    """The content type an uploaded icon was stored with (its bytes' type); None for an unknown id."""
+    icon = await session.get(Icon, icon_id)
+    return icon.content_type if icon is not None else None
+
+
 # --- upload --------------------------------------------------------------------------------------------------------
 
 

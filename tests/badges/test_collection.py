@@ -108,6 +108,26 @@ async def test_badge_icon_urls_hold_with_a_public_base_url_ending_in_a_slash(
     assert (await client.get(share["image_url"].removeprefix("https://cdn.example.com"))).status_code == 200
 
 
+@pytest.mark.parametrize("icon_form", ["upload:{id}", "{id}"])
+async def test_an_uploaded_svg_icon_is_shared_as_the_configured_png_card(
+    app: Any, client: httpx.AsyncClient, login: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, icon_form: str
+) -> None:
+    """An uploaded SVG referenced by its id has a URL without ".svg": it was handed to WeChat as the share image,
+    which shows PNG and JPEG only, instead of the configured card (as a built-in SVG icon is)."""
+    card = "https://cdn.brand.example/share-card.png"
+    monkeypatch.setattr(app.state.settings, "share_image_url", card)
+    monkeypatch.setattr(app.state.settings, "icon_upload_dir", str(tmp_path / "icons"))
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 8 8"><circle cx="4" cy="4" r="3"/></svg>'
+    r = await client.post("/v1/admin/icons", files={"file": ("star.svg", svg, "image/svg+xml")}, headers=ADMIN)
+    assert r.status_code == 201, r.text
+    icon = icon_form.format(id=r.json()["id"])
+    me = await _member(client, login, "S4")
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}], icon=icon)
+    await event(client, "S4", "visit", NOW)
+    share = (await client.get("/v1/me/badges/first-visit/share", headers=me)).json()
+    assert share["image_url"] == card and share["timeline"]["image_url"] == card
+
+
 async def test_manual_grant_and_revoke_are_audited(client: httpx.AsyncClient, make_key: Any) -> None:
     ops = await make_key("admin", name="ops-console")
     await badge(client, "vip", [], visibility="invite_only", points=30)
