@@ -47,6 +47,15 @@ class LevelIn(WriteModel):
     name: str = Field(min_length=1, max_length=64)
     icon: str | None = Field(default=None, max_length=256)
 
+    @field_validator("name")
+    @classmethod
+    def _named(cls, value: str) -> str:
+        """Trimmed, and not blank: "A " beside "A" would be two levels members cannot tell apart."""
+        value = value.strip()
+        if not value:
+            raise ValueError("name must not be blank")
+        return value
+
     @field_validator("icon")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:

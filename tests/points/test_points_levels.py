@@ -36,14 +36,16 @@ async def test_fresh_install_has_default_ladder(client: httpx.AsyncClient) -> No
         [{"name": "A", "points_required": 10}, {"name": "B", "points_required": 10}],
         [{"name": "A", "points_required": 10}, {"name": "B", "points_required": 5}],
         [],
+        [{"name": "A", "points_required": 10}, {"name": "  ", "points_required": 20}],
+        [{"name": "A", "points_required": 10}, {"name": "A ", "points_required": 20}],
     ],
-    ids=["ten-levels", "equal", "decreasing", "empty"],
+    ids=["ten-levels", "equal", "decreasing", "empty", "blank-name", "same-name-but-a-space"],
 )
 async def test_invalid_ladders_are_refused(client: httpx.AsyncClient, levels: list[dict[str, Any]]) -> None:
     r = await client.put("/v1/admin/badge-levels", json={"levels": levels}, headers=ADMIN)
     assert r.status_code == 422, r.text
-    if len(levels) == 2:  # the level that breaks the order is the one named
-        assert r.json()["error"]["details"][0]["field"] == "body.levels.1.points_required"
+    if len(levels) == 2:  # the level that breaks the order (or has a blank or repeated name) is the one named
+        assert r.json()["error"]["details"][0]["field"] in ("body.levels.1.points_required", "body.levels.1.name")
     assert len((await client.get("/v1/admin/badge-levels", headers=ADMIN)).json()) == 9
 
 
