@@ -43,11 +43,9 @@ async def list_all(session: AsyncSession, status: str | None = None) -> Sequence
 
 
 async def visible_to_members(session: AsyncSession) -> Sequence[Badge]:
-    return (
-        (await session.execute(select(Badge).where(Badge.status.in_(["active", "archived"])).order_by(Badge.id)))
-        .scalars()
-        .all()
-    )
+    """Every badge, for a member's wall: the caller keeps the active ones and those the member holds, whatever
+    their status now (a badge archived, or set back to draft, stays on the walls of those who earned it)."""
+    return (await session.execute(select(Badge).order_by(Badge.id))).scalars().all()
 
 
 async def awards_of(session: AsyncSession, user_id: int) -> Sequence[UserBadge]:

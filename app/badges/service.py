@@ -273,8 +273,9 @@ async def collection(
     for b in shown:
         held = by_badge.get(b.id, [])
         crit_progress: list[ProgressOut] = []
-        toward_next = b.repeatable and next_multiple(criteria[b.id])
-        if not held or b.repeatable:
+        earnable = b.status == "active"  # an archived (or draft) badge shows no way to earn it again
+        toward_next = earnable and b.repeatable and next_multiple(criteria[b.id])
+        if not held or (b.repeatable and earnable):
             for scope, c in criteria[b.id]:
                 states = {
                     bk: ev.CounterState.from_json(raw.get((scope, bk))) for bk in ev.buckets_needed(c, now, settings.tz)

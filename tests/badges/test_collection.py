@@ -335,3 +335,29 @@ async def test_an_unreachable_threshold_is_refused_on_save(client: httpx.AsyncCl
     step = {"title": "Buy", "criterion": {"event": "purchase", "threshold": 1e20}}
     r = await client.post("/v1/admin/challenges", json={"key": "huge", "title": "Huge", "steps": [step]}, headers=ADMIN)
     assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "body.steps.0.criterion.threshold"
+
+
+async def test_a_held_badge_set_back_to_draft_or_archived_stays_on_its_holders_wall_without_progress(
+    client: httpx.AsyncClient, login: Any
+) -> None:
+    holder = await _member(client, login, "HD1")
+    other = await _member(client, login, "HD2")
+    await badge(client, "regular", [{"event": "visit", "threshold": 2}], repeatable=True)
+    await badge(client, "first-post", [{"event": "post", "threshold": 1}])
+    for i in range(3):
+        await event(client, "HD1", "visit", NOW, store_id=f"S{i}")
+    await event(client, "HD1", "post", NOW)
+    mine = {b["key"]: b for b in (await client.get("/v1/me/badges", headers=holder)).json()}
+    assert mine["regular"]["progress"]["text"] == "3 of 4 visits"  # toward its next award while it is active
+    r = await client.patch("/v1/admin/badges/regular", json={"status": "archived"}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    r = await client.patch("/v1/admin/badges/first-post", json={"status": "draft"}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    mine = {b["key"]: b for b in (await client.get("/v1/me/badges", headers=holder)).json()}
+    assert set(mine) == {"regular", "first-post"} and all(b["earned"] for b in mine.values())
+    assert mine["regular"]["progress"] is None  # archived: it cannot be earned again
+    assert (await client.get("/v1/badges/first-post", headers=holder)).status_code == 200
+    assert (await client.get("/v1/me/badges/first-post/share", headers=holder)).status_code == 200
+    # Someone who does not hold them sees neither.
+    assert (await client.get("/v1/me/badges", headers=other)).json() == []
+    assert (await client.get("/v1/badges/first-post", headers=other)).status_code == 404
