@@ -469,6 +469,9 @@ async def join(
                               details={"ends_at": clock.shown(spec.ends_at) if spec.ends_at else None})
     # Ordered with this member's engine runs; eligibility (a level) is judged on the balance read under the lock.
     set_committed_value(user, "points", await users_repo.lock_member(session, user.id))
+    # What eligibility reads of the member, as committed when the lock was granted (a profile sync holding the
+    # row went first: judged on the tier read before, an upgrade just made would still be refused).
+    await session.refresh(user, attribute_names=["tier", "segments"])
     # As every member view does: a participation whose deadline has passed is expired before it is answered, not
     # shown as active with no time left until the job gets to it.
     await expire_due_for_user(session, user, now)
