@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, cast, exists, literal, select
+from sqlalchemy import String, cast, exists, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.challenges import progress as challenge_progress
@@ -74,15 +74,27 @@ async def _eligible_members(session: AsyncSession, ch: Challenge) -> list[int]:
         last = rows[-1][0]
 
 
+def _opened_at(ch: Challenge) -> datetime | None:
+    """When members could first join: its publication, or its `starts_at` if that is later."""
+    if ch.published_at is None:
+        return None
+    return max(ch.published_at, ch.starts_at) if ch.starts_at is not None else ch.published_at
+
+
 async def challenge_available(session: AsyncSession, settings: Settings, now: datetime | None = None) -> int:
-    """Announce each recent publication of an open challenge to its eligible members, once."""
+    """Announce each recent opening of a challenge to its eligible members, once: at its publication, or, for
+    one published before its `starts_at`, once it starts ("a new challenge is open, come and join" sent before
+    that led to a join refused with 409 challenge_not_started, and nothing was sent when it did open)."""
     now = now or utcnow()
     templates = {t.kind: t for t in await repo.templates(session, enabled_only=True)}
     created = 0
-    rows = (await session.execute(
-        select(Challenge).where(Challenge.status == "published", Challenge.published_at >= now - ANNOUNCE_WITHIN)
+    since = now - ANNOUNCE_WITHIN
+    candidates = (await session.execute(
+        select(Challenge).where(Challenge.status == "published",
+                                or_(Challenge.published_at >= since, Challenge.starts_at >= since))
         .order_by(Challenge.id)
     )).scalars().all()
+    rows = [ch for ch in candidates if (opened := _opened_at(ch)) is not None and since <= opened <= now]
     marks = {ch.id: f"challenge_available:{ch.id}:{int(ch.published_at.timestamp())}" for ch in rows
              if ch.published_at is not None}
     # Publications already announced are skipped with one read (the job runs every few seconds).

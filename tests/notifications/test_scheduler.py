@@ -18,7 +18,7 @@ async def _challenge(kit: Kit, key: str, **fields: object) -> int:
     async with kit.app.state.db.sessionmaker() as s, s.begin():
         ch = Challenge(key=key, title=f"挑战{key}", steps=[{"title": "step", "event": "visit", "threshold": 1}],
                        status="published", published_at=NOW - timedelta(hours=1),
-                       ends_at=NOW + timedelta(days=3), **{"eligibility": {}, **fields})
+                       **{"eligibility": {}, "ends_at": NOW + timedelta(days=3), **fields})
         s.add(ch)
         await s.flush()
         return ch.id
@@ -66,3 +66,18 @@ async def test_a_published_challenge_is_announced_once_to_eligible_members(kit: 
            for m in (gold, plain)}
     assert got == {"GOLD": ["all", "vip"], "PLAIN": ["all"]}
 
+
+
+async def test_a_challenge_published_before_it_starts_is_announced_when_it_opens_not_before(kit: Kit) -> None:
+    """"A new challenge is open, come and join" sent at publication, days before `starts_at`, led members to a join
+    that answered 409 challenge_not_started, and nothing was sent when it did open."""
+    m = await kit.member()
+    starts = NOW + timedelta(days=10)  # published more than ANNOUNCE_WITHIN before it opens
+    await _challenge(kit, "later", starts_at=starts, ends_at=starts + timedelta(days=30))
+    assert await _run(kit, scheduler.challenge_available, NOW) == 0
+    assert await _run(kit, scheduler.challenge_available, NOW + timedelta(days=5)) == 0
+    assert (await kit.client.get("/v1/me/notifications", headers=m.headers)).json()["total"] == 0
+    assert await _run(kit, scheduler.challenge_available, starts + timedelta(seconds=5)) == 1
+    assert await _run(kit, scheduler.challenge_available, starts + timedelta(minutes=1)) == 0
+    (n,) = (await kit.client.get("/v1/me/notifications", headers=m.headers)).json()["items"]
+    assert n["kind"] == "challenge_available" and n["params"]["challenge"] == "later"
