@@ -601,14 +601,19 @@ def _instance_stats(ch: Challenge, instance: str, current: bool, rows: list[Any]
     by_status = {s: sum(1 for r in rows if r.status == s) for s in ("active", "completed", "expired")}
     durations = [(r.completed_at - r.joined_at).total_seconds() for r in rows if r.completed_at is not None]
     steps = []
-    before = joined  # who got as far as the step before this one
+    # Steps can be done in any order: who dropped off at a step is counted member by member (did the step before
+    # — or joined, for the first — but not this one), not as a difference of two counts, in which a member who did
+    # only the step before and one who did only this step cancelled out.
+    before = [True] * joined  # per participant: got as far as the step before this one
     for i, s in enumerate(ch.steps):
-        reached = sum(1 for r in rows if i < len(r.progress) and r.progress[i].get("done_at"))
-        dropped = max(before - reached, 0)
+        done = [bool(i < len(r.progress) and r.progress[i].get("done_at")) for r in rows]
+        reached = sum(done)
+        came = sum(before)
+        dropped = sum(1 for b, d in zip(before, done, strict=True) if b and not d)
         steps.append(StepStats(step=i, title=s["title"], reached=reached,
                                rate=round(reached / joined, 4) if joined else 0.0,
-                               drop_off=dropped, drop_off_rate=round(dropped / before, 4) if before else 0.0))
-        before = reached
+                               drop_off=dropped, drop_off_rate=round(dropped / came, 4) if came else 0.0))
+        before = done
     return InstanceStats(
         instance=instance, current=current, joined=joined, active=by_status["active"],
         completed=by_status["completed"], expired=by_status["expired"],

@@ -249,6 +249,31 @@ async def test_stats(
     assert s["instances"][1]["completion_rate"] == pytest.approx(1 / 3, abs=1e-4)
 
 
+async def test_step_drop_off_counts_who_did_the_step_before_but_not_this_one_whatever_the_order(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], member: Any, send: Any, make_challenge: Any,
+    clock: Any,
+) -> None:
+    """Steps can be done in any order ("Complete Your Profile"). The drop-off of step 2 was the difference of two
+    counts (did step 1 − did step 2), so a member who did step 1 only and one who did step 2 only cancelled out:
+    "0 dropped off" where one member did step 1 and stopped there."""
+    await make_challenge("profile-duo", [step("Photo", "profile.image"), step("Bio", "profile.bio")])
+    clock.set("2026-11-16T10:00:00+08:00")
+    photo_only, bio_only, both = await member(), await member(), await member()
+    for m in (photo_only, bio_only, both):
+        assert (await client.post("/v1/challenges/profile-duo/join", headers=m.headers)).status_code == 201
+    await send(photo_only, "profile.image", "2026-11-16T11:00:00+08:00")
+    await send(bio_only, "profile.bio", "2026-11-16T11:00:00+08:00")
+    await send(both, "profile.bio", "2026-11-16T11:00:00+08:00")
+    await send(both, "profile.image", "2026-11-16T12:00:00+08:00")
+    s = (await client.get("/v1/admin/challenges/profile-duo/stats", headers=admin_headers)).json()
+    assert [x["reached"] for x in s["steps"]] == [2, 2]
+    # Step 1: joined 3, bio_only has not done it. Step 2: of the 2 who did step 1, photo_only has not done it.
+    assert [(x["drop_off"], x["drop_off_rate"]) for x in s["steps"]] == [(1, pytest.approx(1 / 3, abs=1e-4)),
+                                                                         (1, 0.5)]
+    assert [(x["drop_off"], x["drop_off_rate"]) for x in s["instances"][0]["steps"]] == [
+        (1, pytest.approx(1 / 3, abs=1e-4)), (1, 0.5)]
+
+
 async def test_a_badge_a_live_challenge_rewards_or_requires_cannot_be_deleted(
     client: httpx.AsyncClient, admin_headers: dict[str, str], make_challenge: Any
 ) -> None:
