@@ -274,6 +274,40 @@ async def test_step_drop_off_counts_who_did_the_step_before_but_not_this_one_wha
         (1, pytest.approx(1 / 3, abs=1e-4)), (1, 0.5)]
 
 
+async def test_stats_and_the_expiry_job_expire_every_participation_past_its_deadline_not_one_batch(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], make_challenge: Any, clock: Any, app: Any,
+) -> None:
+    """Expiry went in one batch of 500 per call: at the end of a week with more participants than that, the stats
+    (which promise "active means active now") still counted the rest as active, and the minute job took a minute
+    per 500 to send their `challenge.expired`."""
+    from datetime import datetime
+
+    from sqlalchemy import insert, select
+
+    from app.challenges import tasks
+    from app.models import Challenge, ChallengeParticipation, User
+
+    n = 501
+    for key, due in (("big-day", 17), ("big-day-too", 19)):
+        await make_challenge(key, [step("Post", "post")], schedule={"type": "one_time", "time_limit_days": 1})
+        joined = datetime.fromisoformat("2026-11-16T10:00:00+08:00")
+        async with app.state.db.sessionmaker() as s, s.begin():
+            cid = (await s.execute(select(Challenge.id).where(Challenge.key == key))).scalar_one()
+            uids = (await s.execute(insert(User).returning(User.id),
+                                    [{"external_id": f"{key}-{i}", "segments": [], "preferences": {}, "points": 0}
+                                     for i in range(n)])).scalars().all()
+            await s.execute(insert(ChallengeParticipation), [
+                {"challenge_id": cid, "instance_key": "once", "user_id": uid, "status": "active",
+                 "joined_at": joined, "deadline": joined.replace(day=due), "steps_done": 0,
+                 "progress": [{"state": None, "done_at": None}]} for uid in uids])
+    clock.set("2026-11-18T10:00:00+08:00")
+    s = (await client.get("/v1/admin/challenges/big-day/stats", headers=admin_headers)).json()
+    assert (s["active"], s["expired"]) == (0, n)
+    clock.set("2026-11-20T10:00:00+08:00")
+    async with app.state.db.sessionmaker() as session, session.begin():
+        assert await tasks.expire_participations(session, app.state.settings) == n  # big-day-too's, in one run
+
+
 async def test_a_badge_a_live_challenge_rewards_or_requires_cannot_be_deleted(
     client: httpx.AsyncClient, admin_headers: dict[str, str], make_challenge: Any
 ) -> None:
