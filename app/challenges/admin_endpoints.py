@@ -12,7 +12,7 @@ from app.challenges.schemas import ChallengeCreate, ChallengeOut, ChallengeRepla
 from app.errors import responses
 from app.kit.db import SessionDep
 from app.kit.deps import SettingsDep
-from app.kit.pagination import PageDep
+from app.kit.pagination import PageDep, count_header
 
 router = APIRouter(prefix="/v1/admin/challenges", tags=["admin", "challenges"])
 
@@ -27,11 +27,14 @@ async def create_challenge(body: ChallengeCreate, session: SessionDep, _: AdminK
 
 @router.get("", response_model=list[ChallengeOut], responses=responses(401, 403))
 async def list_challenges(
-    session: SessionDep, page: PageDep, _: AdminKey,
+    session: SessionDep, page: PageDep, _: AdminKey, response: Response,
     status: Annotated[Literal["draft", "published", "archived"] | None, Query()] = None,
 ) -> list[ChallengeOut]:
-    """All challenges, optionally by status (`limit`/`offset` slice the array)."""
-    return await challenges_service.list_page(session, page.limit, page.offset, status)
+    """All challenges, optionally by status (`limit`, default 50, and `offset` slice the array; the
+    `X-Total-Count` header holds how many there are in all)."""
+    items, total = await challenges_service.list_page(session, page.limit, page.offset, status)
+    count_header(response, total)
+    return items
 
 
 @router.get("/{key}", response_model=ChallengeOut, responses=responses(401, 403, 404))

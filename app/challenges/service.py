@@ -222,9 +222,12 @@ def _merge_nested(ch: Challenge, body: ChallengeUpdate) -> ChallengeUpdate:
     return body.model_copy(update=merged) if merged else body
 
 
-async def list_page(session: AsyncSession, limit: int, offset: int, status: str | None) -> list[ChallengeOut]:
-    items, _total = await repo.page(session, limit, offset, status)
-    return [to_out(c) for c in items]
+async def list_page(
+    session: AsyncSession, limit: int, offset: int, status: str | None
+) -> tuple[list[ChallengeOut], int]:
+    """A slice of the challenges and how many there are in all (of that status)."""
+    items, total = await repo.page(session, limit, offset, status)
+    return [to_out(c) for c in items], total
 
 
 async def create(session: AsyncSession, body: ChallengeCreate) -> Challenge:

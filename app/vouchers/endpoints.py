@@ -35,9 +35,12 @@ async def create_voucher(body: VoucherCreate, session: SessionDep, _: AdminKey) 
 
 
 @admin_router.get("", response_model=list[VoucherOut], responses=responses(401, 403))
-async def list_vouchers(session: SessionDep, page: PageDep, _: AdminKey) -> list[VoucherOut]:
-    """All vouchers with pool health (`pending_count`, `warning: voucher_pool_exhausted`)."""
-    return await vouchers_service.list_page(session, page.limit, page.offset)
+async def list_vouchers(session: SessionDep, page: PageDep, _: AdminKey, response: Response) -> list[VoucherOut]:
+    """All vouchers with pool health (`pending_count`, `warning: voucher_pool_exhausted`); `limit` (default 50)
+    and `offset` slice the array, and the `X-Total-Count` header holds how many there are in all."""
+    items, total = await vouchers_service.list_page(session, page.limit, page.offset)
+    count_header(response, total)
+    return items
 
 
 @admin_router.get("/{key}", response_model=VoucherOut, responses=responses(401, 403, 404))

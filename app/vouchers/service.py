@@ -106,9 +106,10 @@ async def update(session: AsyncSession, key: str, body: VoucherReplace | Voucher
     return voucher
 
 
-async def list_page(session: AsyncSession, limit: int, offset: int) -> list[VoucherOut]:
-    items, _total = await vouchers_repo.page(session, limit, offset)
-    return [await view(session, v) for v in items]
+async def list_page(session: AsyncSession, limit: int, offset: int) -> tuple[list[VoucherOut], int]:
+    """A slice of the vouchers and how many there are in all."""
+    items, total = await vouchers_repo.page(session, limit, offset)
+    return [await view(session, v) for v in items], total
 
 
 async def delete(session: AsyncSession, key: str) -> None:

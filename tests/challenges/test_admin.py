@@ -342,6 +342,24 @@ async def test_my_challenges_says_how_many_there_are_when_the_list_is_cut_short(
     assert r.status_code == 200 and r.json() == [] and r.headers["x-total-count"] == "0"
 
 
+async def test_the_admin_lists_of_challenges_and_vouchers_say_how_many_there_are_when_cut_short(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], make_challenge: Any
+) -> None:
+    """Both lists are sliced by `limit` (default 50) but said nothing of the rest: an admin web app listing a
+    program's challenges or vouchers showed the first 50 as if they were all."""
+    for i in range(3):
+        await make_challenge(f"c{i}", [step("Post", "post")], publish=i != 2)
+        r = await client.post("/v1/admin/vouchers", json={"key": f"v{i}", "name": f"V{i}", "generated": True},
+                              headers=admin_headers)
+        assert r.status_code == 201, r.text
+    r = await client.get("/v1/admin/challenges?limit=2", headers=admin_headers)
+    assert r.status_code == 200 and len(r.json()) == 2 and r.headers["x-total-count"] == "3"
+    r = await client.get("/v1/admin/challenges?status=published&limit=1&offset=1", headers=admin_headers)
+    assert [c["key"] for c in r.json()] == ["c1"] and r.headers["x-total-count"] == "2"
+    r = await client.get("/v1/admin/vouchers?limit=2", headers=admin_headers)
+    assert r.status_code == 200 and len(r.json()) == 2 and r.headers["x-total-count"] == "3"
+
+
 @pytest.mark.parametrize("field", ["title", "description", "steps", "eligibility", "schedule", "rewards"])
 async def test_a_patch_setting_a_required_field_to_null_is_refused(
     client: httpx.AsyncClient, admin_headers: dict[str, str], backend: str, field: str
