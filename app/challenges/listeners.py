@@ -19,6 +19,7 @@ from app.events import hooks
 from app.events.engine import EngineRun
 from app.events.record import EventRecord
 from app.events.store import PREFETCHERS, EngineStore
+from app.kit import clock
 from app.models import Challenge
 from app.rules.criteria import Criterion
 
@@ -38,8 +39,13 @@ class Active:
     status: str = "active"
     _from: datetime | None = None
 
-    def counts(self, at: datetime, tz: tzinfo) -> bool:
+    def counts(self, at: datetime, tz: tzinfo, now: datetime | None = None) -> bool:
+        """Whether an event that occurred `at`, evaluated `now`, moves this participation. One past its deadline is
+        settled whether or not the expiry job has got to it yet: an event arriving after the deadline does not
+        count, even one that occurred before it (as for a participation already expired)."""
         if self.status != "active" or (self.deadline is not None and at >= self.deadline):
+            return False
+        if self.deadline is not None and now is not None and now >= self.deadline:
             return False
         if at >= self.joined_at:
             return True
@@ -89,8 +95,9 @@ async def _save_progress(store: EngineStore) -> None:
 @hooks.on_event
 async def advance_challenges(run: EngineRun, event: EventRecord) -> None:
     pending: list[tuple[Active, list[dict[str, Any]], int, list[prog.StepChange]]] = []
+    now = clock.utcnow()
     for a in await _actives(run):
-        if not a.counts(event.occurred_at, run.tz):
+        if not a.counts(event.occurred_at, run.tz, now):
             continue
         new, changes = prog.apply_event(a.steps, a.progress, event.type, event.attributes, event.occurred_at, run.tz,
                                         not_before=a.joined_at)

@@ -254,3 +254,23 @@ async def test_joining_again_after_the_deadline_answers_expired_not_active(
     assert len(await outbox("challenge.expired", m.external_id)) == 1
     await client.post("/v1/challenges/post-3-in-a-day/join", headers=m.headers)
     assert len(await outbox("challenge.expired", m.external_id)) == 1
+
+
+async def test_an_event_arriving_after_the_deadline_counts_for_no_one_whether_or_not_expiry_ran(
+    client: httpx.AsyncClient, member: Any, send: Any, make_challenge: Any, clock: Any
+) -> None:
+    """A participation past its deadline is settled: an event that occurred in time but arrives after the deadline
+    does not complete it, whether the expiry job (or a read) has expired it yet or not."""
+    await make_challenge("post-in-a-day", [step("Post", "post")], schedule={"type": "one_time", "time_limit_days": 1},
+                         rewards={"points_per_step": 0, "bonus_points": 20})
+    untouched, looked = await member(), await member()
+    clock.set("2026-11-20T10:00:00+08:00")
+    for m in (untouched, looked):
+        r = await client.post("/v1/challenges/post-in-a-day/join", headers=m.headers)
+        assert r.status_code == 201, r.text
+    clock.set("2026-11-21T11:00:00+08:00")
+    assert (await me_challenges(client, looked))[0]["status"] == "expired"  # the read expired this one
+    for m in (untouched, looked):
+        out = await send(m, "post", "2026-11-21T09:00:00+08:00")  # in time, but it arrives after the deadline
+        assert out["challenges"] == [] and out["points_credited"] == 0
+    assert [c["status"] for c in await me_challenges(client, untouched)] == ["expired"]
