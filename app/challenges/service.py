@@ -545,11 +545,14 @@ async def complete(
         # The guarded status change above happens once: nothing to look up.
         await run.credit_points(ch.bonus_points, reason=f"Challenge completed: {ch.title}"[:200],
                                 source_type="challenge_bonus", source_id=str(pid), at=at, fresh=True)
-    run.store.emit("challenge.completed", run.user.id, {
+    # Emitted before the badge and voucher rows it causes (receivers read "completed" first); its `badge` is filled
+    # in below only if this completion awards it (a non-repeatable badge already held is not awarded again).
+    announced: dict[str, Any] = {
         "user_id": run.user.external_id, "challenge": ch.key, "title": ch.title, "instance": instance,
-        "participation_id": pid, "bonus_points": ch.bonus_points, "badge": ch.reward_badge,
+        "participation_id": pid, "bonus_points": ch.bonus_points, "badge": None,
         "voucher": ch.reward_voucher, "completed_at": clock.shown(at),
-    }, clock.utcnow())
+    }
+    run.store.emit("challenge.completed", run.user.id, announced, clock.utcnow())
     if ch.reward_badge:
         badge = await badges_repo.by_key(run.session, ch.reward_badge)
         if badge is not None:
@@ -557,7 +560,9 @@ async def complete(
                 badge, source="challenge", award_key=f"challenge:{pid}" if badge.repeatable else "once", at=at,
                 evidence={"challenge": ch.key, "instance": instance, "participation_id": pid, "event_id": event.id},
             )
-            rewards["badge"] = {"key": badge.key, "award_id": award_id}
+            if award_id is not None:
+                rewards["badge"] = {"key": badge.key, "award_id": award_id}
+                announced["badge"] = badge.key
     if ch.reward_voucher:
         voucher = await vouchers_repo.by_key(run.session, ch.reward_voucher)
         if voucher is not None:

@@ -274,3 +274,24 @@ async def test_an_event_arriving_after_the_deadline_counts_for_no_one_whether_or
         out = await send(m, "post", "2026-11-21T09:00:00+08:00")  # in time, but it arrives after the deadline
         assert out["challenges"] == [] and out["points_credited"] == 0
     assert [c["status"] for c in await me_challenges(client, untouched)] == ["expired"]
+
+
+async def test_a_recurring_challenge_says_its_one_time_badge_is_awarded_only_the_first_time(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], member: Any, send: Any, make_challenge: Any,
+    outbox: Any, clock: Any,
+) -> None:
+    r = await client.post("/v1/admin/badges", headers=admin_headers, json={
+        "key": "weekly-poster", "name": "Weekly Poster", "visibility": "invite_only", "status": "active"})
+    assert r.status_code == 201, r.text
+    await make_challenge("post-weekly", [step("Post", "post")], schedule={"type": "recurring", "recurrence": "weekly"},
+                         rewards={"points_per_step": 0, "bonus_points": 5, "badge": "weekly-poster"})
+    m = await member()
+    rewards = []
+    for monday in ("2026-11-16", "2026-11-23"):
+        clock.set(f"{monday}T10:00:00+08:00")
+        assert (await client.post("/v1/challenges/post-weekly/join", headers=m.headers)).status_code == 201
+        out = await send(m, "post", f"{monday}T11:00:00+08:00")
+        rewards.append(out["challenges"][-1]["rewards"]["badge"])
+    assert rewards[0]["key"] == "weekly-poster" and rewards[0]["award_id"] is not None
+    assert rewards[1] is None  # held already: not awarded again, and not said to be
+    assert [p["badge"] for p in await outbox("challenge.completed", m.external_id)] == ["weekly-poster", None]
