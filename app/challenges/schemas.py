@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
@@ -49,10 +49,16 @@ class StepIn(WriteModel):
 class Eligibility(WriteModel):
     """Empty lists and nulls mean "everyone"; every rule given must hold."""
 
-    tiers: list[str] = Field(default_factory=list, max_length=50)
-    segments: list[str] = Field(default_factory=list, max_length=50)
+    tiers: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list, max_length=50)
+    segments: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list, max_length=50)
     min_level: str | None = Field(default=None, max_length=64)
     required_badge: str | None = Field(default=None, max_length=64)
+
+    @field_validator("min_level", "required_badge")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        """No requirement is null, not "" beside null."""
+        return value.strip() or None if value is not None else None
 
 
 class Schedule(WriteModel):

@@ -374,3 +374,18 @@ async def test_a_patch_setting_a_required_field_to_null_is_refused(
     r = await client.patch("/v1/admin/challenges/complete-profile", json={"icon": None}, headers=admin_headers)
     assert r.status_code == 200 and r.json()["icon"] is None
     assert r.json()["eligibility"]["tiers"] == ["premium"]
+
+
+async def test_eligibility_entries_are_bounded_like_member_profiles_and_a_blank_level_is_none(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], make_challenge: Any
+) -> None:
+    body = {"key": "elig", "title": "E", "description": "", "steps": [step("Post", "post")]}
+    for eligibility, field in (({"tiers": ["x" * 65]}, "body.eligibility.tiers.0"),
+                               ({"segments": [""]}, "body.eligibility.segments.0")):
+        r = await client.post("/v1/admin/challenges", json={**body, "eligibility": eligibility}, headers=admin_headers)
+        assert r.status_code == 422, r.text
+        assert field in [d["field"] for d in r.json()["error"]["details"]]
+    r = await client.post("/v1/admin/challenges", json={**body, "eligibility": {"min_level": " ", "tiers": ["gold"]}},
+                          headers=admin_headers)
+    assert r.status_code == 201, r.text
+    assert r.json()["eligibility"]["min_level"] is None and r.json()["eligibility"]["tiers"] == ["gold"]
