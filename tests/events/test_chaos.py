@@ -247,9 +247,14 @@ async def test_chaos(app: FastAPI, client: httpx.AsyncClient, admin_headers: dic
                 "m.source_id=p.id::text) n from challenge_participations p where (select count(*) from "
                 "member_vouchers m where m.source_type='challenge' and m.source_id=p.id::text) <> "
                 "(case when p.status='completed' then 1 else 0 end)"),
+            # A pending voucher (the pool ran dry: more completions than codes) has no code yet, so only vouchers
+            # holding one are matched with the pool; "pending with codes" checks the pending ones.
             "codes": await rows(
-                "select c.code, c.issued_at, m.id from voucher_codes c full join member_vouchers m on "
-                "m.voucher_id=c.voucher_id and m.code=c.code where (c.issued_at is null) <> (m.id is null)"),
+                "select c.code, c.issued_at, m.id from voucher_codes c full join (select * from member_vouchers "
+                "where code is not null) m on m.voucher_id=c.voucher_id and m.code=c.code "
+                "where (c.issued_at is null) <> (m.id is null)"),
+            "voucher status": await rows(
+                "select id, status, code from member_vouchers where (status = 'pending') <> (code is null)"),
             "pending with codes": await rows(
                 "select m.id from member_vouchers m where m.status='pending' and exists (select 1 from "
                 "voucher_codes c where c.voucher_id=m.voucher_id and c.issued_at is null)"),
