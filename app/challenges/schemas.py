@@ -66,7 +66,7 @@ class Schedule(WriteModel):
     starts_at: Instant | None = None
     ends_at: Instant | None = None
     recurrence: Literal["weekly", "monthly"] | None = Field(default=None, validate_default=True)
-    time_limit_days: int | None = Field(default=None, ge=1, le=366, strict=True)  # strict: true is not 1 day
+    time_limit_days: int | None = Field(default=None, ge=1, le=366)  # true is not 1 day: WriteModel refuses it
 
     @field_validator("ends_at")
     @classmethod
@@ -88,8 +88,9 @@ class Schedule(WriteModel):
 
 
 class Rewards(WriteModel):
-    points_per_step: int = Field(default=0, ge=0, le=1_000_000, strict=True)
-    bonus_points: int = Field(default=0, ge=0, le=1_000_000, strict=True)
+    # Booleans are refused by WriteModel; not strict, which would also refuse 5.0 (a JSON number like 5).
+    points_per_step: int = Field(default=0, ge=0, le=1_000_000)
+    bonus_points: int = Field(default=0, ge=0, le=1_000_000)
     badge: str | None = Field(default=None, max_length=64)
     voucher: str | None = Field(default=None, max_length=64)
 

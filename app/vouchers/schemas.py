@@ -29,7 +29,7 @@ class VoucherCreate(WriteModel):
     name: str = Field(min_length=1, max_length=100)
     description: str = Field(default="", max_length=5000)
     face_value: Decimal = Field(default=Decimal(0), ge=0, max_digits=12, decimal_places=2)
-    validity_days: int | None = Field(default=None, ge=1, le=3650, strict=True)
+    validity_days: int | None = Field(default=None, ge=1, le=3650)  # true: refused by WriteModel
     codes: list[str] = Field(default_factory=list, max_length=MAX_CODES)
     generated: StrictBool = Field(default=False, validate_default=True)
 
@@ -51,7 +51,7 @@ class VoucherReplace(WriteModel):
     name: str = Field(min_length=1, max_length=100)
     description: str = Field(default="", max_length=5000)
     face_value: Decimal = Field(default=Decimal(0), ge=0, max_digits=12, decimal_places=2)
-    validity_days: int | None = Field(default=None, ge=1, le=3650, strict=True)
+    validity_days: int | None = Field(default=None, ge=1, le=3650)  # true: refused by WriteModel
     generated: StrictBool = False
 
 
@@ -59,7 +59,7 @@ class VoucherUpdate(WriteModel):
     name: str | None = Field(default=None, min_length=1, max_length=100)
     description: str | None = Field(default=None, max_length=5000)
     face_value: Decimal | None = Field(default=None, ge=0, max_digits=12, decimal_places=2)
-    validity_days: int | None = Field(default=None, ge=1, le=3650, strict=True)
+    validity_days: int | None = Field(default=None, ge=1, le=3650)  # true: refused by WriteModel
     generated: StrictBool | None = None
 
     @model_validator(mode="after")

@@ -66,6 +66,26 @@ async def test_a_boolean_is_not_a_number_of_days_or_points(
     assert r.status_code == 422, r.text
 
 
+async def test_a_whole_number_written_as_a_float_is_a_number_of_days_or_points(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], backend: str
+) -> None:
+    """JSON has one kind of number: 7.0 (as a Python or spreadsheet integration writes it) is 7, as it is for a
+    badge's points or a board's min_group_size. Refusing booleans must not refuse these."""
+    body = {**ISSUE_EXAMPLE, "eligibility": {}, "schedule": {"type": "one_time", "time_limit_days": 7.0},
+            "rewards": {"points_per_step": 5.0, "bonus_points": 20.0}}
+    r = await client.post("/v1/admin/challenges", json=body, headers=admin_headers)
+    assert r.status_code == 201, r.text
+    r = await client.patch("/v1/admin/challenges/complete-profile", json={"rewards": {"bonus_points": 30.0}},
+                           headers=admin_headers)
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert (got["schedule"]["time_limit_days"], got["rewards"]["points_per_step"], got["rewards"]["bonus_points"]) \
+        == (7, 5, 30)
+    r = await client.patch("/v1/admin/challenges/complete-profile", json={"rewards": {"bonus_points": 2.5}},
+                           headers=admin_headers)
+    assert r.status_code == 422, r.text  # a fraction is still no number of points
+
+
 async def test_unknown_references_are_refused(
     client: httpx.AsyncClient, admin_headers: dict[str, str], backend: str
 ) -> None:

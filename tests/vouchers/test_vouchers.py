@@ -170,3 +170,14 @@ async def test_a_patch_setting_a_required_field_to_null_is_refused(
     assert [d["field"] for d in r.json()["error"]["details"]] == [f"body.{field}"]
     r = await client.patch("/v1/admin/vouchers/coffee", headers=admin_headers, json={"validity_days": None})
     assert r.status_code == 200 and r.json()["validity_days"] is None  # no expiry: null means something here
+
+
+async def test_a_whole_number_written_as_a_float_is_a_number_of_validity_days(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], backend: str
+) -> None:
+    """30.0 is 30 in JSON (a Python integration writes it so): refused only booleans were meant to be."""
+    assert (await _voucher(client, admin_headers, validity_days=30.0))["validity_days"] == 30
+    for method in ("PUT", "PATCH"):
+        r = await client.request(method, "/v1/admin/vouchers/coffee", headers=admin_headers,
+                                 json={"name": "Free coffee", "validity_days": 14.0})
+        assert r.status_code == 200 and r.json()["validity_days"] == 14, (method, r.text)
