@@ -37,9 +37,6 @@ def _check_url(value: str) -> str:
         raise ValueError(f"url is not a valid address: {exc}") from None
     if not url.host:
         raise ValueError("url has no host")
-    if url.userinfo:
-        # It would be shown back in every GET of the endpoint; receivers authenticate Laurel by the signature.
-        raise ValueError("url must not contain a username or password: verify the X-Laurel-Signature header instead")
     if url.port is not None and not 0 < url.port < 65536:
         raise ValueError("url port must be between 1 and 65535")
     return value

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -32,9 +33,29 @@ def secret_hint(secret: str) -> str:
     return secret[-n:] if n else ""
 
 
+MASK = "****"
+
+
+def shown_url(url: str) -> str:
+    """The address as responses show it: a password in it (basic auth for the receiver) is masked."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return url
+    if not parsed.password:
+        return url
+    return str(parsed.copy_with(userinfo=parsed.userinfo.split(b":", 1)[0] + b":" + MASK.encode()))
+
+
+def _given_url(ep: WebhookEndpoint | None, url: str) -> str:
+    """The address to store: the endpoint's own when `url` is it as responses show it (an admin app sending back
+    what it fetched keeps the password it never saw)."""
+    return ep.url if ep is not None and url != ep.url and url == shown_url(ep.url) else url
+
+
 def _out(ep: WebhookEndpoint) -> WebhookOut:
     return WebhookOut(
-        id=ep.id, url=ep.url, events=list(ep.events), description=ep.description, enabled=ep.enabled,
+        id=ep.id, url=shown_url(ep.url), events=list(ep.events), description=ep.description, enabled=ep.enabled,
         secret_hint=secret_hint(ep.secret), created_at=ep.created_at, updated_at=ep.updated_at,
     )
 
@@ -76,7 +97,9 @@ async def get(session: AsyncSession, endpoint_id: int) -> WebhookOut:
 async def patch(session: AsyncSession, settings: Settings, endpoint_id: int, body: WebhookPatch) -> WebhookOut:
     ep = await _get(session, endpoint_id)
     if body.url is not None:
-        _check_host(settings, body.url)
+        url = _given_url(ep, body.url)
+        _check_host(settings, url)
+        body = body.model_copy(update={"url": url})
     for name, value in body.model_dump(exclude_unset=True).items():
         if value is not None:
             setattr(ep, name, value)
@@ -87,6 +110,7 @@ async def patch(session: AsyncSession, settings: Settings, endpoint_id: int, bod
 
 async def replace(session: AsyncSession, settings: Settings, endpoint_id: int, body: WebhookReplace) -> WebhookOut:
     ep = await _get(session, endpoint_id)
+    body = body.model_copy(update={"url": _given_url(ep, body.url)})
     _check_host(settings, body.url)
     ep.url, ep.events, ep.description, ep.enabled = body.url, body.events, body.description, body.enabled
     if body.secret is not None:
