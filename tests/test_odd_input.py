@@ -218,3 +218,10 @@ async def test_a_boolean_for_a_number_is_422_not_read_as_one(
     assert r.status_code == 422, r.text
     assert field in [d["field"] for d in r.json()["error"]["details"]]
     assert (await client.get(f"{path}/{body['key']}", headers=ADMIN)).status_code == 404
+
+
+async def test_a_boolean_in_a_list_of_ids_is_422_not_read_as_id_one(client: httpx.AsyncClient, login: Any) -> None:
+    me = await login(openid="o-bool-ids")
+    r = await client.post("/v1/me/notifications/read", json={"ids": [2, True]}, headers=me)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["details"][0]["field"] == "body.ids"

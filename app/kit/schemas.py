@@ -102,13 +102,32 @@ class FieldError(ValueError):
         self.loc: tuple[str | int, ...] = tuple(field.split(".")) if isinstance(field, str) else field
 
 
+def _members(annotation: Any) -> tuple[Any, ...]:
+    """A union's members (`int | None` → int, None), an Annotated type's own type, or the type itself."""
+    if get_origin(annotation) is Annotated:
+        return _members(get_args(annotation)[0])
+    if isinstance(annotation, UnionType) or get_origin(annotation) is Union:
+        return tuple(m for arg in get_args(annotation) for m in _members(arg))
+    return (annotation,)
+
+
 def _numeric_only(annotation: Any) -> bool:
     """Whether a field's type takes numbers (int, float, Decimal) and not booleans."""
-    members = get_args(annotation) if isinstance(annotation, UnionType) or get_origin(annotation) is Union else (
-        annotation,)
+    members = _members(annotation)
     return bool(members) and bool not in members and any(
         isinstance(m, type) and issubclass(m, int | float | Decimal) for m in members
     )
+
+
+def _numeric_items(annotation: Any) -> bool:
+    """Whether a field is a list of numbers only (`list[int]`, possibly optional)."""
+    return any(get_origin(m) is list and _numeric_only(get_args(m)[0]) for m in _members(annotation) if get_args(m))
+
+
+def _boolean_for_number(annotation: Any, value: Any) -> bool:
+    if isinstance(value, bool):
+        return _numeric_only(annotation)
+    return isinstance(value, list) and any(isinstance(v, bool) for v in value) and _numeric_items(annotation)
 
 
 class WriteModel(BaseModel):
@@ -139,7 +158,7 @@ class WriteModel(BaseModel):
             return data
         for name, info in cls.model_fields.items():
             value = data.get(info.alias or name)
-            if isinstance(value, bool) and _numeric_only(info.annotation):
+            if _boolean_for_number(info.annotation, value):
                 raise FieldError(info.alias or name, "Input should be a number, not a boolean")
         return data
 
