@@ -38,6 +38,7 @@ from app.leaderboards.schemas import (
     LeaderboardReplace,
     LeaderboardUpdate,
     Me,
+    Metric,
     PeriodStat,
     Preferences,
 )
@@ -169,6 +170,12 @@ async def replace(session: AsyncSession, key: str, body: LeaderboardReplace) -> 
 
 async def update(session: AsyncSession, key: str, body: LeaderboardUpdate) -> Leaderboard:
     fields = {k: v for k, v in body.model_dump(mode="json", exclude_unset=True).items()}
+    # A nested model is one value: stored whole, with its defaults, as a create or PUT stores it (left partial, a
+    # metric without `where` would differ from the same metric read back, and a board with scores refuse it).
+    for name in ("metric", "display"):
+        value = getattr(body, name)
+        if value is not None:
+            fields[name] = value.model_dump(mode="json")
     for name in ("title", "description", "metric", "period", "dimensions", "display", "privacy", "min_group_size",
                  "status"):
         if name in fields and fields[name] is None:
@@ -178,7 +185,8 @@ async def update(session: AsyncSession, key: str, body: LeaderboardUpdate) -> Le
 
 
 async def _apply(session: AsyncSession, board: Leaderboard, fields: dict[str, Any]) -> Leaderboard:
-    changes_meaning = any(name in fields and fields[name] != getattr(board, name) for name in ("metric", "period"))
+    stored = {"metric": Metric.model_validate(board.metric).model_dump(mode="json"), "period": board.period}
+    changes_meaning = any(name in fields and fields[name] != stored[name] for name in ("metric", "period"))
     if changes_meaning and await lb_repo.has_scores(session, board.id):
         # Mixing two measures in one set of scores would make every rank meaningless.
         raise Conflict("This board already has scores; its metric and period cannot change. Create a new board.",

@@ -85,6 +85,27 @@ async def test_metric_and_period_are_fixed_once_scores_exist(
     assert r.status_code == 200
 
 
+async def test_a_patch_naming_the_same_metric_without_its_defaults_changes_nothing(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
+) -> None:
+    """A PATCH that names the metric as the README's create body does (no `where`) stores it whole: the board's
+    GET body can be PUT back once it has scores, and naming the same metric again is not a change."""
+    path = "/v1/admin/leaderboards/top-spenders-weekly"
+    await make_board(client, admin_headers)
+    short = {"type": "sum", "event": "purchase", "field": "amount"}
+    r = await client.patch(path, json={"metric": short, "display": {"tier": True}}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    await world.member("A")
+    await world.buy("A", 10)
+    for metric in (short, {**short, "where": []}):
+        r = await client.patch(path, json={"metric": metric}, headers=admin_headers)
+        assert r.status_code == 200, r.text
+    got = (await client.get(path, headers=admin_headers)).json()
+    assert got["display"] == {"nickname": True, "avatar": True, "tier": True}
+    r = await client.put(path, json=got, headers=admin_headers)
+    assert r.status_code == 200, r.text
+
+
 async def test_a_view_cannot_be_added_to_a_board_with_scores_but_can_be_dropped(
     client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
 ) -> None:
