@@ -11,7 +11,7 @@ from datetime import datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from app.kit.periods import period_bounds, period_key, previous_key
+from app.kit.periods import key_ordinal, period_bounds, period_key, previous_key
 from app.leaderboards.repository import ScoreChange
 from app.leaderboards.schemas import Metric
 from app.rules import evaluator as ev
@@ -73,8 +73,12 @@ def resolve_period(period: str, requested: str, now: datetime, tz: tzinfo) -> st
     unit = UNITS[period]
     if requested == "previous":
         return previous_key(unit, current)
-    start, _end = period_bounds(unit, requested, tz)  # raises ValueError when malformed
-    if not 1970 <= start.year < 2200:
+    key_ordinal(unit, requested)  # raises ValueError when malformed
+    try:
+        start: datetime | None = period_bounds(unit, requested, tz)[0]
+    except (ValueError, OverflowError):  # the last period a date can hold ends past year 9999
+        start = None
+    if start is None or not 1970 <= start.year < 2200:
         # Events are taken from 1970 to 2200 (kit.schemas), and before 1970 zones read oddly (+08:05 in Shanghai).
         raise ValueError("period must be between 1970 and 2199")
     return requested

@@ -454,6 +454,23 @@ async def test_a_period_id_in_non_ascii_digits_is_a_422_not_an_empty_board_or_a_
             assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_period", (report, r.text)
 
 
+async def test_a_period_in_year_9999_names_the_supported_range_like_year_1(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
+) -> None:
+    """"0001-W01" was refused as outside 1970-2199, but "9999-W52" (whose end is in year 10000) answered Python's
+    own "year 10000 is out of range"."""
+    await make_board(client, admin_headers)
+    await make_board(client, admin_headers, key="spend-daily", period="daily")
+    await make_board(client, admin_headers, key="spend-monthly", period="monthly")
+    h = await world.member("A")
+    for key, period in (("top-spenders-weekly", "9999-W52"), ("spend-daily", "9999-12-31"),
+                        ("spend-monthly", "9999-12"), ("top-spenders-weekly", "0001-W01")):
+        r = await client.get(f"/v1/leaderboards/{key}", params={"period": period}, headers=h)
+        assert r.status_code == 422, r.text
+        assert r.json()["error"] == {"code": "invalid_period", "message": "period must be between 1970 and 2199",
+                                     "details": {"period": period}}, r.text
+
+
 async def test_a_member_reads_every_category_view_an_event_can_land_in(
     client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
 ) -> None:
