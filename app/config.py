@@ -83,6 +83,14 @@ class Settings(BaseSettings):
             raise ValueError("must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")
         return f"{scheme}://{rest}"
 
+    @field_validator("public_base_url")
+    @classmethod
+    def _absolute_base(cls, value: str) -> str:
+        """Icon and share URLs are this base + a path: without a scheme they would be relative, and broken."""
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be empty or an absolute http:// or https:// URL (e.g. https://cdn.example.com)")
+        return value
+
     @field_validator("share_image_url")
     @classmethod
     def _absolute_image(cls, value: str) -> str:

@@ -36,6 +36,9 @@ def test_malformed_quiet_hours_refused_at_start_up() -> None:
         ("wechat_api_base_url", "not a url", "http"),
         ("log_level", "LOUD", "DEBUG"),
         ("jwt_ttl_seconds", 10**12, "less than or equal"),
+        # Icon and share URLs are this base + a path: without a scheme they were relative ("cdn.example.com/v1/…").
+        ("public_base_url", "cdn.example.com", "absolute http:// or https://"),
+        ("public_base_url", "/static", "absolute http:// or https://"),
     ],
 )
 def test_settings_that_could_not_work_are_refused_at_start_up(field: str, value: object, message: str) -> None:
@@ -54,3 +57,10 @@ def test_a_bare_database_url_gets_the_async_driver() -> None:
     assert Settings(database_url="postgres://u@h/db").database_url == "postgresql+asyncpg://u@h/db"
     assert Settings(database_url="sqlite:///./x.db").database_url == "sqlite+aiosqlite:///./x.db"
     assert Settings(log_level="warning").log_level == "WARNING"
+
+
+def test_an_absolute_public_base_url_or_none_is_accepted() -> None:
+    from app.config import Settings
+
+    assert Settings(public_base_url="").public_base_url == ""
+    assert Settings(public_base_url="https://cdn.example.com/").public_base_url == "https://cdn.example.com/"
