@@ -325,8 +325,8 @@ async def share(session: AsyncSession, settings: Settings, user: User, key: str,
     title = f"我获得了「{item.name}」徽章！" if locale == "zh-CN" else f"I earned the {item.name} badge!"
     query = f"key={item.key}&from_user={user.id}"
     image = item.icon_url
-    if settings.share_image_url and (image is None or await _is_svg(session, item.icon, image)):
-        image = settings.share_image_url  # a card WeChat can show (PNG/JPEG), not the SVG icon
+    if settings.share_image_url and (image is None or not await _shareable(session, item.icon, image)):
+        image = settings.share_image_url  # a card WeChat can show (PNG/JPEG), not the SVG or WebP icon
     return ShareOut(
         title=title,
         path=f"/pages/badge/detail?{query}",
@@ -336,13 +336,17 @@ async def share(session: AsyncSession, settings: Settings, user: User, key: str,
     )
 
 
-async def _is_svg(session: AsyncSession, icon: str | None, url: str) -> bool:
-    """Whether a badge's icon is an SVG: every built-in one, an upload stored as one (its URL, by id, carries no
-    extension), or a URL ending in ".svg"."""
+# What WeChat's share card shows.
+_SHAREABLE_TYPES = frozenset({"image/png", "image/jpeg"})
+
+
+async def _shareable(session: AsyncSession, icon: str | None, url: str) -> bool:
+    """Whether a badge's icon can be a share card (PNG or JPEG): not an SVG (every built-in icon) or WebP, whether
+    an upload (its URL, by id, carries no extension: its stored type decides) or a URL ending so."""
     upload = _UPLOAD_ID.match(icon or "")
     if upload:
-        return await icons_service.upload_content_type(session, upload.group(1)) == icons_service.SVG_TYPE
-    return url.lower().endswith(".svg")
+        return await icons_service.upload_content_type(session, upload.group(1)) in _SHAREABLE_TYPES
+    return not url.lower().endswith((".svg", ".webp"))
 
 
 async def _member(session: AsyncSession, external_id: str) -> User:

@@ -128,6 +128,33 @@ async def test_an_uploaded_svg_icon_is_shared_as_the_configured_png_card(
     assert share["image_url"] == card and share["timeline"]["image_url"] == card
 
 
+async def test_an_uploaded_webp_icon_is_shared_as_the_configured_card_and_a_png_as_itself(
+    app: Any, client: httpx.AsyncClient, login: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """WeChat's share card shows PNG and JPEG only: an uploaded WebP icon was handed to it as the share image
+    (only SVG fell back to the configured card)."""
+    card = "https://cdn.brand.example/share-card.png"
+    monkeypatch.setattr(app.state.settings, "share_image_url", card)
+    monkeypatch.setattr(app.state.settings, "icon_upload_dir", str(tmp_path / "icons"))
+    webp = b"RIFF\x1a\x00\x00\x00WEBPVP8L\x0d\x00\x00\x00\x2f\x00\x00\x00\x10\x07\x10\x11\x11\x88\x88\xfe\x07\x00"
+    png = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS"
+           b"\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
+    me = await _member(client, login, "S5")
+    expected: dict[str, str | None] = {}
+    uploads = (("webp-visit", "a.webp", webp, "image/webp"), ("png-visit", "a.png", png, "image/png"))
+    for key, name, data, mime in uploads:
+        r = await client.post("/v1/admin/icons", files={"file": (name, data, mime)}, headers=ADMIN)
+        assert r.status_code == 201, r.text
+        assert r.json()["content_type"] == mime
+        await badge(client, key, [{"event": "visit", "threshold": 1}], icon=f"upload:{r.json()['id']}")
+        expected[key] = card if mime == "image/webp" else None
+    await event(client, "S5", "visit", NOW)
+    for key, want in expected.items():
+        share = (await client.get(f"/v1/me/badges/{key}/share", headers=me)).json()
+        icon_url = (await client.get(f"/v1/badges/{key}", headers=me)).json()["icon_url"]
+        assert share["image_url"] == (want or icon_url) == share["timeline"]["image_url"], (key, share)
+
+
 async def test_manual_grant_and_revoke_are_audited(client: httpx.AsyncClient, make_key: Any) -> None:
     ops = await make_key("admin", name="ops-console")
     await badge(client, "vip", [], visibility="invite_only", points=30)
