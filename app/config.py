@@ -55,7 +55,10 @@ class Settings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        ZoneInfo(value)  # raises for an unknown zone, so a typo fails at start-up
+        try:
+            ZoneInfo(value)  # so a typo fails at start-up
+        except (ValueError, KeyError) as exc:  # an unknown zone is a ZoneInfoNotFoundError, a KeyError
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Asia/Shanghai'") from exc
         return value
 
     @field_validator("quiet_hours")

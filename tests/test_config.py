@@ -35,6 +35,9 @@ def test_malformed_quiet_hours_refused_at_start_up() -> None:
         ("database_url", "postgresql+psycopg2://h/db", "postgresql+asyncpg"),
         ("wechat_api_base_url", "not a url", "http"),
         ("log_level", "LOUD", "DEBUG"),
+        # An unknown zone stopped start-up with a bare ZoneInfoNotFoundError traceback, not a settings error.
+        ("timezone", "Mars/Base", "unknown time zone"),
+        ("timezone", "", "unknown time zone"),
         ("jwt_ttl_seconds", 10**12, "less than or equal"),
         # Icon and share URLs are this base + a path: without a scheme they were relative ("cdn.example.com/v1/…").
         ("public_base_url", "cdn.example.com", "absolute http:// or https://"),
