@@ -5,13 +5,27 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StrictBool, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool, WithJsonSchema, field_validator, model_validator
 
 from app.kit.schemas import FieldError, ProgramTime, ReadModel, WriteModel
 from app.notifications import fields as wechat_fields
 from app.notifications import kinds
 
 SubscribeResult = Literal["accept", "reject", "ban", "filter"]
+# wx.requestSubscribeMessage also answers an accept with the voice or alert reminder switched on this way: an accept.
+_ACCEPTS = {"acceptWithAudio": "accept", "acceptWithAlert": "accept"}
+
+
+def _an_accept(value: object) -> object:
+    return _ACCEPTS.get(value, value) if isinstance(value, str) else value
+
+
+ReportedResult = Annotated[
+    SubscribeResult,
+    BeforeValidator(_an_accept),
+    WithJsonSchema({"type": "string", "enum": ["accept", "acceptWithAudio", "acceptWithAlert", "reject", "ban",
+                                               "filter"]}),
+]
 DeliveryStatus = Literal["inbox_only", "pending", "sending", "sent", "no_consent", "dropped", "failed"]
 
 
@@ -56,7 +70,7 @@ class SubscriptionsIn(WriteModel):
     """What wx.requestSubscribeMessage answered, per template id; applied once per request_id."""
 
     request_id: str = Field(min_length=1, max_length=128)
-    results: dict[str, SubscribeResult] = Field(min_length=1, max_length=20)
+    results: dict[str, ReportedResult] = Field(min_length=1, max_length=20)
 
     @model_validator(mode="after")
     def _template_ids(self) -> SubscriptionsIn:

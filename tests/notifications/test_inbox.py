@@ -83,6 +83,22 @@ async def test_subscription_reports_are_idempotent_per_request_id(kit: Kit) -> N
     assert (await kit.client.post("/v1/me/subscriptions", json=bad, headers=m.headers)).status_code == 422
 
 
+async def test_an_accept_with_a_reminder_switched_on_is_an_accept(kit: Kit) -> None:
+    """wx.requestSubscribeMessage answers 'acceptWithAudio' (or 'acceptWithAlert') when the member accepts with
+    the voice or alert reminder switched on: the whole report was a 422, so that accept, and every other
+    template's in it, gave no credit."""
+    await kit.template()
+    m = await kit.member()
+    for i, result in enumerate(("acceptWithAudio", "acceptWithAlert")):
+        body = {"request_id": f"req-{i}", "results": {BADGE_TEMPLATE: result, "tmpl-other": "accept"}}
+        r = await kit.client.post("/v1/me/subscriptions", json=body, headers=m.headers)
+        assert r.status_code == 200, r.text
+        by_id = {t["template_id"]: t for t in r.json()["templates"]}
+        assert by_id[BADGE_TEMPLATE]["credits"] == i + 1 and by_id[BADGE_TEMPLATE]["last_result"] == "accept"
+        assert by_id["tmpl-other"]["credits"] == i + 1
+    assert await kit.credits(m) == 2
+
+
 async def test_a_template_page_is_a_mini_program_page_not_a_url(kit: Kit) -> None:
     body = {"template_id": "t", "fields": {"thing1": "{badge_name}"}}
     for page in ("https://evil.example", "javascript:alert(1)", "pages/a b"):
