@@ -42,7 +42,8 @@ def rule_of(badge: Badge) -> BadgeRule:
 
 
 def scope_of(badge_id: int, c: Criterion) -> str:
-    """Counter scope: per badge and criterion, so a changed criterion starts from zero."""
+    """Counter scope: per badge and what the criterion counts, so a criterion counting something else starts from
+    zero, and one whose threshold (or streak grace) changed keeps its progress."""
     return f"{scope_prefix(badge_id)}{criterion_key(c)[:24]}"
 
 

@@ -266,9 +266,16 @@ class PostedCriterion(Criterion):
         return v
 
 
+# What a criterion compares its state with, not what the state is: a counter's count, sum, distinct values and
+# active periods do not depend on them, so an operator raising "3 stores" to 4 (or giving a streak a grace day)
+# keeps every member's progress.
+NOT_STATE = frozenset({"threshold", "grace"})
+
+
 def criterion_key(c: Criterion) -> str:
-    """Stable identity of a criterion's counter state: equal criteria (any badge) share state."""
-    canonical = json.dumps(c.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """Stable identity of a criterion's counter state: criteria that count the same thing share state, whatever
+    their thresholds (see NOT_STATE)."""
+    canonical = json.dumps(c.model_dump(mode="json", exclude=set(NOT_STATE)), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
 

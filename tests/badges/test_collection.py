@@ -388,3 +388,23 @@ async def test_a_held_badge_set_back_to_draft_or_archived_stays_on_its_holders_w
     # Someone who does not hold them sees neither.
     assert (await client.get("/v1/me/badges", headers=other)).json() == []
     assert (await client.get("/v1/badges/first-post", headers=other)).status_code == 404
+
+
+@pytest.mark.sqlite_too
+async def test_raising_a_threshold_keeps_every_members_progress(client: httpx.AsyncClient, login: Any) -> None:
+    me = await _member(client, login, "TH1")
+    crit = {"event": "visit", "aggregate": "count_distinct", "field": "store_id", "threshold": 3}
+    await badge(client, "explorer", [crit])
+    for store in ("S1", "S2"):
+        await event(client, "TH1", "visit", NOW, store_id=store)
+    r = await client.patch("/v1/admin/badges/explorer", json={"criteria": [{**crit, "threshold": 4}]}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    (item,) = [b for b in (await client.get("/v1/me/badges", headers=me)).json() if b["key"] == "explorer"]
+    assert item["progress"]["text"] == "2 of 4 stores"
+    out = await event(client, "TH1", "visit", NOW, store_id="S3")
+    assert awarded(out) == [] and out["progress"][0]["current"] == 3
+    # Counting something else is another counter: it starts from zero.
+    r = await client.patch("/v1/admin/badges/explorer", json={"criteria": [{**crit, "field": "city"}]}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    (item,) = [b for b in (await client.get("/v1/me/badges", headers=me)).json() if b["key"] == "explorer"]
+    assert item["progress"]["current"] == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -214,5 +215,80 @@ async def test_legacy_streak_award_keys_are_rewritten_on_postgresql() -> None:
         try:
             rows = await conn.fetch("SELECT id, award_key FROM user_badges ORDER BY id")
             assert [(r[0], r[1]) for r in rows] == _STREAK_KEYS_AFTER
+        finally:
+            await conn.close()
+
+
+def _scopes_before_and_after() -> tuple[str, str]:
+    """Store Explorer's counter scope as 0014 named it (the whole criterion hashed) and as it is named now."""
+    import hashlib
+    import json
+
+    from app.badges.rules_cache import scope_of
+    from app.rules.criteria import Criterion
+
+    c = Criterion.model_validate(_EXPLORER)
+    whole = json.dumps(c.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return f"b1:{hashlib.sha256(whole.encode()).hexdigest()[:24]}", scope_of(1, c)
+
+
+_EXPLORER = {"event": "visit", "aggregate": "count_distinct", "field": "store_id", "threshold": 3,
+             "window": {"type": "calendar", "unit": "month"}}
+
+
+def _counters_at(old: str) -> list[str]:
+    return [
+        "INSERT INTO users (id, external_id, segments, preferences, points, created_at, updated_at) "
+        "VALUES (1, 'M', '[]', '{}', 0, '2026-11-01', '2026-11-01')",
+        "INSERT INTO badges (id, key, name, description, how_to_earn, criteria, points, visibility, repeatable, "
+        "status, translations, created_at, updated_at) VALUES "
+        f"(1, 'explorer', 'Explorer', '', '', '{json.dumps([_EXPLORER])}', 0, 'public', false, 'active', '{{}}', "
+        "'2026-11-01', '2026-11-01')",
+        "INSERT INTO rule_counters (user_id, scope, bucket, state) VALUES "
+        f"(1, '{old}', '2026-11', '{{\"count\": 2, \"distinct\": [\"S1\", \"S2\"]}}')",
+        "INSERT INTO user_badges (id, user_id, badge_id, award_key, source, evidence, awarded_at, counted_in) VALUES "
+        f"(1, 1, 1, 'once', 'manual', '{{}}', '2026-11-20', '[[\"{old}\", \"2026-11\"], [\"b9:other\", \"x\"]]')",
+    ]
+
+
+def test_sqlite_counters_keep_their_progress_when_scopes_stop_naming_the_threshold(tmp_path: Any) -> None:
+    import sqlite3
+
+    old, new = _scopes_before_and_after()
+    assert old != new
+    path = tmp_path / "old.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    _in_thread(migrate.upgrade, url, "0014_outbox_autoincrement")
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        for statement in _counters_at(old):
+            db.execute(statement.replace("false", "0"))
+        db.commit()
+    _in_thread(migrate.upgrade, url)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT scope, bucket FROM rule_counters").fetchall() == [(new, "2026-11")]
+        assert json.loads(db.execute("SELECT counted_in FROM user_badges").fetchone()[0]) == [
+            [new, "2026-11"], ["b9:other", "x"]]
+    _in_thread(migrate.downgrade, url, "0014_outbox_autoincrement")
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT scope FROM rule_counters").fetchall() == [(old,)]
+
+
+async def test_counters_keep_their_progress_when_scopes_stop_naming_the_threshold_on_postgresql() -> None:
+    old, new = _scopes_before_and_after()
+    async with _scratch_database() as url:
+        await asyncio.to_thread(migrate.upgrade, url, "0014_outbox_autoincrement")
+        conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+        try:
+            for statement in _counters_at(old):
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+        await asyncio.to_thread(migrate.upgrade, url)
+        conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+        try:
+            assert [tuple(r) for r in await conn.fetch("SELECT scope, bucket FROM rule_counters")] == [
+                (new, "2026-11")]
+            counted = await conn.fetchval("SELECT counted_in FROM user_badges")
+            assert json.loads(counted) == [[new, "2026-11"], ["b9:other", "x"]]
         finally:
             await conn.close()

@@ -75,7 +75,9 @@ def test_criterion_key_is_stable_and_shared() -> None:
     b = Criterion.model_validate({**STORE_EXPLORER, "threshold": 3.0})
     assert criterion_key(a) == criterion_key(b)
     assert len(criterion_key(a)) == 32
-    assert criterion_key(a) != criterion_key(Criterion.model_validate({**STORE_EXPLORER, "threshold": 4}))
+    # The threshold is what the state is compared with, not part of it: raising it keeps the progress.
+    assert criterion_key(a) == criterion_key(Criterion.model_validate({**STORE_EXPLORER, "threshold": 4}))
+    assert criterion_key(a) != criterion_key(Criterion.model_validate({**STORE_EXPLORER, "field": "city"}))
     assert criterion_key(Criterion.model_validate({"event": "x", "threshold": 1})) == criterion_key(
         Criterion.model_validate({"event": "x", "threshold": 1, "where": [], "window": {"type": "lifetime"}})
     )

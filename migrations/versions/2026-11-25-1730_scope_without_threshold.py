@@ -1,0 +1,91 @@
+"""A badge criterion's counters are named by what it counts, not by its threshold: raising "3 stores" to 4 (or giving
+a streak a grace day) kept nobody's progress, since the threshold was part of the counter scope. Existing counters
+of every badge's current criteria, and the scopes awards recorded as counted in, are renamed to the new scopes.
+
+The keys are computed with the app's Criterion model (app.rules.criteria) as of this revision: the old key is the
+hash of the whole normalised criterion, the new one leaves out NOT_STATE. A criterion that no longer validates is
+left as it is (its badge is not evaluated anyway). Where two criteria of one badge differ only in threshold, they
+now share one counter: the first one's rows are kept.
+
+Revision ID: 0015_scope_without_threshold
+Revises: 0014_outbox_autoincrement
+Create Date: 2026-11-25 17:30:00.000000
+"""
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+from pydantic import ValidationError
+
+revision: str = '0015_scope_without_threshold'
+down_revision: str | None = '0014_outbox_autoincrement'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+KEY_LENGTH = 24  # app.badges.rules_cache.scope_of
+
+
+def _whole_key(c: Any) -> str:
+    """The key before this revision: the whole normalised criterion, threshold included."""
+    canonical = json.dumps(c.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+def _renames() -> dict[str, str]:
+    """Old scope → new scope of every badge's current criteria (only those that change)."""
+    from app.rules.criteria import Criterion, criterion_key
+
+    renames: dict[str, str] = {}
+    for badge_id, raw in op.get_bind().execute(sa.text("SELECT id, criteria FROM badges ORDER BY id")):
+        criteria = json.loads(raw) if isinstance(raw, str) else raw
+        for item in criteria or []:
+            try:
+                c = Criterion.model_validate(item)
+            except ValidationError:
+                continue
+            old = f"b{badge_id}:{_whole_key(c)[:KEY_LENGTH]}"
+            new = f"b{badge_id}:{criterion_key(c)[:KEY_LENGTH]}"
+            if old != new:
+                renames.setdefault(old, new)
+    return renames
+
+
+_MOVE = sa.text(
+    "UPDATE rule_counters SET scope = :new WHERE scope = :old AND NOT EXISTS ("
+    "SELECT 1 FROM rule_counters AS r WHERE r.user_id = rule_counters.user_id AND r.scope = :new "
+    "AND r.bucket = rule_counters.bucket)"
+)
+
+
+def _rename(renames: dict[str, str]) -> None:
+    if not renames:
+        return
+    bind = op.get_bind()
+    for old, new in renames.items():
+        bind.execute(_MOVE, {"old": old, "new": new})
+    # Awards record the (scope, bucket) counters their badge.awarded event moved, for a revoke to take it back out.
+    prefixes = tuple({old.split(":", 1)[0] + ":" for old in renames})
+    rows = bind.execute(sa.text("SELECT id, counted_in FROM user_badges WHERE counted_in IS NOT NULL")).all()
+    counted_type = sa.JSON() if bind.dialect.name == "sqlite" else postgresql.JSONB()
+    update = sa.text("UPDATE user_badges SET counted_in = :counted WHERE id = :id").bindparams(
+        sa.bindparam("counted", type_=counted_type)
+    )
+    for award_id, raw in rows:
+        counted = json.loads(raw) if isinstance(raw, str) else raw
+        if not counted or not any(str(pair[0]).startswith(prefixes) for pair in counted):
+            continue
+        moved = [[renames.get(scope, scope), bucket] for scope, bucket in counted]
+        if moved != counted:
+            bind.execute(update, {"counted": moved, "id": award_id})
+
+
+def upgrade() -> None:
+    _rename(_renames())
+
+
+def downgrade() -> None:
+    _rename({new: old for old, new in _renames().items()})
