@@ -20,7 +20,7 @@ import contextlib
 import hashlib
 import json
 import math
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -274,8 +274,12 @@ NOT_STATE = frozenset({"threshold", "grace"})
 
 def criterion_key(c: Criterion) -> str:
     """Stable identity of a criterion's counter state: criteria that count the same thing share state, whatever
-    their thresholds (see NOT_STATE)."""
-    canonical = json.dumps(c.model_dump(mode="json", exclude=set(NOT_STATE)), sort_keys=True, separators=(",", ":"))
+    their thresholds (see NOT_STATE), and a fixed window is the same whatever offset its instants were written in."""
+    dumped = c.model_dump(mode="json", exclude=set(NOT_STATE))
+    if isinstance(c.window, FixedWindow):
+        dumped["window"] = {**dumped["window"], "start": c.window.start.astimezone(UTC).isoformat(),
+                            "end": c.window.end.astimezone(UTC).isoformat()}
+    canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
 

@@ -78,6 +78,11 @@ def test_criterion_key_is_stable_and_shared() -> None:
     # The threshold is what the state is compared with, not part of it: raising it keeps the progress.
     assert criterion_key(a) == criterion_key(Criterion.model_validate({**STORE_EXPLORER, "threshold": 4}))
     assert criterion_key(a) != criterion_key(Criterion.model_validate({**STORE_EXPLORER, "field": "city"}))
+    # A fixed window is the same window whatever offset its instants are written in.
+    festival = {"event": "purchase", "threshold": 1, "window": {
+        "type": "fixed", "start": "2027-02-06T00:00:00+08:00", "end": "2027-02-21T00:00:00+08:00"}}
+    in_utc = {**festival, "window": {"type": "fixed", "start": "2027-02-05T16:00:00Z", "end": "2027-02-20T16:00:00Z"}}
+    assert criterion_key(Criterion.model_validate(festival)) == criterion_key(Criterion.model_validate(in_utc))
     assert criterion_key(Criterion.model_validate({"event": "x", "threshold": 1})) == criterion_key(
         Criterion.model_validate({"event": "x", "threshold": 1, "where": [], "window": {"type": "lifetime"}})
     )
