@@ -85,7 +85,8 @@ class SubscriptionOut(ReadModel):
     kinds: list[str]
     credits: int
     last_result: str | None
-    ask: bool = Field(description="True when no credit is left: the Mini Program should ask again")
+    ask: bool = Field(description="True when no credit is left and WeChat has not banned the template: the Mini "
+                     "Program should ask again")
 
 
 class SubscriptionsOut(ReadModel):

@@ -69,7 +69,9 @@ async def subscriptions(session: AsyncSession, user: User, *, duplicate: bool = 
         n = credit.credits if credit else 0
         out.append(SubscriptionOut(
             template_id=template_id, kinds=kinds_by_template.get(template_id, []), credits=n,
-            last_result=credit.last_result if credit else None, ask=n == 0,
+            # A template WeChat has banned cannot be subscribed to: asking again would only show the member nothing.
+            last_result=credit.last_result if credit else None,
+            ask=n == 0 and (credit is None or credit.last_result != "ban"),
         ))
     return SubscriptionsOut(templates=out, duplicate=duplicate)
 

@@ -75,6 +75,8 @@ async def test_subscription_reports_are_idempotent_per_request_id(kit: Kit) -> N
     body = {"request_id": uuid.uuid4().hex, "results": {BADGE_TEMPLATE: "ban"}}
     out = (await kit.client.post("/v1/me/subscriptions", json=body, headers=m.headers)).json()
     assert {t["template_id"]: t["credits"] for t in out["templates"]}[BADGE_TEMPLATE] == 0
+    # WeChat banned the template: asking again cannot help.
+    assert {t["template_id"]: t["ask"] for t in out["templates"]}[BADGE_TEMPLATE] is False
     other = await kit.member()
     mine = (await kit.client.get("/v1/me/subscriptions", headers=other.headers)).json()["templates"]
     assert mine == [{"template_id": BADGE_TEMPLATE, "kinds": ["badge_unlocked"], "credits": 0, "last_result": None,
