@@ -124,10 +124,20 @@ def _numeric_items(annotation: Any) -> bool:
     return any(get_origin(m) is list and _numeric_only(get_args(m)[0]) for m in _members(annotation) if get_args(m))
 
 
-def _boolean_for_number(annotation: Any, value: Any) -> bool:
-    if isinstance(value, bool):
-        return _numeric_only(annotation)
-    return isinstance(value, list) and any(isinstance(v, bool) for v in value) and _numeric_items(annotation)
+_NUMERIC_FIELDS: dict[type, tuple[tuple[str, bool], ...]] = {}
+
+
+def _numeric_fields(model: type[BaseModel]) -> tuple[tuple[str, bool], ...]:
+    """A model's fields that take numbers, as (key in the body, is a list of them); worked out once per model (an
+    event is validated thousands of times a second, and has none)."""
+    found = _NUMERIC_FIELDS.get(model)
+    if found is None:
+        found = _NUMERIC_FIELDS[model] = tuple(
+            (info.alias or name, not _numeric_only(info.annotation))
+            for name, info in model.model_fields.items()
+            if _numeric_only(info.annotation) or _numeric_items(info.annotation)
+        )
+    return found
 
 
 class WriteModel(BaseModel):
@@ -156,10 +166,11 @@ class WriteModel(BaseModel):
         """`true` where a number belongs is a mistake, not 1: Pydantic's lax mode would store it as 1."""
         if not isinstance(data, dict):
             return data
-        for name, info in cls.model_fields.items():
-            value = data.get(info.alias or name)
-            if _boolean_for_number(info.annotation, value):
-                raise FieldError(info.alias or name, "Input should be a number, not a boolean")
+        for key, items in _numeric_fields(cls):
+            value = data.get(key)
+            listed = items and isinstance(value, list) and any(isinstance(v, bool) for v in value)
+            if isinstance(value, bool) or listed:
+                raise FieldError(key, "Input should be a number, not a boolean")
         return data
 
     @model_validator(mode="before")
