@@ -267,9 +267,11 @@ async def active_boards(session: AsyncSession, settings: Settings) -> list[Board
 
 def _admin_filter(board: Leaderboard, filters: dict[str, str] | None) -> tuple[str, dict[str, str]]:
     """An operator's view: the whole board, or a city or attribute view; friends are a member's own view."""
-    if filters and "scope" in filters:
+    asked = next((name for name in ("scope", "friends") if name in (filters or {})), None)
+    if asked is not None:
         raise InvalidInput("scope=friends is a member's own view; read the whole board or a city or attribute view",
-                           code="member_view_only", details=[{"field": "query.scope", "message": "not for operators"}])
+                           code="member_view_only",
+                           details=[{"field": f"query.{asked}", "message": "not for operators"}])
     return _resolve_filter(board, filters or {}, None)
 
 
@@ -291,6 +293,10 @@ def _resolve_filter(
         # Refused here, before a CSV export starts streaming: the database would refuse it only mid-response.
         raise InvalidInput(f"{flaw[0]} holds {flaw[1]}", code="invalid_value",
                            details=[{"field": flaw[0], "message": f"holds {flaw[1]}"}])
+    if name == "friends":
+        # A dimension with no values: "friends:1" is a view no event lands in, answered as if it were the friends view.
+        raise InvalidInput("friends is not a filter value; ask for scope=friends", code="invalid_value",
+                           details=[{"field": "query.friends", "message": "use scope=friends"}])
     wanted = "friends" if name == "scope" else name
     if wanted not in board.dimensions:
         raise InvalidInput(f"Board {board.key!r} has no {wanted!r} dimension", code="unknown_dimension",

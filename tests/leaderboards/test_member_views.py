@@ -484,3 +484,23 @@ async def test_a_member_reads_every_category_view_an_event_can_land_in(
     assert r.status_code == 200 and r.json()["total"] == 1 and r.json()["me"]["score"] == 10, r.text
     r = await client.get("/v1/leaderboards/top-spenders-weekly", params={"category": long + "c"}, headers=h)
     assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "query.category", r.text
+
+
+async def test_friends_is_asked_for_with_scope_not_as_a_filter_value(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
+) -> None:
+    """`friends` is a dimension with no values: `?friends=1` answered 200 with an empty view ("friends:1", which no
+    event can land in) as if it were the friends view, to members and in the admin reports."""
+    await make_board(client, admin_headers)
+    h = await world.member("A")
+    await world.buy("A", 10, week_start() + timedelta(hours=2))
+    r = await client.get("/v1/leaderboards/top-spenders-weekly", params={"friends": "1"}, headers=h)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "invalid_value"
+    assert r.json()["error"]["details"][0]["field"] == "query.friends"
+    for report in ("top", "distribution", "export.csv"):
+        r = await client.get(f"/v1/admin/leaderboards/top-spenders-weekly/{report}", params={"friends": "1"},
+                             headers=admin_headers)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "member_view_only", (report, r.text)
+    assert (await world.view("top-spenders-weekly", "A", scope="friends"))["total"] == 1
+
