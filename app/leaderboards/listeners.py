@@ -12,8 +12,11 @@ from app.events.record import CreditRecord, EventRecord
 from app.leaderboards import repository as lb_repo
 from app.leaderboards import scoring
 from app.leaderboards import service as lb_service
+from app.points import repository as points_repo
 
 EXTRAS_KEY = "leaderboards.active"
+# A credit that takes another back (its source type) -> the source type of the credit it takes back.
+REVERSES = {"badge_revoke": "badge"}
 
 
 async def active_boards(run: EngineRun) -> list[scoring.ActiveBoard]:
@@ -40,6 +43,13 @@ async def on_event(run: EngineRun, event: EventRecord) -> None:
 @hooks.on_points
 async def on_points(run: EngineRun, entry: CreditRecord) -> None:
     boards = [b for b in await active_boards(run) if b.metric.type == "points"]
+    if boards and entry.amount < 0 and entry.source_type in REVERSES:
+        # Taken back only where the credit can have been counted: on boards that existed when it was made (a
+        # board does not count credits from before it was created; it would put the member below zero there).
+        credit = await points_repo.by_source(run.session, REVERSES[entry.source_type], entry.source_id)
+        if credit is not None:
+            counted = await lb_repo.created_by(run.session, [b.id for b in boards], credit.created_at)
+            boards = [b for b in boards if b.id in counted]
     if not boards:
         return
     attributes = {"amount": entry.amount, "source_type": entry.source_type, "reason": entry.reason}

@@ -76,6 +76,14 @@ async def member_scores(
     return {(r[0], r[1], r[2]): r[3] for r in await session.execute(stmt)}
 
 
+async def created_by(session: AsyncSession, board_ids: Sequence[int], moment: datetime) -> set[int]:
+    """Those of these boards that already existed at a moment (what they could count)."""
+    if not board_ids:
+        return set()
+    stmt = select(Leaderboard.id).where(Leaderboard.id.in_(list(board_ids)), Leaderboard.created_at <= moment)
+    return set((await session.execute(stmt)).scalars().all())
+
+
 async def has_scores(session: AsyncSession, board_id: int) -> bool:
     return bool((await session.execute(select(exists().where(S.board_id == board_id)))).scalar())
 

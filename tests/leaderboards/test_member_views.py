@@ -504,3 +504,31 @@ async def test_friends_is_asked_for_with_scope_not_as_a_filter_value(
         assert r.status_code == 422 and r.json()["error"]["code"] == "member_view_only", (report, r.text)
     assert (await world.view("top-spenders-weekly", "A", scope="friends"))["total"] == 1
 
+
+async def test_revoking_an_award_from_before_a_points_board_leaves_that_board_alone(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
+) -> None:
+    """As on a badges board: the points of an award made before the board existed were never counted there, so
+    taking them back must not put the member below zero on it (A showed -10 on a board they never scored on)."""
+    r = await client.post("/v1/admin/badges", headers=admin_headers, json={
+        "key": "first-visit", "name": "First visit", "points": 10, "status": "active",
+        "criteria": [{"event": "visit", "threshold": 1}]})
+    assert r.status_code == 201, r.text
+    await world.member("A")
+    await world.member("B")
+    await world.event("A", "visit")  # before the board
+    await make_board(client, admin_headers, key="points-week", metric={"type": "points"}, dimensions=["city"])
+    await world.event("B", "visit")
+    for m in ("A", "B"):
+        r = await client.request("DELETE", f"/v1/admin/users/{m}/badges/first-visit", json={"reason": "test"},
+                                 headers=admin_headers)
+        assert r.status_code == 200 and r.json()["points_reversed"] == 10, r.text
+    view = await world.view("points-week", "A")
+    assert names(view) == [(1, "nick-B", 0)] and view["me"] is None
+    r = await client.post("/v1/admin/users/A/points", json={"amount": 5, "reason": "goodwill"}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    r = await client.post("/v1/admin/users/A/points", json={"amount": -2, "reason": "correction"},
+                          headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert (await world.view("points-week", "A"))["me"]["score"] == 3  # debits still net the period's ledger
+
