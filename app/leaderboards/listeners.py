@@ -61,11 +61,12 @@ async def on_points(run: EngineRun, entry: CreditRecord) -> None:
 
 @hooks.on_withdraw
 async def on_withdraw(run: EngineRun, event: EventRecord) -> None:
-    """A revoked badge leaves the badges boards, in the period its award was counted in.
+    """A revoked badge leaves the boards that counted its award (badges boards, and `count` or `sum` boards of
+    `badge.awarded` events), in the period its award was counted in.
 
     Only where it can have been counted: on boards that existed when the award was, and never below zero (a
     board does not count awards from before it was created, and a member's city may have changed since)."""
-    boards = [b for b in await active_boards(run) if b.metric.type == "badges"]
+    boards = [b for b in await active_boards(run) if b.metric.type != "points"]
     if not boards:
         return
     changes = scoring.event_changes(
@@ -77,7 +78,7 @@ async def on_withdraw(run: EngineRun, event: EventRecord) -> None:
     undo = [
         replace(c, delta=-min(c.delta, score))
         for c in changes
-        if (score := held.get((c.board_id, c.period, c.dim), Decimal(0))) > 0
+        if c.delta > 0 and (score := held.get((c.board_id, c.period, c.dim), Decimal(0))) > 0
     ]
     if undo:
         run.store.add_scores(run.user.id, undo)

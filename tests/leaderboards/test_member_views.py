@@ -532,3 +532,24 @@ async def test_revoking_an_award_from_before_a_points_board_leaves_that_board_al
     assert r.status_code == 200, r.text
     assert (await world.view("points-week", "A"))["me"]["score"] == 3  # debits still net the period's ledger
 
+
+async def test_a_count_board_of_badge_awards_drops_a_revoked_award(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
+) -> None:
+    """A `count` board of `badge.awarded` events (say, of one badge, with `where`) ranks awards as a badges board
+    does: a revoked award left it counted there."""
+    for key in ("first-visit", "first-post"):
+        event = key.split("-")[1]
+        r = await client.post("/v1/admin/badges", headers=admin_headers, json={
+            "key": key, "name": key, "criteria": [{"event": event, "threshold": 1}]})
+        assert r.status_code == 201, r.text
+    await make_board(client, admin_headers, key="visit-badges", dimensions=[], metric={
+        "type": "count", "event": "badge.awarded", "where": [{"field": "badge", "op": "eq", "value": "first-visit"}]})
+    await world.member("A")
+    await world.event("A", "visit")
+    await world.event("A", "post")
+    assert (await world.view("visit-badges", "A"))["me"]["score"] == 1
+    r = await client.request("DELETE", "/v1/admin/users/A/badges/first-visit", json={"reason": "fraud"},
+                             headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert (await world.view("visit-badges", "A"))["me"]["score"] == 0
