@@ -148,11 +148,15 @@ async def _claim(session: AsyncSession, settings: Settings, limit: int, now: dat
     ).scalars().all()
     if not rows:
         return []
+    # No longer true by now (the consent credit is kept): a badge revoked, a challenge "ending soon" that is over.
     revoked = await repo.revoked_awards(session, rows)
+    over = await repo.past_deadlines(session, rows, now)
     for r in rows:
         if r.id in revoked:
             r.status, r.last_errmsg = "dropped", "badge revoked before the message was sent"
-    rows = [r for r in rows if r.id not in revoked]
+        elif r.id in over:
+            r.status, r.last_errmsg = "dropped", "the challenge had ended or was completed before the message was sent"
+    rows = [r for r in rows if r.id not in revoked and r.id not in over]
     templates = {t.kind: t for t in await repo.templates(session, enabled_only=True)}
     openids = dict((await session.execute(
         select(User.id, User.openid).where(User.id.in_({r.user_id for r in rows}))

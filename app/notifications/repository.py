@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.dialect import insert_for, insert_ignore
 from app.models import (
+    ChallengeParticipation,
     Notification,
     NotificationTemplate,
     SubscriptionCredit,
@@ -214,3 +215,30 @@ async def revoked_awards(session: AsyncSession, deliveries: Sequence[WeChatDeliv
         select(UserBadge.id).where(UserBadge.id.in_(set(award_of.values())))
     )).scalars())
     return {d for d, award in award_of.items() if award not in standing}
+
+
+async def past_deadlines(session: AsyncSession, deliveries: Sequence[WeChatDelivery], now: datetime) -> set[int]:
+    """The `challenge_expiring` deliveries (ids) whose participation is no longer running: its deadline has passed,
+    or it was completed or expired meanwhile. "Ends at 23:59, finish it in time" held back until the morning (quiet
+    hours, rate limits, the daily quota) would urge the member on towards a challenge that is already over."""
+    ids = [d.id for d in deliveries if d.kind == "challenge_expiring"]
+    if not ids:
+        return set()
+    rows = (await session.execute(
+        select(WeChatDelivery.id, Notification.params)
+        .join(Notification, Notification.id == WeChatDelivery.notification_id)
+        .where(WeChatDelivery.id.in_(ids))
+    )).all()
+    participation_of = {int(d): p.get("participation_id") for d, p in rows
+                        if isinstance(p.get("participation_id"), int)}
+    if not participation_of:
+        return set()
+    running = set((await session.execute(
+        select(ChallengeParticipation.id).where(
+            ChallengeParticipation.id.in_(set(participation_of.values())),
+            ChallengeParticipation.status == "active",
+            ChallengeParticipation.deadline.is_not(None),
+            ChallengeParticipation.deadline > now,
+        )
+    )).scalars())
+    return {d for d, p in participation_of.items() if p not in running}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import select
 
 from app.models import Challenge, ChallengeParticipation, User
 from app.notifications import scheduler
 from tests.api import ADMIN
+from tests.fakes.wechat_server import FakeWeChat
 from tests.notifications.conftest import Kit
 
 NOW = datetime.now(UTC)
@@ -81,3 +82,39 @@ async def test_a_challenge_published_before_it_starts_is_announced_when_it_opens
     assert await _run(kit, scheduler.challenge_available, starts + timedelta(minutes=1)) == 0
     (n,) = (await kit.client.get("/v1/me/notifications", headers=m.headers)).json()["items"]
     assert n["kind"] == "challenge_available" and n["params"]["challenge"] == "later"
+
+
+async def test_an_expiring_warning_held_until_after_the_deadline_is_not_sent(kit: Kit, wechat: FakeWeChat) -> None:
+    """"Ends at 23:59, finish it in time", queued at 22:30 and held by quiet hours, went out at 08:00 the next
+    morning, for a challenge already over; one completed meanwhile was urged on too. Neither spends the credit."""
+    settings = kit.settings.model_copy(update={"quiet_hours": "22:00-08:00"})
+    await kit.template("challenge_expiring", "tmpl-expiring", fields={"thing1": "{challenge_name}",
+                                                                      "time2": "{deadline}"})
+    late, done, fine = await kit.member(), await kit.member(), await kit.member()
+    for m in (late, done, fine):
+        await kit.credit(m, "tmpl-expiring")
+    tz = settings.tz
+    night = datetime.combine(NOW.astimezone(tz).date(), time(22, 30), tz)
+    if night <= NOW:
+        night += timedelta(days=1)
+    cid = await _challenge(kit, "daily", ends_at=night + timedelta(days=3))
+    async with kit.app.state.db.sessionmaker() as s, s.begin():
+        for who, deadline in ((late, night + timedelta(hours=1, minutes=29)), (done, night + timedelta(hours=20)),
+                              (fine, night + timedelta(hours=20))):
+            uid = await _user_id(kit, who.external_id)
+            s.add(ChallengeParticipation(challenge_id=cid, instance_key="once", user_id=uid, status="active",
+                                         deadline=deadline, progress=[{}]))
+    assert await _run(kit, scheduler.challenge_expiring, night) == 3
+    assert await kit.dispatch(now=night, settings=settings) == 0  # quiet hours
+    async with kit.app.state.db.sessionmaker() as s, s.begin():
+        p = (await s.execute(select(ChallengeParticipation).where(
+            ChallengeParticipation.user_id == await _user_id(kit, done.external_id)))).scalar_one()
+        p.status = "completed"
+    morning = (night + timedelta(days=1)).replace(hour=8, minute=1)
+    assert await kit.dispatch(now=morning, settings=settings) == 1
+    assert [s["touser"] for s in wechat.sent] == [fine.openid]
+    assert [await kit.credits(m, "tmpl-expiring") for m in (late, done, fine)] == [1, 1, 0]
+    statuses = sorted(d.status for d in await kit.deliveries())
+    assert statuses == ["dropped", "dropped", "sent"]
+    # The inbox keeps them.
+    assert (await kit.client.get("/v1/me/notifications", headers=late.headers)).json()["total"] == 1
