@@ -29,6 +29,7 @@ from app.kit.dialect import skip_locked
 from app.kit.handlers import is_retryable
 from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks import addresses, signing
+from app.webhooks import repository as repo
 
 log = logging.getLogger("laurel.webhooks")
 RECORD_ATTEMPTS = 3
@@ -165,7 +166,8 @@ async def _send(client: httpx.AsyncClient, c: Claimed, public_only: bool, budget
     return Result(c, status, error, int((time.monotonic() - started) * 1000))
 
 
-async def _record(session: AsyncSession, results: list[Result], now: datetime) -> None:
+async def _record(session: AsyncSession, settings: Settings, results: list[Result], now: datetime) -> None:
+    window = timedelta(hours=settings.webhook_retry_hours)
     for r in results:
         d = await session.get(WebhookDelivery, r.claimed.pk, with_for_update=True)
         if d is None:
@@ -186,7 +188,11 @@ async def _record(session: AsyncSession, results: list[Result], now: datetime) -
             d.status = "delivered"
             d.delivered_at = now
             continue
-        next_at = now + backoff(d.attempts)
+        # The backoff restarts with the retry window: a redelivered delivery is retried after 2 s, 4 s … again, not
+        # every 6 h because of the attempts it used up before it was dead-lettered.
+        await session.flush()
+        tries = await repo.attempts_since(session, d.id, d.retry_until - window)
+        next_at = now + backoff(tries)
         if next_at > d.retry_until:
             d.status = "dead"
             log.warning("webhook delivery %s dead after %s attempts: %s", d.delivery_id, d.attempts, r.error)
@@ -231,7 +237,7 @@ async def dispatch_webhooks_once(
     for attempt in range(RECORD_ATTEMPTS):
         try:
             async with sessionmaker() as session, session.begin():
-                await _record(session, results, answered)
+                await _record(session, settings, results, answered)
             break
         except DBAPIError as exc:
             # A deadlock with an endpoint's delete (its cascade locks deliveries in another order): the record is

@@ -70,3 +70,9 @@ async def delivery(session: AsyncSession, endpoint_id: int, delivery_id: str) ->
 async def attempts(session: AsyncSession, delivery_pk: int) -> Sequence[WebhookAttempt]:
     stmt = select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_pk).order_by(WebhookAttempt.id)
     return (await session.execute(stmt)).scalars().all()
+
+
+async def attempts_since(session: AsyncSession, delivery_pk: int, since: datetime) -> int:
+    """How many attempts a delivery had from `since` on (its current retry window)."""
+    stmt = select(func.count()).where(WebhookAttempt.delivery_id == delivery_pk, WebhookAttempt.attempted_at >= since)
+    return int((await session.execute(stmt)).scalar_one())

@@ -493,3 +493,31 @@ async def test_a_receiver_behind_basic_auth_gets_its_credentials_and_responses_m
     assert await _dispatch(app, NOW) == 1
     (got,) = receiver.received
     assert got.headers["Authorization"] == "Basic " + base64.b64encode(b"laurel:s3cret").decode()
+
+
+async def test_a_redelivered_delivery_backs_off_from_two_seconds_again(
+    app: FastAPI, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """After a redeliver, a failure was retried only 6 h later (the backoff went on from the attempts made before it
+    was dead-lettered), so the fresh 24 h window held about four attempts instead of the documented 2 s, 4 s, 8 s…"""
+    ep = await _badge_delivery(client, receiver)
+    receiver.statuses.extend([500] * 100)
+    clock = datetime.now(UTC)
+    for _ in range(40):
+        await _dispatch(app, clock)
+        clock += timedelta(minutes=40)
+    (d,) = await _log(client, ep["id"])
+    assert d["status"] == "dead" and d["attempts"] >= 14
+    async with app.state.db.sessionmaker() as s, s.begin():  # that was in the two days before today's redeliver
+        await s.execute(text("UPDATE webhook_attempts SET attempted_at = attempted_at - interval '2 days'"))
+    r = await client.post(f"/v1/admin/webhooks/{ep['id']}/deliveries/{d['delivery_id']}/redeliver", headers=ADMIN)
+    assert r.status_code == 200 and r.json()["status"] == "pending"
+    t = datetime.now(UTC)
+    assert await _dispatch(app, t) == 1  # fails again
+    (d,) = await _log(client, ep["id"])
+    waits = datetime.fromisoformat(d["next_attempt_at"]) - t
+    assert waits < timedelta(seconds=10), waits
+    assert await _dispatch(app, t + waits + timedelta(seconds=1)) == 1  # and again: 4 s
+    (d,) = await _log(client, ep["id"])
+    assert datetime.fromisoformat(d["next_attempt_at"]) - (t + waits) < timedelta(seconds=10)
+    assert d["attempts"] == len(d["history"])  # the log still counts every attempt
