@@ -28,12 +28,14 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.challenges import progress as challenge_progress
+from app.challenges import service as challenges_service
 from app.config import Settings
 from app.integrations.wechat import RateLimited, WeChatError, WeChatGateway, WeChatUnavailable
 from app.integrations.wechat.errors import TOKEN_ERRCODES
 from app.kit.clock import utcnow
 from app.kit.dialect import insert_for, skip_locked
-from app.models import DispatchPause, Notification, NotificationTemplate, User, WeChatAttempt, WeChatDelivery
+from app.models import Challenge, DispatchPause, Notification, NotificationTemplate, User, WeChatAttempt, WeChatDelivery
 from app.notifications import fields as wechat_fields
 from app.notifications import quiet
 from app.notifications import repository as repo
@@ -115,6 +117,12 @@ async def _bundle_data(session: AsyncSession, template: NotificationTemplate, ki
         return dict(rows[-1].data)
 
 
+def _still_open(ch: Challenge | None, now: datetime) -> bool:
+    """Whether members can still join the challenge a `challenge_available` message invites them to."""
+    return (ch is not None and ch.status == "published"
+            and challenge_progress.open_state(challenges_service.schedule_of(ch), now) != "ended")
+
+
 async def _claim(session: AsyncSession, settings: Settings, limit: int, now: datetime) -> list[Bundle]:
     if await _paused_until(session, now):
         return []
@@ -151,12 +159,15 @@ async def _claim(session: AsyncSession, settings: Settings, limit: int, now: dat
     # No longer true by now (the consent credit is kept): a badge revoked, a challenge "ending soon" that is over.
     revoked = await repo.revoked_awards(session, rows)
     over = await repo.past_deadlines(session, rows, now)
+    closed = {d for d, ch in (await repo.announced_challenges(session, rows)).items() if not _still_open(ch, now)}
     for r in rows:
         if r.id in revoked:
             r.status, r.last_errmsg = "dropped", "badge revoked before the message was sent"
         elif r.id in over:
             r.status, r.last_errmsg = "dropped", "the challenge had ended or was completed before the message was sent"
-    rows = [r for r in rows if r.id not in revoked and r.id not in over]
+        elif r.id in closed:
+            r.status, r.last_errmsg = "dropped", "the challenge was no longer open when the message was due"
+    rows = [r for r in rows if r.id not in revoked and r.id not in over and r.id not in closed]
     templates = {t.kind: t for t in await repo.templates(session, enabled_only=True)}
     openids = dict((await session.execute(
         select(User.id, User.openid).where(User.id.in_({r.user_id for r in rows}))

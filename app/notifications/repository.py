@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.dialect import insert_for, insert_ignore
 from app.models import (
+    Challenge,
     ChallengeParticipation,
     Notification,
     NotificationTemplate,
@@ -242,3 +243,22 @@ async def past_deadlines(session: AsyncSession, deliveries: Sequence[WeChatDeliv
         )
     )).scalars())
     return {d for d, p in participation_of.items() if p not in running}
+
+
+async def announced_challenges(
+    session: AsyncSession, deliveries: Sequence[WeChatDelivery]
+) -> dict[int, Challenge | None]:
+    """The challenge each `challenge_available` delivery (id) announces, None when it no longer exists."""
+    ids = [d.id for d in deliveries if d.kind == "challenge_available"]
+    if not ids:
+        return {}
+    rows = (await session.execute(
+        select(WeChatDelivery.id, Notification.params)
+        .join(Notification, Notification.id == WeChatDelivery.notification_id)
+        .where(WeChatDelivery.id.in_(ids))
+    )).all()
+    key_of = {int(d): str(p.get("challenge")) for d, p in rows}
+    found = {ch.key: ch for ch in (await session.execute(
+        select(Challenge).where(Challenge.key.in_(set(key_of.values())))
+    )).scalars()}
+    return {d: found.get(key) for d, key in key_of.items()}

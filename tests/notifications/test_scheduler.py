@@ -118,3 +118,31 @@ async def test_an_expiring_warning_held_until_after_the_deadline_is_not_sent(kit
     assert statuses == ["dropped", "dropped", "sent"]
     # The inbox keeps them.
     assert (await kit.client.get("/v1/me/notifications", headers=late.headers)).json()["total"] == 1
+
+
+async def test_a_challenge_announcement_held_until_the_challenge_closed_is_not_sent(
+    kit: Kit, wechat: FakeWeChat
+) -> None:
+    """"A new challenge is open, come and join", held back (quiet hours here; rate limits or the daily quota after a
+    fan-out to every member), went out for a challenge that had ended or been archived meanwhile: the join it
+    invited to was refused. Such a message is dropped and takes no credit; the bundle keeps what is still open."""
+    settings = kit.settings.model_copy(update={"quiet_hours": "22:00-08:00"})
+    await kit.template("challenge_available", "tmpl-new", fields={"thing1": "{challenge_name}", "time2": "{time}"})
+    m = await kit.member()
+    await kit.credit(m, "tmpl-new", n=3)
+    tz = settings.tz
+    night = datetime.combine(NOW.astimezone(tz).date(), time(22, 30), tz)
+    if night <= NOW:
+        night += timedelta(days=1)
+    await _challenge(kit, "flash", ends_at=night + timedelta(hours=1))
+    archived = await _challenge(kit, "gone")
+    await _challenge(kit, "week")
+    assert await _run(kit, scheduler.challenge_available, night) == 3
+    assert await kit.dispatch(now=night, settings=settings) == 0  # quiet hours
+    async with kit.app.state.db.sessionmaker() as s, s.begin():
+        (await s.get(Challenge, archived)).status = "archived"  # type: ignore[union-attr]
+    morning = (night + timedelta(days=1)).replace(hour=8, minute=1)
+    assert await kit.dispatch(now=morning, settings=settings) == 1
+    assert [s["data"]["thing1"]["value"] for s in wechat.sent] == ["挑战week"]  # alone, not "3个新挑战已开启"
+    assert await kit.credits(m, "tmpl-new") == 2
+    assert sorted(d.status for d in await kit.deliveries()) == ["dropped", "dropped", "sent"]
