@@ -278,8 +278,10 @@ def _admin_filter(board: Leaderboard, filters: dict[str, str] | None) -> tuple[s
 def _resolve_filter(
     board: BoardInfo | Leaderboard, filters: dict[str, str], scope: str | None
 ) -> tuple[str, dict[str, str]]:
-    """The view's dim and the filter echoed back; one filter at a time, and only a dimension the board has."""
-    chosen = {k: v for k, v in filters.items() if v}
+    """The view's dim and the filter echoed back; one filter at a time, and only a dimension the board has. A
+    parameter whose name starts with "_" and is no dimension of the board (a client's cache buster, `_t=…`) is
+    ignored rather than refused."""
+    chosen = {k: v for k, v in filters.items() if v and not (k.startswith("_") and k not in board.dimensions)}
     if scope is not None:
         chosen["scope"] = scope
     if len(chosen) > 1:

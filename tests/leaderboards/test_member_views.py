@@ -381,6 +381,9 @@ async def test_draft_board_collects_nothing_and_unknown_dimension_is_422(
     assert v["total"] == 0
     r = await client.get("/v1/leaderboards/top-spenders-weekly?city=Shanghai", headers=world.headers["A"])
     assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_dimension"
+    # A client's cache buster ("_t") is no dimension and no mistake: ignored, the whole board answers.
+    r = await client.get("/v1/leaderboards/top-spenders-weekly?_t=1732550400", headers=world.headers["A"])
+    assert r.status_code == 200 and r.json()["filter"] == {}, r.text
 
 
 async def test_a_view_value_no_event_can_have_and_a_period_before_1970_are_422s(
