@@ -331,7 +331,8 @@ async def view(
     if board is None or board.status == "draft":
         raise LeaderboardNotFound(f"No leaderboard {key!r}", details={"key": key})
     try:
-        period_id = scoring.resolve_period(board.period, period, utcnow(), settings.tz)
+        # An empty `period=` is the default, as an empty `city=` is no filter (the admin reports read it so too).
+        period_id = scoring.resolve_period(board.period, period or "current", utcnow(), settings.tz)
     except ValueError as exc:
         raise InvalidInput(str(exc), code="invalid_period", details={"period": period}) from None
     dim, echoed = _resolve_filter(board, filters, scope)

@@ -384,6 +384,9 @@ async def test_draft_board_collects_nothing_and_unknown_dimension_is_422(
     # A client's cache buster ("_t") is no dimension and no mistake: ignored, the whole board answers.
     r = await client.get("/v1/leaderboards/top-spenders-weekly?_t=1732550400", headers=world.headers["A"])
     assert r.status_code == 200 and r.json()["filter"] == {}, r.text
+    # An empty period is the current one, as an empty city is no filter.
+    r = await client.get("/v1/leaderboards/top-spenders-weekly?period=&city=", headers=world.headers["A"])
+    assert r.status_code == 200 and r.json()["period"] == v["period"], r.text
 
 
 async def test_a_view_value_no_event_can_have_and_a_period_before_1970_are_422s(
