@@ -52,9 +52,10 @@ async def my_subscriptions(session: SessionDep, user: CurrentUser) -> Subscripti
     return await service.subscriptions(session, user)
 
 
-@router.post("/v1/me/subscriptions", response_model=SubscriptionsOut, responses=responses(401, 403, 422))
+@router.post("/v1/me/subscriptions", response_model=SubscriptionsOut, responses=responses(401, 403, 409, 422))
 async def report_subscriptions(body: SubscriptionsIn, session: SessionDep, user: CurrentUser) -> SubscriptionsOut:
-    """Report wx.requestSubscribeMessage results; each `accept` adds one credit (once per request_id)."""
+    """Report wx.requestSubscribeMessage results; each `accept` adds one credit (once per request_id: the same
+    request_id again answers `duplicate: true`, or 409 `request_id_reused` if its results differ)."""
     return await service.report_subscriptions(session, user, body)
 
 

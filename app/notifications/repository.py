@@ -84,6 +84,14 @@ async def record_report(
     return (await session.execute(stmt)).scalar_one_or_none() is not None
 
 
+async def report_results(session: AsyncSession, user_id: int, request_id: str) -> dict[str, str] | None:
+    """What a stored subscription report said, per template id."""
+    stmt = select(SubscriptionReport.results).where(SubscriptionReport.user_id == user_id,
+                                                    SubscriptionReport.request_id == request_id)
+    found = (await session.execute(stmt)).scalar_one_or_none()
+    return dict(found) if found is not None else None
+
+
 async def add_result(session: AsyncSession, user_id: int, template_id: str, result: str, at: datetime) -> None:
     """accept → one more credit; ban → none left (the member switched the template off); others → noted."""
     table = SubscriptionCredit.__table__

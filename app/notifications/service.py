@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.errors import NotFound
+from app.errors import Conflict, NotFound
 from app.kit.clock import utcnow
 from app.models import Notification, NotificationTemplate, User
 from app.notifications import fanout
@@ -83,6 +83,11 @@ async def report_subscriptions(session: AsyncSession, user: User, body: Subscrip
     if applied:
         for template_id, result in sorted(body.results.items()):
             await repo.add_result(session, user.id, template_id, result, now)
+    elif (stored := await repo.report_results(session, user.id, body.request_id)) != dict(body.results):
+        # A retry sends the same answers; other answers under a used request_id are a client bug that would
+        # otherwise lose them silently.
+        raise Conflict("This request_id was already reported with other results", code="request_id_reused",
+                       details={"request_id": body.request_id, "results": stored})
     return await subscriptions(session, user, duplicate=not applied)
 
 

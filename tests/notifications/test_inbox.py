@@ -66,6 +66,10 @@ async def test_subscription_reports_are_idempotent_per_request_id(kit: Kit) -> N
     first = (await kit.client.post("/v1/me/subscriptions", json=body, headers=m.headers)).json()
     again = (await kit.client.post("/v1/me/subscriptions", json=body, headers=m.headers)).json()
     assert first["duplicate"] is False and again["duplicate"] is True
+    # The same request_id with other answers is a client bug, not a retry: refused, not silently dropped.
+    other = {"request_id": "req-1", "results": {BADGE_TEMPLATE: "reject"}}
+    r = await kit.client.post("/v1/me/subscriptions", json=other, headers=m.headers)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "request_id_reused", r.text
     by_id = {t["template_id"]: t for t in again["templates"]}
     assert by_id[BADGE_TEMPLATE]["credits"] == 1 and by_id[BADGE_TEMPLATE]["kinds"] == ["badge_unlocked"]
     assert by_id[BADGE_TEMPLATE]["ask"] is False
