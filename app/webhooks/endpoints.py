@@ -83,10 +83,11 @@ async def list_deliveries(
 
 @admin.post(
     "/{endpoint_id}/deliveries/{delivery_id}/redeliver", response_model=DeliveryOut,
-    responses=responses(401, 403, 404),
+    responses=responses(401, 403, 404, 409),
 )
 async def redeliver(
     endpoint_id: EndpointId, delivery_id: DeliveryId, session: SessionDep, settings: SettingsDep, _: AdminKey
 ) -> DeliveryOut:
-    """Send a delivery again (same delivery id) with a fresh retry window."""
+    """Send a delivery again (same delivery id) with a fresh retry window; 409 `webhook_disabled` while its endpoint
+    is disabled (nothing is sent to it)."""
     return await service.redeliver(session, settings, endpoint_id, delivery_id)

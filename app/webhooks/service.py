@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.errors import InvalidInput, NotFound
+from app.errors import Conflict, InvalidInput, NotFound
 from app.kit.clock import utcnow
 from app.models import WebhookEndpoint
 from app.webhooks import addresses
@@ -140,7 +140,10 @@ async def deliveries(
 
 async def redeliver(session: AsyncSession, settings: Settings, endpoint_id: int, delivery_id: str) -> DeliveryOut:
     """Queue a delivery again now (same delivery id, so receivers can dedupe) with a fresh retry window."""
-    await _get(session, endpoint_id)
+    ep = await _get(session, endpoint_id)
+    if not ep.enabled:
+        # Nothing is sent to a disabled endpoint: "pending" would be a promise the dispatcher does not keep.
+        raise Conflict("This endpoint is disabled; enable it to redeliver", code="webhook_disabled")
     d = await repo.delivery(session, endpoint_id, delivery_id)
     if d is None:
         raise NotFound("Delivery not found", code="delivery_not_found")

@@ -159,6 +159,11 @@ async def test_an_endpoint_that_never_answers_is_dead_lettered_after_24_hours(
     # Redeliver: same delivery id, a fresh window, and this time it works.
     receiver.statuses.clear()
     target = deliveries[0]["delivery_id"]
+    # Not while the endpoint is disabled: nothing would be sent to it.
+    await client.patch(f"/v1/admin/webhooks/{ep['id']}", json={"enabled": False}, headers=ADMIN)
+    r = await client.post(f"/v1/admin/webhooks/{ep['id']}/deliveries/{target}/redeliver", headers=ADMIN)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "webhook_disabled", r.text
+    await client.patch(f"/v1/admin/webhooks/{ep['id']}", json={"enabled": True}, headers=ADMIN)
     r = await client.post(f"/v1/admin/webhooks/{ep['id']}/deliveries/{target}/redeliver", headers=ADMIN)
     assert r.status_code == 200 and r.json()["status"] == "pending"
     before = len(receiver.received)
