@@ -504,6 +504,12 @@ def _view(view: ViewKey) -> tuple[Any, ...]:
     return (S.board_id == view[0], S.period == view[1], S.dim == view[2])
 
 
+async def latest_period(session: AsyncSession, board_id: int) -> str | None:
+    """The latest period of a board that has scores (period ids of one board sort as time does)."""
+    stmt = select(func.max(S.period)).where(S.board_id == board_id, S.dim == "")
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
 async def participants_per_period(session: AsyncSession, board_id: int) -> list[tuple[str, int]]:
     stmt = (
         select(C.period, func.sum(C.n))

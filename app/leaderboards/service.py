@@ -330,9 +330,13 @@ async def view(
     board = await board_for_members(session, settings, key)
     if board is None or board.status == "draft":
         raise LeaderboardNotFound(f"No leaderboard {key!r}", details={"key": key})
+    requested = period or "current"  # an empty `period=` is the default, as an empty `city=` is no filter
+    if board.status == "archived" and requested == "current":
+        # An archived board's current period is empty (nothing scores on it any more): it opens on its final
+        # standings, the latest period that has scores.
+        requested = await lb_repo.latest_period(session, board.id) or requested
     try:
-        # An empty `period=` is the default, as an empty `city=` is no filter (the admin reports read it so too).
-        period_id = scoring.resolve_period(board.period, period or "current", utcnow(), settings.tz)
+        period_id = scoring.resolve_period(board.period, requested, utcnow(), settings.tz)
     except ValueError as exc:
         raise InvalidInput(str(exc), code="invalid_period", details={"period": period}) from None
     dim, echoed = _resolve_filter(board, filters, scope)

@@ -559,3 +559,19 @@ async def test_a_count_board_of_badge_awards_drops_a_revoked_award(
                              headers=admin_headers)
     assert r.status_code == 200, r.text
     assert (await world.view("visit-badges", "A"))["me"]["score"] == 0
+
+
+async def test_an_archived_board_opens_on_its_final_standings(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], world: World
+) -> None:
+    await make_board(client, admin_headers)
+    await world.member("A")
+    last_week = week_start() - timedelta(days=3)
+    await world.buy("A", 40, at=last_week)
+    r = await client.patch("/v1/admin/leaderboards/top-spenders-weekly", json={"status": "archived"},
+                           headers=admin_headers)
+    assert r.status_code == 200, r.text
+    v = await world.view("top-spenders-weekly", "A")
+    assert v["period"] == last_week.strftime("%G-W%V") and [e["score"] for e in v["entries"]] == [40]
+    # Any period can still be asked for.
+    assert (await world.view("top-spenders-weekly", "A", period=week_start().strftime("%G-W%V")))["entries"] == []
