@@ -5,7 +5,8 @@ of every badge's current criteria, and the scopes awards recorded as counted in,
 The keys are computed with the app's Criterion model (app.rules.criteria) as of this revision: the old key is the
 hash of the whole normalised criterion, the new one leaves out NOT_STATE. A criterion that no longer validates is
 left as it is (its badge is not evaluated anyway). Where two criteria of one badge differ only in threshold, they
-now share one counter: the first one's rows are kept.
+now share one counter: the first one's rows are kept (the others' are deleted, and awards' counted_in name the
+shared counter once); a downgrade gives each of them a copy of the shared counter as it then stands.
 
 Revision ID: 0015_scope_without_threshold
 Revises: 0014_outbox_autoincrement
@@ -13,7 +14,7 @@ Create Date: 2026-11-25 17:30:00.000000
 """
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,7 +37,7 @@ def _whole_key(c: Any) -> str:
 
 
 def _renames() -> dict[str, str]:
-    """Old scope → new scope of every badge's current criteria (only those that change)."""
+    """Old scope → new scope of every badge's current criteria (only those that change), in criterion order."""
     from app.rules.criteria import Criterion, criterion_key
 
     renames: dict[str, str] = {}
@@ -59,16 +60,17 @@ _MOVE = sa.text(
     "SELECT 1 FROM rule_counters AS r WHERE r.user_id = rule_counters.user_id AND r.scope = :new "
     "AND r.bucket = rule_counters.bucket)"
 )
+_DROP = sa.text("DELETE FROM rule_counters WHERE scope = :scope")
+_COPY = sa.text(
+    "INSERT INTO rule_counters (user_id, scope, bucket, state) "
+    "SELECT user_id, :old, bucket, state FROM rule_counters WHERE scope = :new"
+)
 
 
-def _rename(renames: dict[str, str]) -> None:
-    if not renames:
-        return
+def _rewrite_counted_in(rename: Callable[[str], list[str]], prefixes: tuple[str, ...]) -> None:
+    """Awards record the (scope, bucket) counters their badge.awarded event moved, for a revoke to take it back
+    out: each pair is replaced by the pairs `rename` gives for its scope (once each)."""
     bind = op.get_bind()
-    for old, new in renames.items():
-        bind.execute(_MOVE, {"old": old, "new": new})
-    # Awards record the (scope, bucket) counters their badge.awarded event moved, for a revoke to take it back out.
-    prefixes = tuple({old.split(":", 1)[0] + ":" for old in renames})
     rows = bind.execute(sa.text("SELECT id, counted_in FROM user_badges WHERE counted_in IS NOT NULL")).all()
     counted_type = sa.JSON() if bind.dialect.name == "sqlite" else postgresql.JSONB()
     update = sa.text("UPDATE user_badges SET counted_in = :counted WHERE id = :id").bindparams(
@@ -78,14 +80,45 @@ def _rename(renames: dict[str, str]) -> None:
         counted = json.loads(raw) if isinstance(raw, str) else raw
         if not counted or not any(str(pair[0]).startswith(prefixes) for pair in counted):
             continue
-        moved = [[renames.get(scope, scope), bucket] for scope, bucket in counted]
+        moved: list[list[str]] = []
+        for scope, bucket in counted:
+            for renamed in rename(scope):
+                if [renamed, bucket] not in moved:
+                    moved.append([renamed, bucket])
         if moved != counted:
             bind.execute(update, {"counted": moved, "id": award_id})
 
 
+def _prefixes(scopes: Iterable[str]) -> tuple[str, ...]:
+    return tuple({scope.split(":", 1)[0] + ":" for scope in scopes})
+
+
 def upgrade() -> None:
-    _rename(_renames())
+    renames = _renames()
+    if not renames:
+        return
+    bind = op.get_bind()
+    for old, new in renames.items():
+        bind.execute(_MOVE, {"old": old, "new": new})
+    # What is left at an old scope duplicates a counter already moved: another criterion of the badge that
+    # differs only in threshold (the first one's rows were kept). Never read again, it would come back stale on a
+    # downgrade.
+    for old in renames:
+        bind.execute(_DROP, {"scope": old})
+    _rewrite_counted_in(lambda scope: [renames.get(scope, scope)], _prefixes(renames))
 
 
 def downgrade() -> None:
-    _rename({new: old for old, new in _renames().items()})
+    olds: dict[str, list[str]] = {}
+    for old, new in _renames().items():
+        olds.setdefault(new, []).append(old)
+    if not olds:
+        return
+    bind = op.get_bind()
+    # The counter at a new scope is the live one: every old scope that collapsed into it gets it back.
+    for new, scopes in olds.items():
+        for old in scopes:
+            bind.execute(_DROP, {"scope": old})
+            bind.execute(_COPY, {"old": old, "new": new})
+        bind.execute(_DROP, {"scope": new})
+    _rewrite_counted_in(lambda scope: olds.get(scope, [scope]), _prefixes(olds))

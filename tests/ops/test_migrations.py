@@ -292,3 +292,56 @@ async def test_counters_keep_their_progress_when_scopes_stop_naming_the_threshol
             assert json.loads(counted) == [[new, "2026-11"], ["b9:other", "x"]]
         finally:
             await conn.close()
+
+
+def test_sqlite_criteria_differing_only_in_threshold_share_one_counter_and_get_it_back_on_downgrade(
+    tmp_path: Any,
+) -> None:
+    """Two criteria of one badge that differ only in threshold collapse into one scope. The upgrade keeps one
+    counter (not a stale copy beside it), and awards' counted_in name it once; the downgrade gives each old scope
+    the counter as it stands then (the first criterion's progress was lost, the second got its stale pre-upgrade
+    state back)."""
+    import hashlib
+    import sqlite3
+
+    from app.badges.rules_cache import scope_of
+    from app.rules.criteria import Criterion
+
+    low = {"event": "visit", "threshold": 3}
+    high = {"event": "visit", "threshold": 5}
+
+    def whole(raw: dict[str, Any]) -> str:
+        c = Criterion.model_validate(raw)
+        text = json.dumps(c.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return f"b1:{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+
+    old_low, old_high, new = whole(low), whole(high), scope_of(1, Criterion.model_validate(low))
+    assert new == scope_of(1, Criterion.model_validate(high))
+    path = tmp_path / "old.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    _in_thread(migrate.upgrade, url, "0014_outbox_autoincrement")
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("INSERT INTO users (id, external_id, segments, preferences, points, created_at, updated_at) "
+                   "VALUES (1, 'M', '[]', '{}', 0, '2026-11-01', '2026-11-01')")
+        db.execute("INSERT INTO badges (id, key, name, description, how_to_earn, criteria, points, visibility, "
+                   "repeatable, status, translations, created_at, updated_at) VALUES (1, 'visitor', 'Visitor', '', "
+                   f"'', '{json.dumps([low, high])}', 0, 'public', 0, 'active', '{{}}', '2026-11-01', '2026-11-01')")
+        for scope in (old_low, old_high):
+            db.execute("INSERT INTO rule_counters (user_id, scope, bucket, state) VALUES "
+                       f"(1, '{scope}', 'all', '{{\"count\": 2}}')")
+        db.execute("INSERT INTO user_badges (id, user_id, badge_id, award_key, source, evidence, awarded_at, "
+                   "counted_in) VALUES (1, 1, 1, 'once', 'manual', '{}', '2026-11-20', "
+                   f"'[[\"{old_low}\", \"all\"], [\"{old_high}\", \"all\"]]')")
+        db.commit()
+    _in_thread(migrate.upgrade, url)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT scope, state FROM rule_counters").fetchall() == [(new, '{"count": 2}')]
+        assert json.loads(db.execute("SELECT counted_in FROM user_badges").fetchone()[0]) == [[new, "all"]]
+        db.execute("UPDATE rule_counters SET state = '{\"count\": 4}'")  # two more visits since
+        db.commit()
+    _in_thread(migrate.downgrade, url, "0014_outbox_autoincrement")
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert sorted(db.execute("SELECT scope, state FROM rule_counters").fetchall()) == sorted(
+            [(old_low, '{"count": 4}'), (old_high, '{"count": 4}')])
+        assert sorted(json.loads(db.execute("SELECT counted_in FROM user_badges").fetchone()[0])) == sorted(
+            [[old_low, "all"], [old_high, "all"]])
