@@ -55,9 +55,11 @@ class Settings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
+        # An unknown zone is a ZoneInfoNotFoundError (a KeyError); a region such as "Asia", a directory of the zone
+        # database, an OSError (IsADirectoryError).
         try:
             ZoneInfo(value)  # so a typo fails at start-up
-        except (ValueError, KeyError) as exc:  # an unknown zone is a ZoneInfoNotFoundError, a KeyError
+        except (ValueError, KeyError, OSError) as exc:
             raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Asia/Shanghai'") from exc
         return value
 

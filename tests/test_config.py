@@ -38,6 +38,7 @@ def test_malformed_quiet_hours_refused_at_start_up() -> None:
         # An unknown zone stopped start-up with a bare ZoneInfoNotFoundError traceback, not a settings error.
         ("timezone", "Mars/Base", "unknown time zone"),
         ("timezone", "", "unknown time zone"),
+        ("timezone", "Asia", "unknown time zone"),  # a directory of the zone database: IsADirectoryError
         ("jwt_ttl_seconds", 10**12, "less than or equal"),
         # Icon and share URLs are this base + a path: without a scheme they were relative ("cdn.example.com/v1/…").
         ("public_base_url", "cdn.example.com", "absolute http:// or https://"),
