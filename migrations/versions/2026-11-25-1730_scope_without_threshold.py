@@ -2,8 +2,12 @@
 a streak a grace day) kept nobody's progress, since the threshold was part of the counter scope. Existing counters
 of every badge's current criteria, and the scopes awards recorded as counted in, are renamed to the new scopes.
 
-The keys are computed with the app's Criterion model (app.rules.criteria) as of this revision: the old key is the
-hash of the whole normalised criterion, the new one leaves out NOT_STATE. A criterion that no longer validates is
+The criteria are read with the app's Criterion model (app.rules.criteria), but both keys are computed here, frozen
+as they stood at this revision: the old key is the hash of the whole normalised criterion; the new one leaves out
+the threshold and a streak's grace, and writes a fixed window's instants in UTC (the same instant in another
+offset is the same window). Importing app.rules.criteria.criterion_key instead would make this migration rename
+to whatever a later revision's key is, and that revision's own migration would then find nothing to rename.
+A criterion that no longer validates is
 left as it is (its badge is not evaluated anyway). Where two criteria of one badge differ only in threshold, they
 now share one counter: the first one's rows are kept (the others' are deleted, and awards' counted_in name the
 shared counter once); a downgrade gives each of them a copy of the shared counter as it then stands.
@@ -14,6 +18,7 @@ Create Date: 2026-11-25 17:30:00.000000
 """
 import hashlib
 import json
+from datetime import UTC
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -36,9 +41,19 @@ def _whole_key(c: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
 
+def _new_key(c: Any) -> str:
+    """The key from this revision on (app.rules.criteria.criterion_key as it stood then)."""
+    dumped = c.model_dump(mode="json", exclude={"threshold", "grace"})
+    if dumped.get("window", {}).get("type") == "fixed":
+        dumped["window"] = {**dumped["window"], "start": c.window.start.astimezone(UTC).isoformat(),
+                            "end": c.window.end.astimezone(UTC).isoformat()}
+    canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
 def _renames() -> dict[str, str]:
     """Old scope → new scope of every badge's current criteria (only those that change), in criterion order."""
-    from app.rules.criteria import Criterion, criterion_key
+    from app.rules.criteria import Criterion
 
     renames: dict[str, str] = {}
     for badge_id, raw in op.get_bind().execute(sa.text("SELECT id, criteria FROM badges ORDER BY id")):
@@ -49,7 +64,7 @@ def _renames() -> dict[str, str]:
             except ValidationError:
                 continue
             old = f"b{badge_id}:{_whole_key(c)[:KEY_LENGTH]}"
-            new = f"b{badge_id}:{criterion_key(c)[:KEY_LENGTH]}"
+            new = f"b{badge_id}:{_new_key(c)[:KEY_LENGTH]}"
             if old != new:
                 renames.setdefault(old, new)
     return renames

@@ -345,3 +345,33 @@ def test_sqlite_criteria_differing_only_in_threshold_share_one_counter_and_get_i
             [(old_low, '{"count": 4}'), (old_high, '{"count": 4}')])
         assert sorted(json.loads(db.execute("SELECT counted_in FROM user_badges").fetchone()[0])) == sorted(
             [[old_low, "all"], [old_high, "all"]])
+
+
+def test_sqlite_a_fixed_window_in_another_offset_keeps_its_counter_across_0015(tmp_path: Any) -> None:
+    """0015 renames to the scope the app computes: threshold left out and a fixed window's instants in UTC (written
+    +08:00, the counter is found under the app's scope)."""
+    import hashlib
+    import sqlite3
+
+    from app.badges.rules_cache import scope_of
+    from app.rules.criteria import Criterion
+
+    festival = {"event": "purchase", "threshold": 2, "window": {
+        "type": "fixed", "start": "2027-02-06T00:00:00+08:00", "end": "2027-02-21T00:00:00+08:00"}}
+    c = Criterion.model_validate(festival)
+    text = json.dumps(c.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    old = f"b1:{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+    path = tmp_path / "old.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    _in_thread(migrate.upgrade, url, "0014_outbox_autoincrement")
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("INSERT INTO users (id, external_id, segments, preferences, points, created_at, updated_at) "
+                   "VALUES (1, 'M', '[]', '{}', 0, '2026-11-01', '2026-11-01')")
+        db.execute("INSERT INTO badges (id, key, name, description, how_to_earn, criteria, points, visibility, "
+                   "repeatable, status, translations, created_at, updated_at) VALUES (1, 'festival', 'Festival', '', "
+                   f"'', '{json.dumps([festival])}', 0, 'public', 0, 'active', '{{}}', '2026-11-01', '2026-11-01')")
+        db.execute(f"INSERT INTO rule_counters (user_id, scope, bucket, state) VALUES (1, '{old}', 'fixed', '{{}}')")
+        db.commit()
+    _in_thread(migrate.upgrade, url)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT scope FROM rule_counters").fetchall() == [(scope_of(1, c),)]
