@@ -16,9 +16,11 @@ from app.users.schemas import FriendsOut, LevelOut, MemberAdmin, MeOut, UserUpse
 
 
 async def upsert(session: AsyncSession, external_id: str, body: UserUpsert) -> tuple[User, bool]:
-    """Create or update a member; a member who logged in through WeChat first is linked by openid."""
+    """Create or update a member; a member who logged in through WeChat first is linked by openid. Whether the
+    integrator's member was created: also when a login-only member takes an external id no one had (for the
+    integrator that member did not exist before this call)."""
     user = await users_repo.by_external_id(session, external_id)
-    created = False
+    created = linked_new = False
     fields = body.model_dump(exclude_unset=True)
     openid = fields.get("openid")
     if openid:
@@ -27,6 +29,7 @@ async def upsert(session: AsyncSession, external_id: str, body: UserUpsert) -> t
             if holder.external_id is None and user is None:
                 user = holder  # the WeChat-first member becomes this integrator member
                 user.external_id = external_id
+                linked_new = True
             elif holder.external_id is None and user is not None and user.openid in (None, openid):
                 # The member logged in before the integrator told us their openid, and events had already created
                 # them under their integrator id: the login-only record is folded into that member.
@@ -58,7 +61,7 @@ async def upsert(session: AsyncSession, external_id: str, body: UserUpsert) -> t
     for name, value in fields.items():
         setattr(user, name, [] if name == "segments" and value is None else value)
     await session.flush()
-    return user, created
+    return user, created or linked_new
 
 
 async def _fold_login_into(session: AsyncSession, login: User, member: User) -> None:

@@ -165,3 +165,19 @@ async def test_a_folded_members_token_never_opens_the_member_given_its_id_next(
     await client.put("/v1/users/M-2002", json={"nickname": "Zed"}, headers=ADMIN)  # the next member created
     r = await client.get("/v1/me", headers=old)
     assert r.status_code == 401, r.text
+
+
+@pytest.mark.sqlite_too
+async def test_a_new_external_id_taking_a_login_only_member_is_created(
+    client: httpx.AsyncClient, login: Any
+) -> None:
+    """The member logged in first (a login-only member, no integrator id), then the CRM syncs a member id no one
+    has used with that openid: for the integrator the member at /v1/users/M-NEW did not exist, so the PUT made
+    it (201, as for any other new id), and the same PUT again is an update (200)."""
+    headers = await login(openid="o-first")
+    r = await client.put("/v1/users/M-NEW", json={"openid": "o-first", "nickname": "Mei"}, headers=ADMIN)
+    assert r.status_code == 201, r.text
+    assert (r.json()["external_id"], r.json()["openid"]) == ("M-NEW", "o-first")
+    assert (await client.get("/v1/me", headers=headers)).json()["external_id"] == "M-NEW"  # the same record
+    r = await client.put("/v1/users/M-NEW", json={"openid": "o-first", "nickname": "Mei"}, headers=ADMIN)
+    assert r.status_code == 200, r.text
