@@ -10,6 +10,9 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "dev-insecure-jwt-secret-change-me"
+# Development placeholders: WeChat refuses them (40013 invalid appid, 40125 invalid appsecret).
+DEFAULT_WECHAT_APP_ID = "wx-dev-appid"
+DEFAULT_WECHAT_APP_SECRET = "wx-dev-secret"
 
 
 class Settings(BaseSettings):
@@ -23,8 +26,8 @@ class Settings(BaseSettings):
     jwt_secret: str = DEFAULT_JWT_SECRET
     jwt_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60, le=366 * 24 * 3600)
     admin_api_key: str | None = None
-    wechat_app_id: str = "wx-dev-appid"
-    wechat_app_secret: str = "wx-dev-secret"
+    wechat_app_id: str = DEFAULT_WECHAT_APP_ID
+    wechat_app_secret: str = DEFAULT_WECHAT_APP_SECRET
     wechat_api_base_url: str = "https://api.weixin.qq.com/"
     wechat_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     icon_upload_dir: str = "./var/icons"
@@ -119,6 +122,12 @@ class Settings(BaseSettings):
                 )
             if self.admin_api_key is not None and len(self.admin_api_key) < 24:
                 raise ValueError("LAUREL_ADMIN_API_KEY must be at least 24 characters in production")
+            # With the placeholders every member login would be a 503 and every WeChat message unsent.
+            for name, value, default in (("LAUREL_WECHAT_APP_ID", self.wechat_app_id, DEFAULT_WECHAT_APP_ID),
+                                         ("LAUREL_WECHAT_APP_SECRET", self.wechat_app_secret,
+                                          DEFAULT_WECHAT_APP_SECRET)):
+                if not value.strip() or value == default:
+                    raise ValueError(f"{name} must be set to the Mini Program's own value in production")
         return self
 
     @property

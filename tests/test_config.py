@@ -14,7 +14,7 @@ def test_production_refuses_default_jwt_secret() -> None:
 
     with pytest.raises(ValidationError, match="LAUREL_JWT_SECRET"):
         Settings(env="production")
-    Settings(env="production", jwt_secret="x" * 40)
+    Settings(env="production", jwt_secret="x" * 40, wechat_app_id="wx1234567890abcdef", wechat_app_secret="s" * 32)
 
 
 def test_malformed_quiet_hours_refused_at_start_up() -> None:
@@ -68,3 +68,20 @@ def test_an_absolute_public_base_url_or_none_is_accepted() -> None:
 
     assert Settings(public_base_url="").public_base_url == ""
     assert Settings(public_base_url="https://cdn.example.com/").public_base_url == "https://cdn.example.com/"
+
+
+@pytest.mark.parametrize("field", ["wechat_app_id", "wechat_app_secret"])
+def test_production_refuses_the_placeholder_wechat_credentials(field: str) -> None:
+    """The defaults are development placeholders: in production every WeChat login would be refused by WeChat
+    (40013/40125, a 503 to the member) and every message unsent, so start-up stops instead, as for the JWT
+    secret."""
+    from pydantic import ValidationError
+
+    from app.config import Settings
+
+    real = {"wechat_app_id": "wx1234567890abcdef", "wechat_app_secret": "0123456789abcdef0123456789abcdef"}
+    del real[field]
+    with pytest.raises(ValidationError, match=f"LAUREL_{field.upper()}"):
+        Settings(env="production", jwt_secret="x" * 40, **real)
+    Settings(env="production", jwt_secret="x" * 40, wechat_app_id="wx1234567890abcdef",
+             wechat_app_secret="0123456789abcdef0123456789abcdef")
