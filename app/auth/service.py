@@ -65,7 +65,8 @@ async def list_api_keys(session: AsyncSession) -> Sequence[ApiKey]:
 
 
 async def revoke_api_key(session: AsyncSession, key_id: int) -> ApiKey:
-    key = await keys_repo.get(session, key_id)
+    # No key has an id beyond a bigint: not a lookup the driver refuses (an OverflowError in the CLI).
+    key = await keys_repo.get(session, key_id) if 0 < key_id < 2**63 else None
     if key is None:
         raise NotFound("API key not found", code="api_key_not_found")
     if key.revoked_at is None:

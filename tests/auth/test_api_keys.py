@@ -83,6 +83,8 @@ async def test_cli_key_calls_admin_endpoint(client: httpx.AsyncClient, app: Fast
         (["create", "--name", "", "--scopes", "admin"], 2, "name"),
         (["create", "--name", "x" * 300, "--scopes", "admin"], 2, "name"),
         (["revoke", "424242"], 1, "not found"),
+        # Beyond a 64-bit id: the API answers 422, the CLI printed an OverflowError traceback.
+        (["revoke", "99999999999999999999999"], 1, "not found"),
     ],
 )
 async def test_the_cli_refuses_what_the_api_refuses_with_a_message_not_a_traceback(
