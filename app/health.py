@@ -25,13 +25,15 @@ def head_revisions() -> frozenset[str]:
     return frozenset(ScriptDirectory.from_config(cfg).get_heads())
 
 
-@router.get("/healthz")
+# HEAD too: load balancers and uptime checkers often probe with it.
+@router.api_route("/healthz", methods=["GET", "HEAD"])
 async def healthz() -> dict[str, str]:
     """The process is alive."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "Database unreachable or not migrated"}})
+@router.api_route("/readyz", methods=["GET", "HEAD"],
+                  responses={503: {"description": "Database unreachable or not migrated"}})
 async def readyz(request: Request) -> JSONResponse:
     """The database answers and its schema is at the latest migration."""
     heads = head_revisions()

@@ -15,6 +15,10 @@ from tests.conftest import make_settings
 @pytest.mark.sqlite_too
 async def test_health_and_ready_on_both_backends(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
+    # Probes that use HEAD (load balancers, uptime checkers) get the same status, without a body.
+    for path in ("/healthz", "/readyz"):
+        r = await client.head(path)
+        assert r.status_code == 200 and r.content == b"", (path, r.status_code)
     r = await client.get("/readyz")
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "ready"
