@@ -25,15 +25,16 @@ def head_revisions() -> frozenset[str]:
     return frozenset(ScriptDirectory.from_config(cfg).get_heads())
 
 
-# HEAD too: load balancers and uptime checkers often probe with it.
-@router.api_route("/healthz", methods=["GET", "HEAD"])
+# HEAD too (left out of the schema): load balancers and uptime checkers often probe with it.
+@router.get("/healthz")
+@router.head("/healthz", include_in_schema=False)
 async def healthz() -> dict[str, str]:
     """The process is alive."""
     return {"status": "ok"}
 
 
-@router.api_route("/readyz", methods=["GET", "HEAD"],
-                  responses={503: {"description": "Database unreachable or not migrated"}})
+@router.get("/readyz", responses={503: {"description": "Database unreachable or not migrated"}})
+@router.head("/readyz", include_in_schema=False)
 async def readyz(request: Request) -> JSONResponse:
     """The database answers and its schema is at the latest migration."""
     heads = head_revisions()
