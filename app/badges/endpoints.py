@@ -104,9 +104,11 @@ async def badge_stats(
     session: SessionDep,
     settings: SettingsDep,
     _: AnalyticsKey,
-    days: Annotated[int, Query(ge=1, le=366)] = 30,
+    days: Annotated[
+        int, Query(ge=1, le=366, description="awards_per_day covers the last `days` program-time dates, today included")
+    ] = 30,
 ) -> BadgeStats:
-    """Holders, rarity, first and last award, awards per day (program time zone)."""
+    """Holders, rarity, first and last award, awards per day (program time zone; days without awards left out)."""
     return await badges_service.stats(session, settings, key, days)
 
 

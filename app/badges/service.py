@@ -37,6 +37,7 @@ from app.events.engine import EngineRun, in_season, next_multiple, num
 from app.icons import service as icons_service
 from app.kit.clock import utcnow
 from app.kit.handlers import validation_details
+from app.kit.periods import ordinal_bounds, period_ordinal
 from app.models import Badge, User, UserBadge
 from app.outbox import service as outbox
 from app.points import repository as points_repo
@@ -476,7 +477,9 @@ async def stats(session: AsyncSession, settings: Settings, key: str, days: int =
     holders = (await badges_repo.holder_counts(session)).get(badge.id, 0)
     members = await badges_repo.member_count(session)
     first, last = await badges_repo.award_times(session, badge.id)
-    since = utcnow() - timedelta(days=days)
+    # The last `days` dates of the program calendar, today included, each whole: from the local midnight that
+    # starts the first of them (not this instant `days` days ago, which counted part of an extra, earliest date).
+    since, _ = ordinal_bounds("day", period_ordinal("day", utcnow(), settings.tz) - (days - 1), settings.tz)
     per_day = Counter(
         t.astimezone(settings.tz).date().isoformat() for t in await badges_repo.award_instants(session, badge.id, since)
     )

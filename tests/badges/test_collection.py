@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from sqlalchemy import select, update
 
+from app.kit.clock import utcnow
+from app.models import UserBadge
 from tests.api import ADMIN, awarded, badge, event
 
 NOW = datetime.now(UTC) - timedelta(minutes=1)
@@ -202,6 +206,42 @@ async def test_badge_stats(client: httpx.AsyncClient) -> None:
     assert stats["holders"] == 3 and stats["members"] == 4 and stats["rarity"] == 0.75
     assert stats["first_awarded_at"] <= stats["last_awarded_at"]
     assert sum(d["count"] for d in stats["awards_per_day"]) == 3
+
+
+async def test_badge_stats_awards_per_day_counts_whole_program_days(client: httpx.AsyncClient, app: Any) -> None:
+    """`days=7` is the last 7 dates of the program calendar, today included, each counted whole: the window used
+    to start at this instant 7 days ago, so its first date (an eighth one) held only the awards made after this
+    time of day, and read as a quiet day."""
+    await badge(client, "regular", [{"event": "visit", "threshold": 1}], repeatable=True)
+    for m in ("A", "B", "C", "D"):
+        await event(client, m, "visit", NOW)
+    tz = ZoneInfo("Asia/Shanghai")
+    now = utcnow()
+    today = now.astimezone(tz).date()
+    six_days_ago = datetime.combine(today - timedelta(days=6), time(0), tzinfo=tz)  # the window's first midnight
+    seven_days_ago = six_days_ago - timedelta(days=1)
+    moments = {  # award → when, each on a known program date
+        1: six_days_ago + timedelta(seconds=1),  # first date of the window, just after its midnight
+        2: six_days_ago + timedelta(hours=23, minutes=59),  # same date, late in it
+        3: seven_days_ago + timedelta(hours=23, minutes=59),  # the day before: outside the 7 days
+        4: seven_days_ago + timedelta(seconds=1),
+    }
+    async with app.state.db.sessionmaker() as s:
+        ids = list((await s.execute(select(UserBadge.id).order_by(UserBadge.id))).scalars())
+        assert len(ids) == 4
+        for n, award_id in enumerate(ids, start=1):
+            await s.execute(update(UserBadge).where(UserBadge.id == award_id).values(awarded_at=moments[n]))
+        await s.commit()
+    stats = (await client.get("/v1/admin/badges/regular/stats", params={"days": 7}, headers=ADMIN)).json()
+    assert stats["awards"] == 4
+    assert stats["awards_per_day"] == [{"date": (today - timedelta(days=6)).isoformat(), "count": 2}]
+    stats = (await client.get("/v1/admin/badges/regular/stats", params={"days": 8}, headers=ADMIN)).json()
+    assert stats["awards_per_day"] == [
+        {"date": (today - timedelta(days=7)).isoformat(), "count": 2},
+        {"date": (today - timedelta(days=6)).isoformat(), "count": 2},
+    ]
+    stats = (await client.get("/v1/admin/badges/regular/stats", params={"days": 1}, headers=ADMIN)).json()
+    assert stats["awards_per_day"] == []
 
 
 async def test_badge_crud(client: httpx.AsyncClient) -> None:
