@@ -95,8 +95,8 @@ async def retention(
         group[1] += last_at >= first_at + horizon
     e, o = (RetentionGroup(members=m, retained=r, retention_rate=_rate(r, m) if m else None)
             for m, r in (groups[True], groups[False]))
-    lift = None if e.retention_rate is None or o.retention_rate is None else round(
-        e.retention_rate - o.retention_rate, 4)
+    # Exact, as the rates are (see _rate): rounded, it no longer equalled the earners' rate minus the others'.
+    lift = None if e.retention_rate is None or o.retention_rate is None else e.retention_rate - o.retention_rate
     return Retention(
         days=days, badge=badge, tier=tier, segment=segment, cohort_from=since, cohort_until=until, earners=e,
         others=o, lift=lift,

@@ -216,3 +216,18 @@ async def test_an_analytics_key_reads_badge_and_challenge_stats_but_changes_noth
     assert (await client.get("/v1/admin/challenges/two-posts/stats", headers=analyst)).status_code == 200
     r = await client.patch("/v1/admin/badges/first-post", json={"points": 5}, headers=analyst)
     assert r.status_code == 403, r.text
+
+
+@pytest.mark.sqlite_too
+async def test_retention_lift_is_the_exact_difference_of_the_two_rates(client: httpx.AsyncClient) -> None:
+    """The rates are exact (a client rounds for display): `lift` is their exact difference, not one rounded to four
+    places that no longer equals earners' rate minus the others'."""
+    await badge(client, "first-post", [{"event": "post", "threshold": 1}])
+    for who in ("A", "B", "C"):  # earners: one of three back after 10 days
+        await event(client, who, "post", ago(40))
+    await event(client, "A", "visit", ago(30))
+    await event(client, "D", "visit", ago(40))  # the others: not back
+    body = (await client.get("/v1/admin/analytics/retention", headers=ADMIN)).json()
+    assert body["earners"] == {"members": 3, "retained": 1, "retention_rate": 1 / 3}
+    assert body["others"] == {"members": 1, "retained": 0, "retention_rate": 0.0}
+    assert body["lift"] == body["earners"]["retention_rate"] - body["others"]["retention_rate"] == 1 / 3
