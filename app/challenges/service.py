@@ -628,13 +628,13 @@ def _instance_stats(ch: Challenge, instance: str, current: bool, rows: list[Any]
         came = sum(before)
         dropped = sum(1 for b, d in zip(before, done, strict=True) if b and not d)
         steps.append(StepStats(step=i, title=s["title"], reached=reached,
-                               rate=round(reached / joined, 4) if joined else 0.0,
-                               drop_off=dropped, drop_off_rate=round(dropped / came, 4) if came else 0.0))
+                               rate=reached / joined if joined else 0.0,
+                               drop_off=dropped, drop_off_rate=dropped / came if came else 0.0))
         before = done
     return InstanceStats(
         instance=instance, current=current, joined=joined, active=by_status["active"],
         completed=by_status["completed"], expired=by_status["expired"],
-        completion_rate=round(by_status["completed"] / joined, 4) if joined else 0.0,
+        completion_rate=by_status["completed"] / joined if joined else 0.0,  # exact, as the analytics report's
         median_time_to_complete_seconds=median(durations) if durations else None, steps=steps,
     )
 
