@@ -48,6 +48,10 @@ async def visible_to_members(session: AsyncSession) -> Sequence[Badge]:
     return (await session.execute(select(Badge).order_by(Badge.id))).scalars().all()
 
 
+async def awarded_at(session: AsyncSession, award_id: int) -> datetime | None:
+    return (await session.execute(select(UserBadge.awarded_at).where(UserBadge.id == award_id))).scalar_one_or_none()
+
+
 async def awards_of(session: AsyncSession, user_id: int) -> Sequence[UserBadge]:
     rows = await session.execute(
         select(UserBadge).where(UserBadge.user_id == user_id).order_by(UserBadge.awarded_at, UserBadge.id)

@@ -383,11 +383,12 @@ async def grant(
         target=key,
         details={"award_id": award_id},
     )
+    await run.flush()  # the award row is buffered until now: the reply names its stored time
     return AwardOut(
         award_id=award_id,
         badge=key,
         user_id=external_id,
-        awarded_at=utcnow(),
+        awarded_at=await badges_repo.awarded_at(session, award_id) or utcnow(),
         source="manual",
         points_credited=run.outcome.points_credited,
         levels_reached=run.outcome.levels_reached,

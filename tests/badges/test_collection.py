@@ -166,6 +166,9 @@ async def test_manual_grant_and_revoke_are_audited(client: httpx.AsyncClient, ma
     r = await client.post("/v1/admin/users/G1/badges/vip", json={"reason": "launch guest"}, headers=ops)
     assert r.status_code == 201, r.text
     assert r.json()["points_credited"] == 30
+    # The reply names the award's stored time, as the member's awards list does.
+    held = (await client.get("/v1/admin/users/G1/badges", headers=ADMIN)).json()
+    assert [a["awarded_at"] for a in held] == [r.json()["awarded_at"]]
     again = await client.post("/v1/admin/users/G1/badges/vip", json={"reason": "twice"}, headers=ops)
     assert again.status_code == 409
     assert (await client.post("/v1/admin/users/G1/badges/vip", json={}, headers=ops)).status_code == 422
