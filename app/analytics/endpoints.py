@@ -13,6 +13,7 @@ from app.badges.schemas import BADGE_KEY
 from app.errors import responses
 from app.kit.db import SessionDep
 from app.kit.schemas import Instant
+from app.kit.spreadsheet import BOM, BOM_HELP
 
 router = APIRouter(prefix="/v1/admin/analytics", tags=["admin"])
 
@@ -21,11 +22,15 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
+Bom = Annotated[bool, Query(description=BOM_HELP)]
+
+
 def _csv(
-    name: str, columns: list[str], rows: list[BadgeReportRow] | list[ChallengeReportRow] | list[TierReportRow]
+    name: str, columns: list[str], rows: list[BadgeReportRow] | list[ChallengeReportRow] | list[TierReportRow],
+    bom: bool,
 ) -> Response:
     return Response(
-        analytics.to_csv(columns, rows),
+        (BOM if bom else "") + analytics.to_csv(columns, rows),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
     )
@@ -66,9 +71,9 @@ async def badge_report(session: SessionDep, _: AnalyticsKey) -> list[BadgeReport
 
 
 @router.get("/badges.csv", response_class=Response, responses={**responses(401, 403), **CSV_RESPONSE})
-async def badge_report_csv(session: SessionDep, _: AnalyticsKey) -> Response:
+async def badge_report_csv(session: SessionDep, _: AnalyticsKey, bom: Bom = False) -> Response:
     """The badge report as CSV."""
-    return _csv("badges", list(BadgeReportRow.model_fields), await analytics.badge_report(session))
+    return _csv("badges", list(BadgeReportRow.model_fields), await analytics.badge_report(session), bom)
 
 
 @router.get("/challenges", response_model=list[ChallengeReportRow], responses=responses(401, 403))
@@ -78,9 +83,9 @@ async def challenge_report(session: SessionDep, _: AnalyticsKey) -> list[Challen
 
 
 @router.get("/challenges.csv", response_class=Response, responses={**responses(401, 403), **CSV_RESPONSE})
-async def challenge_report_csv(session: SessionDep, _: AnalyticsKey) -> Response:
+async def challenge_report_csv(session: SessionDep, _: AnalyticsKey, bom: Bom = False) -> Response:
     """The challenge report as CSV."""
-    return _csv("challenges", list(ChallengeReportRow.model_fields), await analytics.challenge_report(session))
+    return _csv("challenges", list(ChallengeReportRow.model_fields), await analytics.challenge_report(session), bom)
 
 
 @router.get("/tiers", response_model=list[TierReportRow], responses=responses(401, 403))
@@ -90,6 +95,6 @@ async def tier_report(session: SessionDep, _: AnalyticsKey) -> list[TierReportRo
 
 
 @router.get("/tiers.csv", response_class=Response, responses={**responses(401, 403), **CSV_RESPONSE})
-async def tier_report_csv(session: SessionDep, _: AnalyticsKey) -> Response:
+async def tier_report_csv(session: SessionDep, _: AnalyticsKey, bom: Bom = False) -> Response:
     """The tier report as CSV."""
-    return _csv("tiers", list(TierReportRow.model_fields), await analytics.tier_report(session))
+    return _csv("tiers", list(TierReportRow.model_fields), await analytics.tier_report(session), bom)

@@ -8,6 +8,10 @@ from typing import Any
 from app.kit.clock import shown
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A UTF-8 byte-order mark before the header, on request (`?bom=true`): Excel (a Chinese Windows one above all)
+# reads a CSV without it in the local code page and garbles Chinese names; scripts are better served without.
+BOM = "\ufeff"
+BOM_HELP = "Start with a UTF-8 byte-order mark, so that Excel reads Chinese text right"
 
 
 def safe_text(value: str | None) -> str:

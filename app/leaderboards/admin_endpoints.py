@@ -11,6 +11,7 @@ from app.auth.deps import AdminKey
 from app.errors import responses
 from app.kit.db import SessionDep
 from app.kit.deps import SettingsDep
+from app.kit.spreadsheet import BOM, BOM_HELP
 from app.leaderboards import service as lb_service
 from app.leaderboards.schemas import (
     KEY_PATTERN,
@@ -75,7 +76,7 @@ async def delete_board(key: BoardKey, session: SessionDep, _: AdminKey) -> Respo
     return Response(status_code=204)
 
 
-_NOT_VIEWS = frozenset({"period", "limit", "bins"})
+_NOT_VIEWS = frozenset({"period", "limit", "bins", "bom"})
 
 
 def _view_filters(request: Request) -> dict[str, str]:
@@ -118,12 +119,13 @@ async def export_csv(
     key: BoardKey, request: Request, session: SessionDep, settings: SettingsDep, _: AdminKey,
     period: PeriodQuery = None,
     city: Annotated[str | None, Query(max_length=64, description="A city view (or any attribute dimension)")] = None,
+    bom: Annotated[bool, Query(description=BOM_HELP)] = False,
 ) -> StreamingResponse:
     """Every participant of a period (and view) in rank order, as CSV."""
     view_key, stem = await lb_service.export_target(session, settings, key, period, _view_filters(request))
     filename = f"{stem}.csv"
     return StreamingResponse(
-        lb_service.export_rows(request.app.state.db.sessionmaker, view_key),
+        lb_service.export_rows(request.app.state.db.sessionmaker, view_key, prefix=BOM if bom else ""),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

@@ -489,9 +489,12 @@ async def export_target(
     return (board.id, period_id, dim), stem
 
 
-async def export_rows(sessionmaker: Any, view_key: lb_repo.ViewKey, page_size: int = 5000) -> AsyncIterator[str]:
-    """CSV lines in rank order, read in keyset pages, each page in its own short transaction."""
-    yield "rank,user_id,nickname,city,score,reached_at\r\n"
+async def export_rows(
+    sessionmaker: Any, view_key: lb_repo.ViewKey, page_size: int = 5000, prefix: str = ""
+) -> AsyncIterator[str]:
+    """CSV lines in rank order, read in keyset pages, each page in its own short transaction; `prefix` before the
+    header (a byte-order mark for Excel)."""
+    yield prefix + "rank,user_id,nickname,city,score,reached_at\r\n"
     after = None
     position, rank, last = 0, 0, None
     while True:

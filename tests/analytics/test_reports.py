@@ -125,6 +125,10 @@ async def test_badge_report_as_json_and_as_csv_with_text_defused(client: httpx.A
     assert [(t["key"], t["name"], t["holders"]) for t in table] == [
         ("first-post", "'=HYPERLINK(\"x\")", "2"), ("unearned", "Unearned", "0"),
     ]
+    assert r.content.startswith(b"key,")  # no byte-order mark unless asked for
+    # For Excel (which reads a CSV without one in the local code page, garbling Chinese names): ?bom=true.
+    excel = await client.get("/v1/admin/analytics/badges.csv", params={"bom": "true"}, headers=ADMIN)
+    assert excel.content.startswith(b"\xef\xbb\xbfkey,") and excel.content[3:] == r.content
 
 
 async def test_challenge_report_counts_participations_by_status(

@@ -220,6 +220,9 @@ async def test_admin_reports_cover_past_periods(
     assert rows[0] == ["rank", "user_id", "nickname", "city", "score", "reached_at"]
     assert [(r[0], r[1], r[4]) for r in rows[1:]] == [("1", "D", "40"), ("2", "C", "30"), ("3", "B", "20"),
                                                       ("4", "A", "10")]
+    excel = await client.get("/v1/admin/leaderboards/top-spenders-weekly/export.csv",
+                             params={"period": last_week.strftime("%G-W%V"), "bom": "true"}, headers=admin_headers)
+    assert excel.status_code == 200 and excel.content == b"\xef\xbb\xbf" + csv_r.content, excel.text[:200]
     assert rows[1][2] == "'=cmd()"  # a formula in a nickname is defused
     bad = await client.get("/v1/admin/leaderboards/top-spenders-weekly/top?period=2026-99", headers=admin_headers)
     assert bad.status_code == 422
