@@ -229,7 +229,11 @@ async def _batch_set_based(
         head = results[first[item.id]]
         if first[item.id] == index or head is None:
             continue
-        if head.status == "rejected" or head.result is None:
+        if item.id not in stored:
+            # Stored before this batch: the id is its member's, so each repeat answers as it would alone (a
+            # duplicate for that member even after another member's item was refused for the id).
+            results[index] = _replay(index, item, users[item.user_id], known.get(item.id))
+        elif head.status == "rejected" or head.result is None:
             results[index] = head.model_copy(update={"index": index})
         elif head.result.user_id != item.user_id:
             results[index] = _rejected(index, item.id, "idempotency_key_reused",

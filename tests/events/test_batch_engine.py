@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from tests.api import ADMIN, badge, event
+from tests.api import ADMIN, awarded, badge, event
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -217,6 +217,27 @@ async def test_an_item_refused_for_a_key_used_by_another_member_leaves_no_member
         assert (await client.get(f"/v1/admin/users/{member}", headers=ADMIN)).status_code == 200, member
     overview = (await client.get("/v1/admin/analytics/overview", headers=ADMIN)).json()
     assert overview["members"] == 3
+
+
+@pytest.mark.sqlite_too
+async def test_a_known_id_repeated_in_a_batch_answers_its_own_member_whatever_came_first(
+    client: httpx.AsyncClient,
+) -> None:
+    """An id stored before the batch belongs to its member: each repeat in the batch answers as it would alone, its
+    member's a duplicate with the first outcome even after an item of another member that was refused for it."""
+    await badge(client, "first-visit", [{"event": "visit", "threshold": 1}], points=5)
+    at = NOW.isoformat()
+    first = await event(client, "OWNER", "visit", at, key="known")
+    items = [
+        {"id": "known", "user_id": "OTHER", "type": "visit", "occurred_at": at},
+        {"id": "known", "user_id": "OWNER", "type": "visit", "occurred_at": at},
+    ]
+    body = (await client.post("/v1/events/batch", json={"events": items}, headers=ADMIN)).json()
+    assert [r["status"] for r in body["results"]] == ["rejected", "duplicate"], body
+    assert body["results"][0]["error"]["code"] == "idempotency_key_reused"
+    again = body["results"][1]["result"]
+    assert (again["event_id"], awarded(again), again["points_credited"]) == (first["event_id"], ["first-visit"], 5)
+    assert (await client.get("/v1/admin/users/OTHER", headers=ADMIN)).status_code == 404
 
 
 POISON_DDL = {
