@@ -9,7 +9,9 @@ award / level / credit new?" is decided against rows read under the lock; the un
 Awards and levels reached become events (`badge.awarded`, `level.reached`) that rules can count. A badge does
 not count its own award event, and is not awarded for an event that descends from its own award (through the
 points, levels or badges that award caused), though it counts it: a repeatable badge counting `level.reached`
-would otherwise climb the whole ladder on one event. Award chains stop at MAX_DEPTH.
+would otherwise climb the whole ladder on one event. So every award on a chain is of a badge not yet on it, and
+a level is reached once: a chain is at most as long as the active badges and the ladder (plus MAX_DEPTH for what
+challenges reward), which is where it is cut should anything else ever loop.
 """
 
 from __future__ import annotations
@@ -188,8 +190,13 @@ class EngineRun:
             "attributes": attributes,
         }
         event = EventRecord(id=await self.store.add_event(fields), **fields)
-        if self.depth < MAX_DEPTH:
+        if self.depth < await self._depth_limit():
             self._pending.append((event, self.chain, self.depth + 1))
+
+    async def _depth_limit(self) -> int:
+        """How deep a chain of award events is followed: never shorter than the chain rule allows (each award on a
+        chain is of another badge, each level is reached once), so a tower of collectors is counted to its top."""
+        return len((await self.rules()).badges) + levels_service.MAX_LEVELS + MAX_DEPTH
 
     # ------------------------------------------------------------------ badges
 

@@ -132,6 +132,16 @@ async def test_collector_counts_awards_without_counting_itself(client: httpx.Asy
     assert sorted(a["badge"] for a in held) == ["b0", "b1", "b2", "b3", "b4", "collector"]
 
 
+async def test_a_tower_of_collectors_counts_every_award_of_one_event(client: httpx.AsyncClient) -> None:
+    # "Badge Hunter I-VI": each earned for 1..6 badges. One purchase cascades up the whole tower; no award event
+    # of the chain is left uncounted, however many collectors it climbs.
+    await badge(client, "first-purchase", [{"event": "purchase", "threshold": 1}])
+    for n in range(1, 7):
+        await badge(client, f"hunter-{n}", [{"event": "badge.awarded", "threshold": n}])
+    out = await event(client, "TOWER", "purchase", day(1))
+    assert awarded(out) == ["first-purchase", *(f"hunter-{n}" for n in range(1, 7))]
+
+
 @pytest.mark.sqlite_too
 async def test_a_badge_counting_levels_is_not_retriggered_by_the_level_its_own_points_reach(
     client: httpx.AsyncClient,
