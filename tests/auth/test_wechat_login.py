@@ -127,3 +127,21 @@ async def test_a_signed_token_naming_no_possible_member_is_a_401(
     token, _ttl = issue_user_token(app.state.settings, sub)  # type: ignore[attr-defined]
     r = await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_token", r.text
+
+
+async def test_a_busy_wechat_is_asked_once_more_and_the_login_goes_through(
+    client: httpx.AsyncClient, wechat: FakeWeChat
+) -> None:
+    """-1 (system busy) does not spend the code: asked again after a short pause, as WeChat advises."""
+    wechat.add_code("busy-once", "openid-busy")
+    wechat.fail_once["busy-once"] = -1
+    calls = wechat.login_calls
+    r = await client.post("/v1/auth/wechat/login", json={"code": "busy-once"})
+    assert r.status_code == 200, r.text
+    assert wechat.login_calls == calls + 2
+    # Busy twice in a row is a 503, after two asks, not more.
+    wechat.add_code("busy", "openid-busy-2")
+    wechat.fail_codes["busy"] = -1
+    calls = wechat.login_calls
+    r = await client.post("/v1/auth/wechat/login", json={"code": "busy"})
+    assert r.status_code == 503 and wechat.login_calls == calls + 2

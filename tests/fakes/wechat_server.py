@@ -7,6 +7,7 @@ Knobs on ``FakeWeChat`` (all safe to set from tests while the server runs):
 
 * ``add_code(code, openid, unionid=None)`` – a valid login code; unknown codes answer 40029.
 * ``fail_codes[code] = errcode`` – make a login code answer an error (40029, 45011, 40226, -1, ...).
+* ``fail_once[code] = errcode`` – the code's first exchange answers this error, the next ones as usual.
 * ``delay_seconds`` – sleep before answering any request (simulate timeouts).
 * ``down`` – answer nothing: close the connection (``down_mode="close"``) or HTTP 502 (``"502"``).
 * ``script`` – deque of errcodes that the next subscribe sends answer, one per send.
@@ -80,6 +81,8 @@ class FakeWeChat:
         self.token_fetches = 0
         self.force_refreshes = 0
         self.token_fail_errcode: int | None = None
+        self.fail_once: dict[str, int] = {}
+        self.login_calls = 0
         self.sent: list[dict[str, Any]] = []
         self.script: deque[int] = deque()
         self.fail_openids: dict[str, int] = {}
@@ -159,6 +162,9 @@ class FakeWeChat:
             if query.get("grant_type") != "authorization_code":
                 return _err(40002, "invalid grant_type")
             code = query.get("js_code", "")
+            self.login_calls += 1
+            if code in self.fail_once:
+                return _err(self.fail_once.pop(code))
             if code in self.fail_codes:
                 return _err(self.fail_codes[code])
             if code not in self.sessions:

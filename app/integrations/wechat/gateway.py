@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api.weixin.qq.com/"
 # stable_token force mode is limited to 20/day with a 30 s gap; never force more often than this.
 FORCE_REFRESH_MIN_INTERVAL = 30.0
+BUSY_RETRY_SECONDS = 0.3  # before asking code2Session again after a -1 (system busy)
 
 T = TypeVar("T")
 
@@ -309,7 +310,15 @@ class WeChatGateway:
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
     async def acode_to_session(self, code: str) -> WeChatSession:
-        """code_to_session on the gateway's executor (never blocks the event loop)."""
+        """code_to_session on the gateway's executor (never blocks the event loop). WeChat's "system busy" (-1)
+        is asked once more after a short pause, as WeChat advises: the code was not used, and the member would
+        otherwise have to log in again. Network failures are not retried: a code WeChat did take is spent."""
+        try:
+            return await self._run(self.code_to_session, code)
+        except WeChatUnavailable as exc:
+            if exc.errcode != -1:
+                raise
+        await asyncio.sleep(BUSY_RETRY_SECONDS)
         return await self._run(self.code_to_session, code)
 
     async def asend_subscribe_message(
