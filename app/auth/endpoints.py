@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from app.auth import service as auth_service
 from app.auth.deps import AdminKey
@@ -16,9 +16,13 @@ router = APIRouter(tags=["auth"])
 
 
 @router.post("/v1/auth/wechat/login", response_model=LoginOut, responses=responses(401, 403, 422, 429, 503))
-async def wechat_login(body: WeChatLoginIn, session: SessionDep, settings: SettingsDep, wechat: WeChatDep) -> LoginOut:
+async def wechat_login(
+    body: WeChatLoginIn, request: Request, session: SessionDep, settings: SettingsDep, wechat: WeChatDep
+) -> LoginOut:
     """Exchange a wx.login code for a Laurel member token."""
-    user, token, ttl = await auth_service.wechat_login(session, settings, wechat, body.code)
+    # Kept in the request's scope, which a replay of the request (after a lost race) shares.
+    exchanged = request.scope.setdefault("laurel.wechat_sessions", {})
+    user, token, ttl = await auth_service.wechat_login(session, settings, wechat, body.code, exchanged)
     me = await users_service.me(session, user)
     return LoginOut(access_token=token, expires_in=ttl, user=me)
 

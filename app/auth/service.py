@@ -20,6 +20,7 @@ from app.integrations.wechat import (
     RateLimited,
     WeChatError,
     WeChatGateway,
+    WeChatSession,
     WeChatUnavailable,
 )
 from app.kit.clock import utcnow
@@ -122,11 +123,18 @@ def _stale(last_used_at: datetime | None, now: datetime) -> bool:
 
 
 async def wechat_login(
-    session: AsyncSession, settings: Settings, gateway: WeChatGateway, code: str
+    session: AsyncSession, settings: Settings, gateway: WeChatGateway, code: str,
+    exchanged: dict[str, WeChatSession] | None = None,
 ) -> tuple[User, str, int]:
-    """Exchange a wx.login code for our own token; WeChat's session_key never leaves the server."""
+    """Exchange a wx.login code for our own token; WeChat's session_key never leaves the server.
+
+    `exchanged`: codes this request already exchanged. A request replayed after its transaction lost a race
+    (RetryConflictsMiddleware) must not send its code to WeChat again: a code is single-use, and the member would
+    get "invalid code" for a login that had worked."""
+    memo = exchanged if exchanged is not None else {}
     try:
-        ws = await gateway.acode_to_session(code)
+        ws = memo.get(code) or await gateway.acode_to_session(code)
+        memo[code] = ws
     except InvalidCode as exc:
         raise Unauthorized(
             "WeChat rejected the login code; call wx.login again",

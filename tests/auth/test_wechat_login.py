@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
@@ -145,3 +146,32 @@ async def test_a_busy_wechat_is_asked_once_more_and_the_login_goes_through(
     calls = wechat.login_calls
     r = await client.post("/v1/auth/wechat/login", json={"code": "busy"})
     assert r.status_code == 503 and wechat.login_calls == calls + 2
+
+
+async def test_a_login_replayed_after_a_lost_race_does_not_spend_its_code_twice(
+    client: httpx.AsyncClient, wechat: FakeWeChat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transaction lost a deadlock after WeChat took the code: the replay reuses the exchange (a second
+    jscode2session with a used code would answer 'invalid code' for a login that had worked)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from app.users import service as users_service
+
+    class _Deadlock(Exception):
+        pgcode = "40P01"
+
+    real = users_service.find_or_create_by_openid
+    calls = {"n": 0}
+
+    async def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise DBAPIError("INSERT INTO users …", {}, _Deadlock("deadlock detected"))
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(users_service, "find_or_create_by_openid", flaky)
+    wechat.add_code("once-only", "openid-replayed")
+    before = wechat.login_calls
+    r = await client.post("/v1/auth/wechat/login", json={"code": "once-only"})
+    assert r.status_code == 200, r.text
+    assert calls["n"] == 2 and wechat.login_calls == before + 1
