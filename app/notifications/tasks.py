@@ -35,7 +35,7 @@ async def wechat_job(ctx: JobContext) -> int:
     for _ in range(20):
         sent = await dispatch_wechat_once(ctx.sessionmaker, ctx.settings, ctx.wechat)
         total += sent
-        if not sent:
+        if not sent or ctx.should_stop:
             break
     return total
 
@@ -47,7 +47,7 @@ async def webhooks_job(ctx: JobContext) -> int:
     for _ in range(20):
         sent = await dispatch_webhooks_once(ctx.sessionmaker, ctx.settings)
         total += sent
-        if not sent:
+        if not sent or ctx.should_stop:
             break
     return total
 

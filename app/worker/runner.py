@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,11 +23,19 @@ JobFn = Callable[[AsyncSession, Settings], Awaitable[int]]
 
 @dataclass(frozen=True)
 class JobContext:
-    """What a job that runs several short transactions and talks to the outside world needs."""
+    """What a job that runs several short transactions and talks to the outside world needs.
+
+    `stopping` is set when the worker is asked to stop: a job that works batch after batch finishes the batch it
+    has claimed (sends it and records the outcomes) and starts no other."""
 
     sessionmaker: async_sessionmaker[AsyncSession]
     settings: Settings
     wechat: WeChatGateway | None
+    stopping: asyncio.Event | None = None
+
+    @property
+    def should_stop(self) -> bool:
+        return self.stopping is not None and self.stopping.is_set()
 
 
 ContextJobFn = Callable[[JobContext], Awaitable[int]]
@@ -62,7 +71,8 @@ def register_with_context(name: str, every_seconds: float) -> Callable[[ContextJ
 
 
 async def run_job_once(
-    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, job: Job, wechat: WeChatGateway | None = None
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, job: Job, wechat: WeChatGateway | None = None,
+    stopping: asyncio.Event | None = None,
 ) -> int | None:
     """One transaction per run; None when another replica holds the job's lock.
 
@@ -75,16 +85,17 @@ async def run_job_once(
     """
     zone = clock.program_zone.set(settings.tz)
     try:
-        return await _run_job(sessionmaker, settings, job, wechat)
+        return await _run_job(sessionmaker, settings, job, wechat, stopping)
     finally:
         clock.program_zone.reset(zone)
 
 
 async def _run_job(
-    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, job: Job, wechat: WeChatGateway | None
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, job: Job, wechat: WeChatGateway | None,
+    stopping: asyncio.Event | None,
 ) -> int | None:
     if job.context_fn is not None:
-        context = JobContext(sessionmaker, settings, wechat)
+        context = JobContext(sessionmaker, settings, wechat, stopping)
         if settings.is_sqlite:
             return await job.context_fn(context)
         async with sessionmaker() as lock_session, lock_session.begin():
@@ -98,30 +109,44 @@ async def _run_job(
         return await job.fn(session, settings)
 
 
+# How long stop() lets the runs in progress finish before cutting them off. A WeChat run cut off between its claim
+# and its record leaves what WeChat accepted as `sending` (then `failed`) and never sends the rest it claimed.
+STOP_GRACE_SECONDS = 20.0
+
+
 @dataclass
 class Worker:
     sessionmaker: async_sessionmaker[AsyncSession]
     settings: Settings
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     wechat: WeChatGateway | None = None
+    stop_grace_seconds: float = STOP_GRACE_SECONDS
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def start(self) -> None:
         for job in JOBS:
             self.tasks.append(asyncio.create_task(self._loop(job), name=f"job:{job.name}"))
 
     async def _loop(self, job: Job) -> None:
-        while True:
+        while not self.stopping.is_set():
             try:
-                await run_job_once(self.sessionmaker, self.settings, job, self.wechat)
+                await run_job_once(self.sessionmaker, self.settings, job, self.wechat, self.stopping)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("job failed", extra={"fields": {"job": job.name}})
-            await asyncio.sleep(job.every_seconds)
+            # The pause between runs ends at once when the worker stops.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), job.every_seconds)
 
     async def stop(self) -> None:
-        for t in self.tasks:
-            t.cancel()
+        """Start no new run, let the runs in progress finish (up to stop_grace_seconds), then cancel the rest."""
+        self.stopping.set()
+        if self.tasks:
+            _, late = await asyncio.wait(self.tasks, timeout=self.stop_grace_seconds)
+            for t in late:
+                log.warning("job cut off at shutdown", extra={"fields": {"job": t.get_name()}})
+                t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
