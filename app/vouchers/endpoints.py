@@ -49,15 +49,17 @@ async def get_voucher(key: VoucherKey, session: SessionDep, _: AdminKey) -> Vouc
     return await vouchers_service.view(session, await vouchers_service.get(session, key))
 
 
-@admin_router.put("/{key}", response_model=VoucherOut, responses=responses(401, 403, 404, 422))
+@admin_router.put("/{key}", response_model=VoucherOut, responses=responses(401, 403, 404, 409, 422))
 async def replace_voucher(key: VoucherKey, body: VoucherReplace, session: SessionDep, _: AdminKey) -> VoucherOut:
-    """Replace a voucher's definition (codes are added with POST …/codes)."""
+    """Replace a voucher's definition (codes are added with POST …/codes); switching to generated codes while
+    uploaded codes are unused is a 409 `voucher_has_codes`."""
     return await vouchers_service.view(session, await vouchers_service.update(session, key, body))
 
 
-@admin_router.patch("/{key}", response_model=VoucherOut, responses=responses(401, 403, 404, 422))
+@admin_router.patch("/{key}", response_model=VoucherOut, responses=responses(401, 403, 404, 409, 422))
 async def update_voucher(key: VoucherKey, body: VoucherUpdate, session: SessionDep, _: AdminKey) -> VoucherOut:
-    """Change some fields of a voucher."""
+    """Change some fields of a voucher; switching to generated codes while uploaded codes are unused is a 409
+    `voucher_has_codes`."""
     return await vouchers_service.view(session, await vouchers_service.update(session, key, body))
 
 

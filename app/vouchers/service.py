@@ -97,6 +97,14 @@ async def update(session: AsyncSession, key: str, body: VoucherReplace | Voucher
     given_key = fields.pop("key", None)
     if given_key is not None and given_key != key:
         raise InvalidInput("The key in the body does not match the path", code="key_mismatch")
+    if fields.get("generated") and not voucher.generated:
+        # A pool or generated codes, not both (as on create): switched with uploaded codes unused, members would be
+        # handed made-up codes and the uploaded ones never. Locked as an upload does, so none lands meanwhile.
+        await vouchers_repo.lock_pool(session, voucher.id)
+        unused = await vouchers_repo.code_count(session, voucher.id, available_only=True)
+        if unused:
+            raise Conflict("This voucher still has unused uploaded codes; it cannot switch to generated codes",
+                           code="voucher_has_codes", details={"codes_available": unused})
     for name, value in fields.items():  # a null is refused by the schemas, except validity_days (no expiry)
         setattr(voucher, name, value)
     voucher.updated_at = clock.utcnow()

@@ -181,3 +181,25 @@ async def test_a_whole_number_written_as_a_float_is_a_number_of_validity_days(
         r = await client.request(method, "/v1/admin/vouchers/coffee", headers=admin_headers,
                                  json={"name": "Free coffee", "validity_days": 14.0})
         assert r.status_code == 200 and r.json()["validity_days"] == 14, (method, r.text)
+
+
+async def test_a_voucher_with_unused_codes_is_not_switched_to_generated_codes(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], member: Any, send: Any, make_challenge: Any,
+    clock: Any, backend: str,
+) -> None:
+    """A voucher has an uploaded pool or generated codes, not both (as its POST says): switched by a PATCH or PUT
+    while uploaded codes were unused, it kept them as codes_total but handed members made-up codes the merchant's
+    till does not know, and the uploaded ones never."""
+    await _voucher(client, admin_headers)
+    r = await client.post("/v1/admin/vouchers/coffee/codes", json={"codes": ["A1", "A2"]}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    for method, body in (("PATCH", {"generated": True}), ("PUT", {"name": "Free coffee", "generated": True})):
+        r = await client.request(method, "/v1/admin/vouchers/coffee", json=body, headers=admin_headers)
+        assert r.status_code == 409, (method, r.text)
+        assert r.json()["error"]["code"] == "voucher_has_codes"
+        assert r.json()["error"]["details"] == {"codes_available": 2}
+    await make_challenge("one-post", [step("Post", "post")], rewards={"voucher": "coffee"})
+    clock.set("2026-11-20T10:00:00+08:00")
+    m = await member()
+    await _complete(client, m, send, "2026-11-20T10:05:00+08:00")
+    assert [x["code"] for x in (await client.get("/v1/me/vouchers", headers=m.headers)).json()] == ["A1"]
