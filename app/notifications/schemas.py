@@ -72,6 +72,15 @@ class SubscriptionsIn(WriteModel):
     request_id: str = Field(min_length=1, max_length=128)
     results: dict[str, ReportedResult] = Field(min_length=1, max_length=20)
 
+    @field_validator("results", mode="before")
+    @classmethod
+    def _without_errmsg(cls, value: object) -> object:
+        """wx.requestSubscribeMessage's answer carries `errMsg` ("requestSubscribeMessage:ok") beside the template
+        ids; a Mini Program forwarding it as it is must not be refused for WeChat's status line."""
+        if isinstance(value, dict) and "errMsg" in value:
+            return {k: v for k, v in value.items() if k != "errMsg"}
+        return value
+
     @model_validator(mode="after")
     def _template_ids(self) -> SubscriptionsIn:
         for template_id in self.results:

@@ -59,6 +59,24 @@ async def test_texts_follow_accept_language(kit: Kit) -> None:
     assert "names" not in z["params"]
 
 
+async def test_a_subscription_report_forwarded_as_wechat_answered_it_ignores_errMsg(kit: Kit) -> None:
+    """wx.requestSubscribeMessage's success result is `{"errMsg": "requestSubscribeMessage:ok", "<tmplId>": …}`;
+    the Mini Program forwards it as it is, and errMsg is WeChat's status line, not a template id."""
+    await kit.template()
+    m = await kit.member()
+    results = {"errMsg": "requestSubscribeMessage:ok", BADGE_TEMPLATE: "accept"}
+    body = {"request_id": "req-wx", "results": results}
+    r = await kit.client.post("/v1/me/subscriptions", json=body, headers=m.headers)
+    assert r.status_code == 200, r.text
+    assert [t["template_id"] for t in r.json()["templates"]] == [BADGE_TEMPLATE]
+    assert await kit.credits(m) == 1
+    again = await kit.client.post("/v1/me/subscriptions", json=body, headers=m.headers)
+    assert again.status_code == 200 and again.json()["duplicate"] is True, again.text
+    only_status = {"request_id": "req-wx-2", "results": {"errMsg": "requestSubscribeMessage:ok"}}
+    r = await kit.client.post("/v1/me/subscriptions", json=only_status, headers=m.headers)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error", r.text
+
+
 async def test_subscription_reports_are_idempotent_per_request_id(kit: Kit) -> None:
     await kit.template()
     m = await kit.member()
