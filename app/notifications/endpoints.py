@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from app.auth.deps import AdminKey, CurrentUser
-from app.errors import responses
+from app.errors import InvalidInput, responses
 from app.kit.db import SessionDep
 from app.kit.deps import SettingsDep
 from app.kit.i18n import LocaleDep
@@ -95,9 +95,14 @@ async def list_notifications(
     member_id: Annotated[int | None, Query(description="Member's internal id")] = None,
     kind: Annotated[Kind | None, Query()] = None,
     status: Annotated[DeliveryStatus | None, Query(description="WeChat delivery status")] = None,
+    member: Annotated[str | None, Query(max_length=128, description="Same as `user_id`: the member's external id")]
+    = None,
 ) -> AdminNotificationsPage:
     """Notifications with their WeChat delivery, filtered by member, kind and status, plus counts by status."""
+    if member is not None and user_id is not None and member != user_id:
+        raise InvalidInput("member and user_id name different members; give one",
+                           details=[{"field": "query.member", "message": "differs from user_id"}])
     return await service.admin_list(
-        session, member_id=member_id, external_id=user_id, kind=kind, status=status, limit=page.limit,
-        offset=page.offset,
+        session, member_id=member_id, external_id=user_id if user_id is not None else member, kind=kind,
+        status=status, limit=page.limit, offset=page.offset,
     )

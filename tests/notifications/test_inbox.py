@@ -182,6 +182,25 @@ async def test_admin_lists_notifications_by_member_kind_and_status_with_counts(k
     assert (await kit.client.get("/v1/admin/notifications?status=weird", headers=ADMIN)).status_code == 422
 
 
+async def test_admin_notifications_filter_by_member_also_as_member(kit: Kit) -> None:
+    """The issue's "filter by member": `?member=<external id>` filters as `?user_id=` does (it was ignored, and the
+    admin saw every member's notifications as if they were this member's)."""
+    await badge(kit.client, "first-visit", [{"event": "visit", "threshold": 1}])
+    a, b = await kit.member("A1"), await kit.member("B1")
+    for m in (a, b):
+        await event(kit.client, m.external_id, "visit", NOW)
+    await kit.fanout()
+    assert (await kit.client.get("/v1/admin/notifications", headers=ADMIN)).json()["total"] == 2
+    r = await kit.client.get("/v1/admin/notifications?member=A1", headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert r.json()["total"] == 1 and [i["external_id"] for i in r.json()["items"]] == ["A1"]
+    assert r.json()["counts"] == {"inbox_only": 1}
+    both = await kit.client.get("/v1/admin/notifications?member=A1&user_id=A1", headers=ADMIN)
+    assert both.json()["total"] == 1
+    clash = await kit.client.get("/v1/admin/notifications?member=A1&user_id=B1", headers=ADMIN)
+    assert clash.status_code == 422 and clash.json()["error"]["code"] == "validation_error", clash.text
+
+
 async def _count(kit: Kit, stmt: object) -> int:
     async with kit.app.state.db.sessionmaker() as s:
         return int((await s.execute(stmt)).scalar_one())  # type: ignore[call-overload]
