@@ -136,11 +136,12 @@ async def delete(session: AsyncSession, key: str) -> None:
 
 async def add_codes(session: AsyncSession, key: str, codes: list[str]) -> CodesResult:
     """Add codes to the pool, then hand them to members whose vouchers are pending."""
-    voucher = await get(session, key)
+    # Locked (FOR UPDATE) before `generated` is read: completions owing this voucher in flight are waited for (and
+    # they for this upload, see vouchers_repo.hold_pool), and so is a switch to generated codes, which would leave
+    # codes added meanwhile in a pool nothing hands out.
+    voucher = await get(session, key, lock=True)
     if voucher.generated:
         raise Conflict("This voucher generates its codes; it has no pool", code="voucher_generated")
-    # Waits for completions owing this voucher in flight (and they for this upload): see vouchers_repo.hold_pool.
-    await vouchers_repo.lock_pool(session, voucher.id)
     added = await vouchers_repo.add_codes(session, voucher.id, codes)
     fulfilled = await fulfil_pending(session, voucher)
     out = await view(session, voucher)

@@ -124,3 +124,26 @@ async def test_codes_added_while_a_reward_is_being_owed_are_handed_to_it(
         await s2.commit()
     assert (await completion).status == "issued"
     assert await _statuses(client, admin_headers) == (2, 0, 0)
+
+
+async def test_an_upload_waiting_on_a_switch_to_generated_codes_is_refused(
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    """The upload reads `generated` once it holds the voucher: waiting on a switch that commits, it is refused,
+    rather than adding codes to a pool nothing hands out any more."""
+    from sqlalchemy import update
+
+    from app.kit.db import commit
+    from app.models import Voucher
+
+    r = await client.post("/v1/admin/vouchers", headers=admin_headers, json={"key": "v3", "name": "V3"})
+    assert r.status_code == 201, r.text
+    async with app.state.db.sessionmaker() as switching:
+        await switching.execute(update(Voucher).where(Voucher.key == "v3").values(generated=True))
+        upload = asyncio.create_task(
+            client.post("/v1/admin/vouchers/v3/codes", json={"codes": ["X1"]}, headers=admin_headers))
+        await asyncio.sleep(0.5)  # the upload has found the voucher and waits for its row
+        await commit(switching)
+    r = await asyncio.wait_for(upload, 10)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "voucher_generated", r.text
+    assert (await client.get("/v1/admin/vouchers/v3", headers=admin_headers)).json()["codes_total"] == 0
