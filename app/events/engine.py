@@ -11,11 +11,14 @@ not count its own award event, and is not awarded for an event that descends fro
 points, levels or badges that award caused), though it counts it: a repeatable badge counting `level.reached`
 would otherwise climb the whole ladder on one event. So every award on a chain is of a badge not yet on it, and
 a level is reached once: a chain is at most as long as the active badges and the ladder (plus MAX_DEPTH for what
-challenges reward), which is where it is cut should anything else ever loop.
+challenges reward), which is where it is cut should anything else ever loop. The chains of one event are bounded in
+number too (MAX_DEPTH award events followed per active badge and level): repeatable badges that each count the
+others' awards branch into every ordering of themselves, a factorial number of awards for one event.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
@@ -43,6 +46,8 @@ from app.points import levels as levels_service
 from app.rules import evaluator as ev
 from app.rules.criteria import CalendarWindow, Criterion, FixedWindow, RollingWindow, threshold_decimal
 from app.users import repository as users_repo
+
+log = logging.getLogger("laurel.engine")
 
 MAX_DEPTH = 4
 BADGE_AWARDED = "badge.awarded"
@@ -87,6 +92,7 @@ class EngineRun:
         self._draining = False
         self.depth = 0
         self.chain: frozenset[int] = frozenset()  # badges whose awards caused the event being evaluated
+        self._followed = 0  # award events queued for evaluation since the event processed (see _depth_limit)
 
     @classmethod
     async def begin(cls, session: AsyncSession, settings: Settings, user: User | MemberRecord) -> EngineRun:
@@ -104,6 +110,8 @@ class EngineRun:
 
     async def process(self, event: EventRecord) -> None:
         """Evaluate an event and everything it causes (award events included), then run listeners."""
+        if not self._draining:
+            self._followed = 0  # the bound on award events followed is per event (a batch runs many per member)
         self._pending.append((event, self.chain, self.depth))
         await self.settle()
 
@@ -190,12 +198,20 @@ class EngineRun:
             "attributes": attributes,
         }
         event = EventRecord(id=await self.store.add_event(fields), **fields)
-        if self.depth < await self._depth_limit():
+        limit = await self._depth_limit()
+        if self.depth < limit and self._followed < MAX_DEPTH * limit:
+            self._followed += 1
             self._pending.append((event, self.chain, self.depth + 1))
+        elif self.depth < limit and self._followed == MAX_DEPTH * limit:
+            self._followed += 1  # warned once per event
+            log.warning("award events left unevaluated: as many as an event may cause were followed",
+                        extra={"fields": {"user_id": self.user.id, "followed": MAX_DEPTH * limit}})
 
     async def _depth_limit(self) -> int:
         """How deep a chain of award events is followed: never shorter than the chain rule allows (each award on a
-        chain is of another badge, each level is reached once), so a tower of collectors is counted to its top."""
+        chain is of another badge, each level is reached once), so a tower of collectors is counted to its top.
+        An event has at most MAX_DEPTH times as many award events followed: the chain rule bounds each chain, not
+        how many there are (repeatable badges counting each other's awards branch into every ordering)."""
         return len((await self.rules()).badges) + levels_service.MAX_LEVELS + MAX_DEPTH
 
     # ------------------------------------------------------------------ badges

@@ -142,6 +142,32 @@ async def test_a_tower_of_collectors_counts_every_award_of_one_event(client: htt
     assert awarded(out) == ["first-purchase", *(f"hunter-{n}" for n in range(1, 7))]
 
 
+async def test_repeatable_badges_counting_each_others_awards_do_not_run_away(client: httpx.AsyncClient) -> None:
+    # Seven repeatable badges, each earned again for every badge.awarded: each award is counted by the six others,
+    # and the chain rule only keeps a badge from re-triggering itself, so the chains are every ordering of the
+    # seven (13,700 awards and seconds of work for one purchase; 109,601 and minutes for eight). However deep a
+    # chain may go, a run follows a bounded number of award events.
+    await badge(client, "first-purchase", [{"event": "purchase", "threshold": 1}])
+    for n in range(7):
+        await badge(client, f"echo-{n}", [{"event": "badge.awarded", "threshold": 1}], repeatable=True)
+    out = await event(client, "ECHO", "purchase", day(1))
+    assert awarded(out)[0] == "first-purchase"
+    assert 8 <= len(awarded(out)) <= 1000, len(awarded(out))
+
+
+@pytest.mark.sqlite_too
+async def test_a_batch_of_one_members_events_follows_every_events_award(client: httpx.AsyncClient) -> None:
+    # The bound on award events followed is per event, not per member of a batch (one engine run serves them all).
+    await badge(client, "every-visit", [{"event": "visit", "threshold": 1}], repeatable=True)
+    await badge(client, "regular-80", [{"event": "badge.awarded", "threshold": 80}])
+    items = [{"id": f"v{i}", "user_id": "BATCH", "type": "visit", "occurred_at": day(1, hour=12).isoformat(),
+              "attributes": {"n": i}} for i in range(100)]
+    r = await client.post("/v1/events/batch", json={"events": items}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    held = (await client.get("/v1/admin/users/BATCH/badges", headers=ADMIN)).json()
+    assert "regular-80" in {a["badge"] for a in held}
+
+
 @pytest.mark.sqlite_too
 async def test_a_badge_counting_levels_is_not_retriggered_by_the_level_its_own_points_reach(
     client: httpx.AsyncClient,
