@@ -22,8 +22,14 @@ from app.worker.runner import JobContext, register, register_with_context
 
 @register_with_context("notifications.fanout", every_seconds=1)
 async def fanout_job(ctx: JobContext) -> int:
-    """Turn new outbox rows into inbox notifications, WeChat deliveries and webhook deliveries."""
-    return await fanout.fanout_all(ctx.sessionmaker, ctx.settings)
+    """Turn new outbox rows into inbox notifications, WeChat deliveries and webhook deliveries (batch after batch
+    while there are any; a stopping worker's run ends after the batch it is on, not at the end of a backlog)."""
+    total = 0
+    while n := await fanout.fanout_once(ctx.sessionmaker, ctx.settings):
+        total += n
+        if ctx.should_stop:
+            break
+    return total
 
 
 @register_with_context("notifications.wechat", every_seconds=2)

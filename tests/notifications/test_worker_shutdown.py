@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
+
+import pytest
 
 from app.worker import runner
 from tests.api import badge, event
@@ -36,3 +39,33 @@ async def test_stopping_mid_send_records_the_sends_and_sends_what_was_claimed(ki
     await asyncio.sleep(1)  # a send cut off on our side is still answered by WeChat
     assert len(wechat.sent) == 2
     assert [d.status for d in await kit.deliveries()] == ["sent", "sent"]
+
+
+async def test_stopping_during_a_fanout_backlog_ends_after_the_batch_in_progress(
+    kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fanout job drained the whole outbox in one run: with a backlog, stopping waited the whole grace period
+    and then cut the run off mid-batch anyway. It stops after the batch it is on, as the dispatchers do."""
+    from app import jobs  # noqa: F401  (registers the jobs)
+    from app.notifications import fanout
+
+    batches = {"n": 0}
+    busy = asyncio.Event()
+
+    async def endless_backlog(*_args: Any, **_kwargs: Any) -> int:
+        batches["n"] += 1
+        if batches["n"] == 2:
+            busy.set()
+        await asyncio.sleep(0.05)
+        return 100
+
+    monkeypatch.setattr(fanout, "fanout_once", endless_backlog)
+    job = next(j for j in runner.JOBS if j.name == "notifications.fanout")
+    worker = runner.Worker(kit.app.state.db.sessionmaker, kit.settings, stop_grace_seconds=5.0)
+    task = asyncio.create_task(worker._loop(job))
+    worker.tasks.append(task)
+    await asyncio.wait_for(busy.wait(), 5)
+    started = asyncio.get_running_loop().time()
+    await worker.stop()
+    assert asyncio.get_running_loop().time() - started < 2.0
+    assert not task.cancelled()
