@@ -94,6 +94,7 @@ def wechat(fake_wechat: FakeWeChat) -> FakeWeChat:
         fake_wechat.sent.clear()
         fake_wechat.script.clear()
         fake_wechat.fail_codes.clear()
+        fake_wechat.fail_once.clear()
         fake_wechat.fail_openids.clear()
         fake_wechat.failure_rate = 0.0
         fake_wechat.delay_seconds = 0.0
