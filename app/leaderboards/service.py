@@ -418,9 +418,14 @@ async def set_preferences(session: AsyncSession, user: User, opt_out: bool) -> P
 # --------------------------------------------------------------------------- admin reports
 
 
-def _admin_period(board: Leaderboard, period: str | None, settings: Settings) -> str:
+async def _admin_period(session: AsyncSession, board: Leaderboard, period: str | None, settings: Settings) -> str:
+    """The period an admin view reads: an archived board's current period is its latest with scores (its final
+    standings), as members see it."""
+    requested = period or "current"
+    if board.status == "archived" and requested == "current":
+        requested = await lb_repo.latest_period(session, board.id) or requested
     try:
-        return scoring.resolve_period(board.period, period or "current", utcnow(), settings.tz)
+        return scoring.resolve_period(board.period, requested, utcnow(), settings.tz)
     except ValueError as exc:
         raise InvalidInput(str(exc), code="invalid_period", details={"period": period}) from None
 
@@ -441,7 +446,7 @@ async def distribution(
     """Equal-width histogram of the period's scores (of the whole board or one view); each bin count comes from the
     rank aggregate."""
     board = await get(session, key)
-    period_id = _admin_period(board, period, settings)
+    period_id = await _admin_period(session, board, period, settings)
     dim, echoed = _admin_filter(board, filters)
     view_key = (board.id, period_id, dim)
     lo, hi = await lb_repo.extremes(session, view_key)
@@ -467,7 +472,7 @@ async def admin_top(
     filters: dict[str, str] | None = None,
 ) -> AdminTop:
     board = await get(session, key)
-    period_id = _admin_period(board, period, settings)
+    period_id = await _admin_period(session, board, period, settings)
     dim, echoed = _admin_filter(board, filters)
     view_key = (board.id, period_id, dim)
     rows = await lb_repo.admin_page(session, view_key, limit)
@@ -484,7 +489,7 @@ async def export_target(
     """(view, file name stem) after checking the board, period and view; the rows are streamed by `export_rows`."""
     board = await get(session, key)
     dim, _echoed = _admin_filter(board, filters)
-    period_id = _admin_period(board, period, settings)
+    period_id = await _admin_period(session, board, period, settings)
     stem = f"{board.key}-{period_id}" + (f"-{re.sub(r'[^A-Za-z0-9_.-]', '_', dim.split(':', 1)[1])}" if dim else "")
     return (board.id, period_id, dim), stem
 

@@ -575,3 +575,6 @@ async def test_an_archived_board_opens_on_its_final_standings(
     assert v["period"] == last_week.strftime("%G-W%V") and [e["score"] for e in v["entries"]] == [40]
     # Any period can still be asked for.
     assert (await world.view("top-spenders-weekly", "A", period=week_start().strftime("%G-W%V")))["entries"] == []
+    # The admin views open on the same final standings.
+    top = (await client.get("/v1/admin/leaderboards/top-spenders-weekly/top", headers=admin_headers)).json()
+    assert top["period"] == last_week.strftime("%G-W%V"), top
