@@ -83,6 +83,7 @@ class FakeWeChat:
         self.token_fail_errcode: int | None = None
         self.fail_once: dict[str, int] = {}
         self.login_calls = 0
+        self.login_codes: list[str] = []  # every code exchanged, in order (other tests may log in meanwhile)
         self.sent: list[dict[str, Any]] = []
         self.script: deque[int] = deque()
         self.fail_openids: dict[str, int] = {}
@@ -163,6 +164,7 @@ class FakeWeChat:
                 return _err(40002, "invalid grant_type")
             code = query.get("js_code", "")
             self.login_calls += 1
+            self.login_codes.append(code)
             if code in self.fail_once:
                 return _err(self.fail_once.pop(code))
             if code in self.fail_codes:
