@@ -206,18 +206,27 @@ async def transient_failures(session: AsyncSession, delivery_ids: Sequence[int])
     return {int(d): int(n) for d, n in (await session.execute(stmt)).all()}
 
 
-async def revoked_awards(session: AsyncSession, deliveries: Sequence[WeChatDelivery]) -> set[int]:
-    """The `badge_unlocked` deliveries (ids) whose award has since been revoked: a message about it would announce a
-    badge the member no longer holds."""
-    ids = [d.id for d in deliveries if d.kind == "badge_unlocked"]
+async def _param_of(
+    session: AsyncSession, deliveries: Sequence[WeChatDelivery], kind: str, name: str
+) -> dict[int, Any]:
+    """One param of each delivery of a kind's notification, by delivery id (deliveries whose notification lacks it
+    are left out)."""
+    ids = [d.id for d in deliveries if d.kind == kind]
     if not ids:
-        return set()
+        return {}
     rows = (await session.execute(
         select(WeChatDelivery.id, Notification.params)
         .join(Notification, Notification.id == WeChatDelivery.notification_id)
         .where(WeChatDelivery.id.in_(ids))
     )).all()
-    award_of = {int(d): p.get("award_id") for d, p in rows if isinstance(p.get("award_id"), int)}
+    return {int(d): p[name] for d, p in rows if p.get(name) is not None}
+
+
+async def revoked_awards(session: AsyncSession, deliveries: Sequence[WeChatDelivery]) -> set[int]:
+    """The `badge_unlocked` deliveries (ids) whose award has since been revoked: a message about it would announce a
+    badge the member no longer holds."""
+    award_of = {d: a for d, a in (await _param_of(session, deliveries, "badge_unlocked", "award_id")).items()
+                if isinstance(a, int)}
     if not award_of:
         return set()
     standing = set((await session.execute(
@@ -230,16 +239,10 @@ async def past_deadlines(session: AsyncSession, deliveries: Sequence[WeChatDeliv
     """The `challenge_expiring` deliveries (ids) whose participation is no longer running: its deadline has passed,
     or it was completed or expired meanwhile. "Ends at 23:59, finish it in time" held back until the morning (quiet
     hours, rate limits, the daily quota) would urge the member on towards a challenge that is already over."""
-    ids = [d.id for d in deliveries if d.kind == "challenge_expiring"]
-    if not ids:
-        return set()
-    rows = (await session.execute(
-        select(WeChatDelivery.id, Notification.params)
-        .join(Notification, Notification.id == WeChatDelivery.notification_id)
-        .where(WeChatDelivery.id.in_(ids))
-    )).all()
-    participation_of = {int(d): p.get("participation_id") for d, p in rows
-                        if isinstance(p.get("participation_id"), int)}
+    participation_of = {
+        d: p for d, p in (await _param_of(session, deliveries, "challenge_expiring", "participation_id")).items()
+        if isinstance(p, int)
+    }
     if not participation_of:
         return set()
     running = set((await session.execute(
@@ -257,15 +260,9 @@ async def announced_challenges(
     session: AsyncSession, deliveries: Sequence[WeChatDelivery]
 ) -> dict[int, Challenge | None]:
     """The challenge each `challenge_available` delivery (id) announces, None when it no longer exists."""
-    ids = [d.id for d in deliveries if d.kind == "challenge_available"]
-    if not ids:
+    key_of = {d: str(k) for d, k in (await _param_of(session, deliveries, "challenge_available", "challenge")).items()}
+    if not key_of:
         return {}
-    rows = (await session.execute(
-        select(WeChatDelivery.id, Notification.params)
-        .join(Notification, Notification.id == WeChatDelivery.notification_id)
-        .where(WeChatDelivery.id.in_(ids))
-    )).all()
-    key_of = {int(d): str(p.get("challenge")) for d, p in rows}
     found = {ch.key: ch for ch in (await session.execute(
         select(Challenge).where(Challenge.key.in_(set(key_of.values())))
     )).scalars()}
