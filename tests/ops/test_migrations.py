@@ -219,31 +219,42 @@ async def test_legacy_streak_award_keys_are_rewritten_on_postgresql() -> None:
             await conn.close()
 
 
-def _scopes_before_and_after() -> tuple[str, str]:
-    """Store Explorer's counter scope as 0014 named it (the whole criterion hashed) and as it is named now."""
+def _whole_scope(raw: dict[str, Any]) -> str:
+    """A criterion's counter scope on badge 1 as 0014 named it: the whole normalised criterion hashed."""
     import hashlib
-    import json
 
+    from app.rules.criteria import Criterion
+
+    text = json.dumps(Criterion.model_validate(raw).model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return f"b1:{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+
+
+def _scopes_before_and_after() -> tuple[str, str]:
+    """Store Explorer's counter scope as 0014 named it and as it is named now."""
     from app.badges.rules_cache import scope_of
     from app.rules.criteria import Criterion
 
-    c = Criterion.model_validate(_EXPLORER)
-    whole = json.dumps(c.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return f"b1:{hashlib.sha256(whole.encode()).hexdigest()[:24]}", scope_of(1, c)
+    return _whole_scope(_EXPLORER), scope_of(1, Criterion.model_validate(_EXPLORER))
 
 
 _EXPLORER = {"event": "visit", "aggregate": "count_distinct", "field": "store_id", "threshold": 3,
              "window": {"type": "calendar", "unit": "month"}}
 
 
-def _counters_at(old: str) -> list[str]:
+def _member_and_badge(key: str, criteria: list[dict[str, Any]]) -> list[str]:
+    """Member 1 and an active badge 1 with these criteria, as 0014's schema holds them."""
     return [
         "INSERT INTO users (id, external_id, segments, preferences, points, created_at, updated_at) "
         "VALUES (1, 'M', '[]', '{}', 0, '2026-11-01', '2026-11-01')",
         "INSERT INTO badges (id, key, name, description, how_to_earn, criteria, points, visibility, repeatable, "
-        "status, translations, created_at, updated_at) VALUES "
-        f"(1, 'explorer', 'Explorer', '', '', '{json.dumps([_EXPLORER])}', 0, 'public', false, 'active', '{{}}', "
-        "'2026-11-01', '2026-11-01')",
+        f"status, translations, created_at, updated_at) VALUES (1, '{key}', '{key.title()}', '', '', "
+        f"'{json.dumps(criteria)}', 0, 'public', false, 'active', '{{}}', '2026-11-01', '2026-11-01')",
+    ]
+
+
+def _counters_at(old: str) -> list[str]:
+    return [
+        *_member_and_badge("explorer", [_EXPLORER]),
         "INSERT INTO rule_counters (user_id, scope, bucket, state) VALUES "
         f"(1, '{old}', '2026-11', '{{\"count\": 2, \"distinct\": [\"S1\", \"S2\"]}}')",
         "INSERT INTO user_badges (id, user_id, badge_id, award_key, source, evidence, awarded_at, counted_in) VALUES "
@@ -301,7 +312,6 @@ def test_sqlite_criteria_differing_only_in_threshold_share_one_counter_and_get_i
     counter (not a stale copy beside it), and awards' counted_in name it once; the downgrade gives each old scope
     the counter as it stands then (the first criterion's progress was lost, the second got its stale pre-upgrade
     state back)."""
-    import hashlib
     import sqlite3
 
     from app.badges.rules_cache import scope_of
@@ -309,23 +319,14 @@ def test_sqlite_criteria_differing_only_in_threshold_share_one_counter_and_get_i
 
     low = {"event": "visit", "threshold": 3}
     high = {"event": "visit", "threshold": 5}
-
-    def whole(raw: dict[str, Any]) -> str:
-        c = Criterion.model_validate(raw)
-        text = json.dumps(c.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return f"b1:{hashlib.sha256(text.encode()).hexdigest()[:24]}"
-
-    old_low, old_high, new = whole(low), whole(high), scope_of(1, Criterion.model_validate(low))
+    old_low, old_high, new = _whole_scope(low), _whole_scope(high), scope_of(1, Criterion.model_validate(low))
     assert new == scope_of(1, Criterion.model_validate(high))
     path = tmp_path / "old.db"
     url = f"sqlite+aiosqlite:///{path}"
     _in_thread(migrate.upgrade, url, "0014_outbox_autoincrement")
     with contextlib.closing(sqlite3.connect(path)) as db:
-        db.execute("INSERT INTO users (id, external_id, segments, preferences, points, created_at, updated_at) "
-                   "VALUES (1, 'M', '[]', '{}', 0, '2026-11-01', '2026-11-01')")
-        db.execute("INSERT INTO badges (id, key, name, description, how_to_earn, criteria, points, visibility, "
-                   "repeatable, status, translations, created_at, updated_at) VALUES (1, 'visitor', 'Visitor', '', "
-                   f"'', '{json.dumps([low, high])}', 0, 'public', 0, 'active', '{{}}', '2026-11-01', '2026-11-01')")
+        for statement in _member_and_badge("visitor", [low, high]):
+            db.execute(statement.replace("false", "0"))
         for scope in (old_low, old_high):
             db.execute("INSERT INTO rule_counters (user_id, scope, bucket, state) VALUES "
                        f"(1, '{scope}', 'all', '{{\"count\": 2}}')")
@@ -350,7 +351,6 @@ def test_sqlite_criteria_differing_only_in_threshold_share_one_counter_and_get_i
 def test_sqlite_a_fixed_window_in_another_offset_keeps_its_counter_across_0015(tmp_path: Any) -> None:
     """0015 renames to the scope the app computes: threshold left out and a fixed window's instants in UTC (written
     +08:00, the counter is found under the app's scope)."""
-    import hashlib
     import sqlite3
 
     from app.badges.rules_cache import scope_of
@@ -359,17 +359,13 @@ def test_sqlite_a_fixed_window_in_another_offset_keeps_its_counter_across_0015(t
     festival = {"event": "purchase", "threshold": 2, "window": {
         "type": "fixed", "start": "2027-02-06T00:00:00+08:00", "end": "2027-02-21T00:00:00+08:00"}}
     c = Criterion.model_validate(festival)
-    text = json.dumps(c.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    old = f"b1:{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+    old = _whole_scope(festival)
     path = tmp_path / "old.db"
     url = f"sqlite+aiosqlite:///{path}"
     _in_thread(migrate.upgrade, url, "0014_outbox_autoincrement")
     with contextlib.closing(sqlite3.connect(path)) as db:
-        db.execute("INSERT INTO users (id, external_id, segments, preferences, points, created_at, updated_at) "
-                   "VALUES (1, 'M', '[]', '{}', 0, '2026-11-01', '2026-11-01')")
-        db.execute("INSERT INTO badges (id, key, name, description, how_to_earn, criteria, points, visibility, "
-                   "repeatable, status, translations, created_at, updated_at) VALUES (1, 'festival', 'Festival', '', "
-                   f"'', '{json.dumps([festival])}', 0, 'public', 0, 'active', '{{}}', '2026-11-01', '2026-11-01')")
+        for statement in _member_and_badge("festival", [festival]):
+            db.execute(statement.replace("false", "0"))
         db.execute(f"INSERT INTO rule_counters (user_id, scope, bucket, state) VALUES (1, '{old}', 'fixed', '{{}}')")
         db.commit()
     _in_thread(migrate.upgrade, url)
